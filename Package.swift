@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// BLAS: OpenBLAS (found with pkg-config) on Linux, Accelerate on Apple platforms.
+let package = Package(
+    name: "cifar-gan",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "GANCore", targets: ["GANCore"]),
+        .library(name: "CIFARGAN", targets: ["CIFARGAN"]),
+        .executable(name: "cifar-gan", targets: ["cifar-gan"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
+        ),
+        .target(
+            name: "GANCore",
+            dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux]))],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .target(
+            name: "CIFARGAN",
+            dependencies: ["GANCore", "CZlib"]
+        ),
+        .executableTarget(
+            name: "cifar-gan",
+            dependencies: ["CIFARGAN", "GANCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(
+            name: "GANCoreTests",
+            dependencies: ["GANCore", "CIFARGAN"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "CIFARGANTests",
+            dependencies: ["CIFARGAN", "GANCore"]
+        ),
+    ]
+)

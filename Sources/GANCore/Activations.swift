@@ -1,0 +1,213 @@
+import Foundation
+
+/// Elementwise activation layers. Each keeps the tensor its gradient rule needs:
+/// LeakyReLU and ReLU their input, Tanh and Sigmoid their output.
+///
+/// ```swift
+/// let act = LeakyReLU(0.2)
+/// let y = act.forward(x, training: true)
+/// ```
+public final class LeakyReLU: Layer {
+    public let negativeSlope: Float
+    private var input: Tensor?, output: Tensor?, inputGrad: Tensor?
+    public init(_ negativeSlope: Float = 0.01) { self.negativeSlope = negativeSlope }
+
+    // y = x > 0 ? x : slope·x
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let y = Tensor.reuse(output, shape: x.shape); output = y; input = x
+        let a = negativeSlope, xp = x.data, yp = y.data
+        Parallel.forEachChunk(count: x.count, minimumPerWorker: 1 << 15) { r, _ in
+            for i in r { let v = xp[i]; yp[i] = v > 0 ? v : v * a }
+        }
+        return y
+    }
+
+    // dx = dy · (x > 0 ? 1 : slope)
+    public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
+        guard inputGradient, let x = input else { return nil }
+        let dx = Tensor.reuse(inputGrad, shape: x.shape); inputGrad = dx
+        let a = negativeSlope, xp = x.data, dp = dy.data, op = dx.data
+        Parallel.forEachChunk(count: x.count, minimumPerWorker: 1 << 15) { r, _ in
+            for i in r { op[i] = xp[i] > 0 ? dp[i] : dp[i] * a }
+        }
+        return dx
+    }
+}
+
+/// `torch.nn.ReLU`: y = max(x, 0); the gradient at 0 is 0, as in PyTorch.
+public final class ReLU: Layer {
+    private var input: Tensor?, output: Tensor?, inputGrad: Tensor?
+    public init() {}
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let y = Tensor.reuse(output, shape: x.shape); output = y; input = x
+        let xp = x.data, yp = y.data
+        for i in 0..<x.count { yp[i] = max(xp[i], 0) }
+        return y
+    }
+    public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
+        guard inputGradient, let x = input else { return nil }
+        let dx = Tensor.reuse(inputGrad, shape: x.shape); inputGrad = dx
+        let xp = x.data, dp = dy.data, op = dx.data
+        for i in 0..<x.count { op[i] = xp[i] > 0 ? dp[i] : 0 }
+        return dx
+    }
+}
+
+/// `torch.nn.Tanh`: dx = dy·(1 − y²).
+public final class Tanh: Layer {
+    private var output: Tensor?, inputGrad: Tensor?
+    public init() {}
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let y = Tensor.reuse(output, shape: x.shape); output = y
+        let xp = x.data, yp = y.data
+        Parallel.forEachChunk(count: x.count, minimumPerWorker: 1 << 14) { r, _ in
+            for i in r { yp[i] = Foundation.tanh(xp[i]) }
+        }
+        return y
+    }
+    public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
+        guard inputGradient, let y = output else { return nil }
+        let dx = Tensor.reuse(inputGrad, shape: y.shape); inputGrad = dx
+        let yp = y.data, dp = dy.data, op = dx.data
+        for i in 0..<y.count { op[i] = dp[i] * (1 - yp[i] * yp[i]) }
+        return dx
+    }
+}
+
+/// `torch.nn.Sigmoid`: dx = dy·y·(1 − y).
+public final class Sigmoid: Layer {
+    private var output: Tensor?, inputGrad: Tensor?
+    public init() {}
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let y = Tensor.reuse(output, shape: x.shape); output = y
+        let xp = x.data, yp = y.data
+        for i in 0..<x.count { yp[i] = sigmoid(xp[i]) }
+        return y
+    }
+    public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
+        guard inputGradient, let y = output else { return nil }
+        let dx = Tensor.reuse(inputGrad, shape: y.shape); inputGrad = dx
+        let yp = y.data, dp = dy.data, op = dx.data
+        for i in 0..<y.count { op[i] = dp[i] * yp[i] * (1 - yp[i]) }
+        return dx
+    }
+}
+
+/// A numerically stable logistic function.
+@inline(__always)
+public func sigmoid(_ x: Float) -> Float {
+    x >= 0 ? 1 / (1 + Foundation.exp(-x)) : { let e = Foundation.exp(x); return e / (1 + e) }()
+}
+
+/// `torch.nn.Dropout`: in training, zeroes each value with probability p and scales the rest by 1/(1−p);
+/// identity in eval mode.
+///
+/// Its random stream `rng` is public so a checkpoint can save and restore it.
+/// ```swift
+/// let drop = Dropout(0.4, seed: 7)
+/// ```
+public final class Dropout: Layer {
+    public let p: Float
+    public var rng: RandomGenerator
+    /// Masks (values 0 or 1) to use, in order, instead of random ones: lets tests replay PyTorch's masks.
+    public var presetMasks: [Tensor] = []
+    private var mask: Tensor?, output: Tensor?, inputGrad: Tensor?, wasTraining = false
+
+    public init(_ p: Float = 0.5, seed: UInt64 = 0) {
+        precondition(p >= 0 && p < 1, "Dropout probability must be in [0, 1), got \(p)")
+        self.p = p; rng = RandomGenerator(seed: seed)
+    }
+
+    // y = x · mask / (1 − p)
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        wasTraining = training && p > 0
+        guard wasTraining else { return x }
+        let y = Tensor.reuse(output, shape: x.shape); output = y
+        let m = Tensor.reuse(mask, shape: x.shape); mask = m
+        let scale = 1 / (1 - p), mp = m.data
+        if !presetMasks.isEmpty {
+            let preset = presetMasks.removeFirst()
+            precondition(preset.count == x.count, "Dropout preset mask has \(preset.count) values for input \(x.shape)")
+            for i in 0..<x.count { mp[i] = preset[i] * scale }
+        } else {
+            for i in 0..<x.count { mp[i] = rng.uniform() < p ? 0 : scale }
+        }
+        let xp = x.data, yp = y.data
+        for i in 0..<x.count { yp[i] = xp[i] * mp[i] }
+        return y
+    }
+
+    public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
+        guard inputGradient else { return nil }
+        guard wasTraining, let m = mask else { return dy }
+        let dx = Tensor.reuse(inputGrad, shape: dy.shape); inputGrad = dx
+        let mp = m.data, dp = dy.data, op = dx.data
+        for i in 0..<dy.count { op[i] = dp[i] * mp[i] }
+        return dx
+    }
+}
+
+/// Reshapes [N, …] to [N] + `shape` (a copy, so the producer's buffer keeps its own shape).
+/// `Reshape([2048])` is `torch.nn.Flatten`; `Reshape([128, 4, 4])` is `torch.nn.Unflatten(1, (128, 4, 4))`.
+public final class Reshape: Layer {
+    public let shape: [Int]
+    private var inputShape: [Int] = [], output: Tensor?, inputGrad: Tensor?
+    public init(_ shape: [Int]) { self.shape = shape }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        precondition(x.count == x.shape[0] * shape.reduce(1, *), "Reshape: \(x.shape) cannot become [N] + \(shape)")
+        inputShape = x.shape
+        let y = Tensor.reuse(output, shape: [x.shape[0]] + shape); output = y
+        y.copy(from: x)
+        return y
+    }
+
+    public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
+        guard inputGradient else { return nil }
+        let dx = Tensor.reuse(inputGrad, shape: inputShape); inputGrad = dx
+        dx.copy(from: dy)
+        return dx
+    }
+}
+
+/// `torch.nn.Flatten()`: [N, …] → [N, rest].
+public func Flatten(_ features: Int) -> Reshape { Reshape([features]) }
+
+/// Multiplies by a constant: y = s·x, dx = s·dy.
+public final class Scale: Layer {
+    public let factor: Float
+    private var output: Tensor?, inputGrad: Tensor?
+    public init(_ factor: Float) { self.factor = factor }
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let y = Tensor.reuse(output, shape: x.shape); output = y
+        let s = factor, xp = x.data, yp = y.data
+        for i in 0..<x.count { yp[i] = s * xp[i] }
+        return y
+    }
+    public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
+        guard inputGradient else { return nil }
+        let dx = Tensor.reuse(inputGrad, shape: dy.shape); inputGrad = dx
+        let s = factor, dp = dy.data, op = dx.data
+        for i in 0..<dy.count { op[i] = s * dp[i] }
+        return dx
+    }
+}
+
+/// Elementwise sum of two tensors of one shape: y = a + b; both inputs receive dy.
+///
+/// ```swift
+/// let add = Add(); let y = add.forward(a, b)   // residual connection
+/// let (da, db) = add.backward(dy)
+/// ```
+public final class Add {
+    private var output: Tensor?
+    public init() {}
+    public func forward(_ a: Tensor, _ b: Tensor) -> Tensor {
+        precondition(a.shape == b.shape, "Add: shapes \(a.shape) and \(b.shape) differ")
+        let y = Tensor.reuse(output, shape: a.shape); output = y
+        let ap = a.data, bp = b.data, yp = y.data
+        for i in 0..<a.count { yp[i] = ap[i] + bp[i] }
+        return y
+    }
+    public func backward(_ dy: Tensor) -> (Tensor, Tensor) { (dy, dy) }
+}

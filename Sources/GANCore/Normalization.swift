@@ -1,0 +1,135 @@
+/// Batch normalisation over the channel axis (axis 1) of [N, C] or [N, C, …] inputs:
+/// `torch.nn.BatchNorm1d` / `BatchNorm2d` semantics.
+///
+/// Training mode normalises with the biased batch variance and updates the running statistics with
+/// the unbiased one (momentum 0.1 by default); eval mode uses the running statistics.
+///
+/// ```swift
+/// let bn = BatchNorm(numFeatures: 128)
+/// let y = bn.forward(x, training: true)   // [N, 128, 4, 4] → same shape
+/// ```
+public final class BatchNorm: Layer {
+    public let numFeatures: Int
+    public let eps: Float
+    public let momentum: Float
+    public let weight: Parameter
+    public let bias: Parameter
+    public let runningMean: Tensor
+    public let runningVar: Tensor
+    /// Stored as int64 in PyTorch's state dict; a float holds every count below 2²⁴ exactly.
+    public let numBatchesTracked = Tensor(shape: [])
+
+    private var input: Tensor?
+    private var output: Tensor?
+    private var inputGrad: Tensor?
+    private var wasTraining = true
+    private let mean: Tensor
+    private let invStd: Tensor
+
+    public init(numFeatures: Int, eps: Float = 1e-5, momentum: Float = 0.1) {
+        self.numFeatures = numFeatures; self.eps = eps; self.momentum = momentum
+        weight = Parameter(Tensor(shape: [numFeatures], repeating: 1))
+        bias = Parameter(Tensor(shape: [numFeatures]))
+        runningMean = Tensor(shape: [numFeatures])
+        runningVar = Tensor(shape: [numFeatures], repeating: 1)
+        mean = Tensor(shape: [numFeatures]); invStd = Tensor(shape: [numFeatures])
+    }
+
+    public var namedParameters: [(String, Parameter)] { [("weight", weight), ("bias", bias)] }
+    public var namedBuffers: [StateEntry] {
+        [StateEntry(name: "running_mean", tensor: runningMean), StateEntry(name: "running_var", tensor: runningVar),
+         StateEntry(name: "num_batches_tracked", tensor: numBatchesTracked, isInteger: true)]
+    }
+
+    // x [N, C, S…] → y [N, C, S…]
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        precondition(x.shape.count >= 2 && x.shape[1] == numFeatures, "BatchNorm expects [N, \(numFeatures), …], got \(x.shape)")
+        let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C), M = N * S
+        precondition(!training || M > 1, "BatchNorm in training mode needs more than one value per channel, got input \(x.shape)")
+        let y = Tensor.reuse(output, shape: x.shape)
+        output = y; input = x; wasTraining = training
+        let xp = x.data, yp = y.data, gp = weight.value.data, bp = bias.value.data
+        let mp = mean.data, ip = invStd.data, rm = runningMean.data, rv = runningVar.data
+        let eps = self.eps, mom = momentum
+        Parallel.forEachChunk(count: C) { channels, _ in
+            for c in channels {
+                var mu: Float, istd: Float
+                if training {
+                    var s = 0.0, ss = 0.0
+                    for n in 0..<N {
+                        let p = xp + (n * C + c) * S
+                        var a: Float = 0
+                        for q in 0..<S { a += p[q] }
+                        s += Double(a)
+                    }
+                    let m = s / Double(M)
+                    for n in 0..<N {
+                        let p = xp + (n * C + c) * S
+                        var a: Float = 0
+                        let mf = Float(m)
+                        for q in 0..<S { let d = p[q] - mf; a += d * d }
+                        ss += Double(a)
+                    }
+                    let biasedVar = ss / Double(M)
+                    mu = Float(m)
+                    istd = Float(1 / (biasedVar + Double(eps)).squareRoot())
+                    rm[c] = (1 - mom) * rm[c] + mom * mu
+                    rv[c] = (1 - mom) * rv[c] + mom * Float(ss / Double(M - 1))
+                } else {
+                    mu = rm[c]
+                    istd = 1 / (rv[c] + eps).squareRoot()
+                }
+                mp[c] = mu; ip[c] = istd
+                let scale = gp[c] * istd, shift = bp[c] - mu * scale
+                for n in 0..<N {
+                    let p = xp + (n * C + c) * S, o = yp + (n * C + c) * S
+                    for q in 0..<S { o[q] = p[q] * scale + shift }
+                }
+            }
+        }
+        if training { numBatchesTracked[0] += 1 }
+        return y
+    }
+
+    // dy → dx = γ·istd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)) in training mode, γ·istd·dy in eval mode
+    public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
+        guard let x = input else { preconditionFailure("BatchNorm.backward before forward") }
+        let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C), M = Float(N * S)
+        let dx: Tensor? = inputGradient ? Tensor.reuse(inputGrad, shape: x.shape) : nil
+        if let dx { inputGrad = dx }
+        let xp = x.data, dyp = dy.data, dxp = dx?.data, gp = weight.value.data
+        let gw = weight.grad.data, gb = bias.grad.data, mp = mean.data, ip = invStd.data
+        let training = wasTraining
+        Parallel.forEachChunk(count: C) { channels, _ in
+            for c in channels {
+                let mu = mp[c], istd = ip[c]
+                var sumDy: Float = 0, sumDyXhat: Float = 0
+                for n in 0..<N {
+                    let p = xp + (n * C + c) * S, d = dyp + (n * C + c) * S
+                    for q in 0..<S { sumDy += d[q]; sumDyXhat += d[q] * (p[q] - mu) * istd }
+                }
+                if weightGradients { gw[c] += sumDyXhat; gb[c] += sumDy }
+                guard let dxp else { continue }
+                let k = gp[c] * istd
+                if training {
+                    let a = sumDy / M, b = sumDyXhat / M
+                    for n in 0..<N {
+                        let p = xp + (n * C + c) * S, d = dyp + (n * C + c) * S, o = dxp + (n * C + c) * S
+                        for q in 0..<S { o[q] = k * (d[q] - a - (p[q] - mu) * istd * b) }
+                    }
+                } else {
+                    for n in 0..<N {
+                        let d = dyp + (n * C + c) * S, o = dxp + (n * C + c) * S
+                        for q in 0..<S { o[q] = k * d[q] }
+                    }
+                }
+            }
+        }
+        return dx
+    }
+}
+
+/// `torch.nn.BatchNorm1d` ([N, C] or [N, C, L] inputs).
+public typealias BatchNorm1d = BatchNorm
+/// `torch.nn.BatchNorm2d` ([N, C, H, W] inputs).
+public typealias BatchNorm2d = BatchNorm

@@ -1,0 +1,75 @@
+import XCTest
+import GANCore
+
+/// The fast kernels against the naive reference kernels kept beside them.
+final class KernelTests: XCTestCase {
+    var rng = RandomGenerator(seed: 5)
+
+    func testGemmAgainstNaive() {
+        for (ta, tb, m, n, k) in [(false, false, 7, 5, 3), (true, false, 4, 9, 6), (false, true, 8, 3, 11), (true, true, 5, 5, 5)] {
+            let a = randomTensor([m * k], &rng), b = randomTensor([k * n], &rng)
+            let c1 = randomTensor([m * n], &rng), c2 = c1.clone()
+            let lda = ta ? m : k, ldb = tb ? k : n
+            gemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: a.data, lda: lda, b: b.data, ldb: ldb, beta: 2, c: c1.data, ldc: n)
+            naiveGemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: a.data, lda: lda, b: b.data, ldb: ldb, beta: 2, c: c2.data, ldc: n)
+            assertClose(c1, c2, rtol: 1e-5, "gemm ta=\(ta) tb=\(tb)")
+        }
+    }
+
+    /// Batch sizes that split unevenly over workers and over sample groups exercise the grouping code.
+    func testConvolutionsAgainstNaive() {
+        for n in [1, 3, 17] {
+            for (c, o, k, s, p, h) in [(3, 8, 3, 1, 1, 8), (4, 6, 3, 2, 1, 8), (5, 4, 4, 2, 0, 10), (6, 6, 3, 2, 1, 4)] {
+                let conv = Conv2d(inChannels: c, outChannels: o, kernelSize: k, stride: s, padding: p, rng: &rng)
+                let x = randomTensor([n, c, h, h], &rng)
+                assertClose(conv.forward(x, training: true),
+                            naiveConv2d(x: x, weight: conv.weight.value, bias: conv.bias?.value, stride: s, padding: p),
+                            "Conv2d n\(n) k\(k) s\(s)")
+            }
+            for (c, o, k, s, p, op, h) in [(8, 3, 4, 2, 1, 0, 4), (4, 5, 3, 2, 1, 1, 5), (6, 6, 4, 2, 1, 0, 2)] {
+                let conv = ConvTranspose2d(inChannels: c, outChannels: o, kernelSize: k, stride: s, padding: p, outputPadding: op, rng: &rng)
+                let x = randomTensor([n, c, h, h], &rng)
+                assertClose(conv.forward(x, training: true),
+                            naiveConvTranspose2d(x: x, weight: conv.weight.value, bias: conv.bias?.value, stride: s, padding: p, outputPadding: op),
+                            "ConvTranspose2d n\(n) k\(k) s\(s)")
+            }
+        }
+    }
+
+    /// Running a layer twice (buffers reused) gives the same result; gradients accumulate across backward calls.
+    func testBufferReuseAndGradientAccumulation() {
+        let conv = Conv2d(inChannels: 3, outChannels: 4, kernelSize: 3, stride: 2, padding: 1, rng: &rng)
+        let x = randomTensor([5, 3, 8, 8], &rng)
+        let y1 = conv.forward(x, training: true).clone()
+        let dy = randomTensor(y1.shape, &rng)
+        _ = conv.backward(dy, weightGradients: true, inputGradient: false)
+        let g1 = conv.weight.grad.clone()
+        let y2 = conv.forward(x, training: true)
+        assertClose(y2, y1, rtol: 0, atol: 0, "second forward")
+        _ = conv.backward(dy, weightGradients: true, inputGradient: false)
+        g1.scale(by: 2)
+        assertClose(conv.weight.grad, g1, rtol: 1e-6, "accumulated gradient")
+    }
+
+    func testRandomGeneratorIsDeterministicAndRoughlyNormal() {
+        var a = RandomGenerator(seed: 11), b = RandomGenerator(seed: 11)
+        let x = Tensor(shape: [20000]), y = Tensor(shape: [20000])
+        a.fillNormal(x); b.fillNormal(y)
+        XCTAssertEqual(x.toArray(), y.toArray())
+        let mean = x.sum() / 20000
+        let variance = x.toArray().reduce(0.0) { $0 + Double($1 * $1) } / 20000 - mean * mean
+        XCTAssertEqual(mean, 0, accuracy: 0.03)
+        XCTAssertEqual(variance, 1, accuracy: 0.05)
+        XCTAssertEqual(Set(a.permutation(50)), Set(0..<50))
+    }
+
+    func testDropoutDropsAboutPAndScales() {
+        let drop = Dropout(0.4, seed: 1)
+        let x = Tensor(shape: [100, 100], repeating: 1)
+        let y = drop.forward(x, training: true)
+        let zeros = y.toArray().filter { $0 == 0 }.count
+        XCTAssertEqual(Double(zeros) / 10000, 0.4, accuracy: 0.03)
+        XCTAssertEqual(y.toArray().first { $0 != 0 }!, 1 / 0.6, accuracy: 1e-6)
+        XCTAssert(drop.forward(x, training: false) === x, "eval-mode dropout is the identity")
+    }
+}

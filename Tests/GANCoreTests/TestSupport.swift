@@ -1,0 +1,102 @@
+import Foundation
+import XCTest
+import GANCore
+
+/// Reads a committed fixture made by `tools/make_reference_fixtures.py`.
+func fixture(_ name: String) throws -> [String: SafeTensors.Entry] {
+    guard let url = Bundle.module.url(forResource: name, withExtension: "safetensors", subdirectory: "Fixtures") else {
+        throw ConfigFailure("fixture \(name).safetensors is missing: run tools/make_reference_fixtures.py")
+    }
+    return try SafeTensors.read(from: url)
+}
+
+struct ConfigFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+extension Dictionary where Key == String, Value == SafeTensors.Entry {
+    func tensor(_ name: String, file: StaticString = #filePath, line: UInt = #line) -> Tensor {
+        guard let e = self[name] else {
+            XCTFail("fixture tensor \(name) missing", file: file, line: line)
+            return Tensor(shape: [0])
+        }
+        return Tensor(shape: e.shape, values: e.values)
+    }
+}
+
+/// Asserts max|a − b| ≤ rtol·max(|b|) + atol elementwise over the whole tensor.
+func assertClose(_ a: Tensor, _ b: Tensor, rtol: Float = 1e-4, atol: Float = 1e-6, _ what: String,
+                 file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(a.count, b.count, "\(what): \(a.count) vs \(b.count) values", file: file, line: line)
+    guard a.count == b.count else { return }
+    var worst: Float = 0
+    for i in 0..<a.count { worst = max(worst, abs(a[i] - b[i])) }
+    let limit = rtol * b.maxAbs() + atol
+    XCTAssert(worst <= limit, "\(what): max abs difference \(worst) exceeds \(limit)", file: file, line: line)
+}
+
+/// Copies values into a tensor (shapes must hold the same count).
+func load(_ dst: Tensor, _ src: Tensor, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(dst.count, src.count, "load: shapes \(dst.shape) vs \(src.shape)", file: file, line: line)
+    if dst.count == src.count { dst.copy(from: src) }
+}
+
+func randomTensor(_ shape: [Int], _ rng: inout RandomGenerator, scale: Float = 1) -> Tensor {
+    let t = Tensor(shape: shape)
+    rng.fillNormal(t, std: scale)
+    return t
+}
+
+/// Finite-difference check of a layer: L = Σ y·w for a fixed random w; compares the analytic dL/dx and
+/// dL/dθ from `backward` with central differences (h = 1e-2, in double) at up to `samples` entries each.
+func gradientCheck(_ layer: Layer, input x: Tensor, training: Bool = true, samples: Int = 24,
+                   tolerance: Double = 1e-2, _ what: String, prepare: () -> Void = {},
+                   file: StaticString = #filePath, line: UInt = #line) {
+    for failure in gradientMismatches(layer, input: x, training: training, samples: samples, tolerance: tolerance, what, prepare: prepare) {
+        XCTFail(failure, file: file, line: line)
+    }
+}
+
+/// The mismatches `gradientCheck` reports (empty when the gradients agree).
+func gradientMismatches(_ layer: Layer, input x: Tensor, training: Bool = true, samples: Int = 24,
+                        tolerance: Double = 1e-2, _ what: String, prepare: () -> Void = {}) -> [String] {
+    var failures: [String] = []
+    var rng = RandomGenerator(seed: 99)
+    prepare()
+    let y0 = layer.forward(x, training: training)
+    let w = randomTensor(y0.shape, &rng)
+    for (_, p) in layer.namedParameters { p.grad.fill(0) }
+    prepare()
+    _ = layer.forward(x, training: training)
+    guard let dx = layer.backward(w, weightGradients: true, inputGradient: true)?.clone() else {
+        return ["\(what): no input gradient"]
+    }
+    func loss() -> Double {
+        prepare()
+        let y = layer.forward(x, training: training)
+        var s = 0.0
+        for i in 0..<y.count { s += Double(y[i]) * Double(w[i]) }
+        return s
+    }
+    func check(_ target: Tensor, _ analytic: Tensor, _ name: String) {
+        let h: Float = 1e-2
+        let scale = max(1.0, Double(analytic.maxAbs()))
+        var pick = RandomGenerator(seed: 7)
+        let indices = target.count <= samples ? Array(0..<target.count) : (0..<samples).map { _ in Int(pick.next() % UInt64(target.count)) }
+        for i in indices {
+            let old = target[i]
+            target[i] = old + h; let lp = loss()
+            target[i] = old - h; let lm = loss()
+            target[i] = old
+            let numeric = (lp - lm) / (2 * Double(h))
+            let err = abs(numeric - Double(analytic[i]))
+            if err > tolerance * scale {
+                failures.append("\(what) \(name)[\(i)]: analytic \(analytic[i]) vs numeric \(numeric)")
+            }
+        }
+    }
+    check(x, dx, "dx")
+    for (name, p) in layer.namedParameters { check(p.value, p.grad.clone(), "d\(name)") }
+    return failures
+}
