@@ -120,3 +120,16 @@ public struct OptimizerConfig: Codable, Equatable, Sendable {
         guard beta2 >= 0 && beta2 < 1 else { throw ConfigError("beta2 must be in [0, 1), got \(beta2)") }
     }
 }
+
+/// Missing fields in a config file take their defaults.
+extension OptimizerConfig {
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        generatorLR = try c.decodeIfPresent(Float.self, forKey: .generatorLR) ?? generatorLR
+        discriminatorLR = try c.decodeIfPresent(Float.self, forKey: .discriminatorLR) ?? discriminatorLR
+        beta1 = try c.decodeIfPresent(Float.self, forKey: .beta1) ?? beta1
+        beta2 = try c.decodeIfPresent(Float.self, forKey: .beta2) ?? beta2
+    }
+}
+

@@ -97,3 +97,17 @@ public struct ConfigError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// Missing fields in a config file take their defaults.
+extension ModelConfig {
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        latentDim = try c.decodeIfPresent(Int.self, forKey: .latentDim) ?? latentDim
+        generatorWidth = try c.decodeIfPresent(Int.self, forKey: .generatorWidth) ?? generatorWidth
+        discriminatorWidth = try c.decodeIfPresent(Int.self, forKey: .discriminatorWidth) ?? discriminatorWidth
+        dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? dropout
+        leakySlope = try c.decodeIfPresent(Float.self, forKey: .leakySlope) ?? leakySlope
+    }
+}
+

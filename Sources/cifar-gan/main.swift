@@ -1,1 +1,72 @@
-print("hi")
+import ArgumentParser
+import CIFARGAN
+import Foundation
+import GANCore
+
+struct CIFARGANCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cifar-gan",
+        abstract: "Train GANs on CIFAR-10, one model per class, and generate new images.",
+        subcommands: [Train.self, Generate.self, Download.self, Bench.self]
+    )
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure training and generation throughput of the original models on synthetic data.")
+
+    @Option(help: "Images per batch (real images per iteration).")
+    var batchSize = 64
+    @Option(help: "Seconds to time training for.")
+    var seconds = 10.0
+    @Option(help: "Generator channels (128 is the original).")
+    var generatorWidth = 128
+    @Option(help: "Discriminator base channels (64 is the original).")
+    var discriminatorWidth = 64
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func validate() throws {
+        guard batchSize >= 2 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two samples), got \(batchSize)") }
+        guard batchSize <= 4096 else { throw ValidationError("--batch-size must be at most 4096, got \(batchSize)") }
+        guard seconds > 0 && seconds <= 3600 else { throw ValidationError("--seconds must be in (0, 3600], got \(seconds)") }
+        guard generatorWidth >= 1, discriminatorWidth >= 1 else { throw ValidationError("--generator-width and --discriminator-width must be positive") }
+    }
+
+    func run() throws {
+        var model = ModelConfig()
+        model.generatorWidth = generatorWidth
+        model.discriminatorWidth = discriminatorWidth
+        let r = Benchmark.run(model: model, batchSize: batchSize, seconds: seconds)
+        if json {
+            let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
+            print(String(decoding: try enc.encode(r), as: UTF8.self))
+        } else {
+            print(String(format: "train:    %.1f images/s at batch %d (%.1f GFLOP/s, %d iterations, %d threads)",
+                         r.trainImagesPerSec, r.batchSize, r.trainGFLOPs, r.iterations, r.threads))
+            print(String(format: "generate: %.1f images/s at batch %d (eval mode)", r.generateImagesPerSec, r.generateBatchSize))
+            print(String(format: "peak resident memory: %.0f MB", r.peakRSSMegabytes))
+        }
+    }
+}
+
+// Line-buffered stdout, so progress lines reach a log file as they happen.
+setvbuf(stdout, nil, _IOLBF, 0)
+
+// Errors from the library (bad files, bad configs) are one line naming the file, field or flag.
+do {
+    var command = try CIFARGANCommand.parseAsRoot()
+    try command.run()
+} catch let error as DataError {
+    FileHandle.standardError.write(Data("error: \(error.description)\n".utf8)); exit(1)
+} catch let error as ConfigError {
+    FileHandle.standardError.write(Data("error: \(error.description)\n".utf8)); exit(2)
+} catch let error as TrainingDiverged {
+    FileHandle.standardError.write(Data("error: \(error.description)\n".utf8)); exit(3)
+} catch let error as SafeTensors.FormatError {
+    FileHandle.standardError.write(Data("error: \(error.description)\n".utf8)); exit(1)
+} catch let error as PNGError {
+    FileHandle.standardError.write(Data("error: \(error.description)\n".utf8)); exit(1)
+} catch {
+    CIFARGANCommand.exit(withError: error)
+}

@@ -1,0 +1,76 @@
+import Foundation
+import GANCore
+
+/// Training and generation throughput of a model configuration on synthetic data.
+///
+/// ```swift
+/// let result = Benchmark.run(model: ModelConfig(), batchSize: 64, seconds: 10)
+/// print(result.trainImagesPerSecond)
+/// ```
+public enum Benchmark {
+    public struct Result: Codable, Sendable {
+        public var batchSize: Int
+        public var threads: Int
+        public var iterations: Int
+        public var trainImagesPerSec: Double
+        public var trainGFLOPs: Double
+        public var generateBatchSize: Int
+        public var generateImagesPerSec: Double
+        public var peakRSSMegabytes: Double
+
+        enum CodingKeys: String, CodingKey {
+            case batchSize = "batch_size", threads, iterations
+            case trainImagesPerSec = "train_images_per_sec", trainGFLOPs = "train_gflops"
+            case generateBatchSize = "generate_batch_size", generateImagesPerSec = "generate_images_per_sec"
+            case peakRSSMegabytes = "peak_rss_mb"
+        }
+    }
+
+    /// One iteration = D step on a real and a generated batch, then a G step on a fresh latent batch;
+    /// throughput counts real images. Timed for about `seconds` after two warm-up iterations.
+    public static func run(model: ModelConfig, batchSize: Int, seconds: Double, generateBatchSize: Int = 256) -> Result {
+        let gan = GAN(model: model, optimizer: OptimizerConfig(), seed: 1)
+        var rng = RandomGenerator(seed: 2)
+        let real = Tensor(shape: [batchSize, 3, 32, 32]); rng.fillUniform(real, -1, 1)
+        let z1 = Tensor(shape: [batchSize, model.latentDim]), z2 = Tensor(shape: [batchSize, model.latentDim])
+        let tReal = Tensor(shape: [batchSize, 1]), tFake = Tensor(shape: [batchSize, 1])
+        func step() {
+            rng.fillNormal(z1); rng.fillNormal(z2)
+            rng.fillUniform(tReal, 0.8, 1.0); rng.fillUniform(tFake, 0, 0.1)
+            gan.iteration(real: real, latentForD: z1, latentForG: z2, realTargets: tReal, fakeTargets: tFake)
+        }
+        step(); step()
+        var iterations = 0
+        let start = Date()
+        repeat { step(); iterations += 1 } while Date().timeIntervalSince(start) < seconds
+        let trainRate = Double(iterations * batchSize) / Date().timeIntervalSince(start)
+
+        let z = Tensor(shape: [generateBatchSize, model.latentDim]); rng.fillNormal(z)
+        _ = gan.generator.forward(z, training: false)
+        var batches = 0
+        let genStart = Date()
+        repeat { _ = gan.generator.forward(z, training: false); batches += 1 } while Date().timeIntervalSince(genStart) < max(1, seconds / 3)
+        let genRate = Double(batches * generateBatchSize) / Date().timeIntervalSince(genStart)
+
+        return Result(batchSize: batchSize, threads: Parallel.workerCount, iterations: iterations,
+                      trainImagesPerSec: trainRate, trainGFLOPs: trainRate * model.trainFLOPsPerImage / 1e9,
+                      generateBatchSize: generateBatchSize, generateImagesPerSec: genRate,
+                      peakRSSMegabytes: peakResidentMegabytes())
+    }
+}
+
+/// Peak resident memory of this process (VmHWM on Linux, ru_maxrss elsewhere).
+public func peakResidentMegabytes() -> Double {
+    #if os(Linux)
+    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+       let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+       let kb = Double(line.split(separator: " ").dropFirst().first ?? "") {
+        return kb / 1024
+    }
+    return 0
+    #else
+    var usage = rusage()
+    getrusage(RUSAGE_SELF, &usage)
+    return Double(usage.ru_maxrss) / 1_048_576
+    #endif
+}

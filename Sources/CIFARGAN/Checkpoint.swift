@@ -1,0 +1,122 @@
+import Foundation
+import GANCore
+
+/// What a checkpoint needs beyond weights and optimizer moments to continue a run exactly.
+public struct TrainingState: Codable, Sendable {
+    /// Epochs completed.
+    public var epoch: Int
+    /// The training stream (latents, smoothed targets, instance noise).
+    public var rng: RandomGenerator
+    /// Each dropout layer's stream.
+    public var dropoutRNGs: [RandomGenerator]
+    /// Auto-stop bookkeeping: consecutive epochs in which D dominated, and the last epoch before that began.
+    public var dominationStreak = 0
+    public var lastHealthyEpoch = 0
+}
+
+/// A checkpoint is a folder `checkpoints/epoch-NNNN/` holding
+/// `generator.safetensors` and `discriminator.safetensors` (PyTorch state dicts: `nn.Sequential` keys such as
+/// `0.weight`, loadable with `load_state_dict`) and `training.safetensors` (both Adam states, with the
+/// `TrainingState` as JSON in its metadata). It is written under a temporary name and renamed into place;
+/// small pointer files (`latest`, `final`, `pre-domination`) name checkpoint folders and are replaced atomically.
+public enum Checkpoint {
+    public static func folderName(epoch: Int) -> String { String(format: "epoch-%04d", epoch) }
+
+    public static func save(gan: GAN, state: TrainingState, in checkpoints: URL) throws -> URL {
+        let fm = FileManager.default
+        try fm.createDirectory(at: checkpoints, withIntermediateDirectories: true)
+        let name = folderName(epoch: state.epoch)
+        let tmp = checkpoints.appendingPathComponent(".tmp-\(name)-\(getpid())")
+        try? fm.removeItem(at: tmp)
+        try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
+        let meta = ["format": "pt", "epoch": String(state.epoch)]
+        try SafeTensors.write(gan.generator.stateDict, metadata: meta, to: tmp.appendingPathComponent("generator.safetensors"))
+        try SafeTensors.write(gan.discriminator.stateDict, metadata: meta, to: tmp.appendingPathComponent("discriminator.safetensors"))
+        let optimizerState = gan.optimizerG.state.map { StateEntry(name: "optimizer_g.\($0.name)", tensor: $0.tensor) }
+            + gan.optimizerD.state.map { StateEntry(name: "optimizer_d.\($0.name)", tensor: $0.tensor) }
+        let stateJSON = String(decoding: try JSONEncoder().encode(state), as: UTF8.self)
+        try SafeTensors.write(optimizerState, metadata: ["training_state": stateJSON],
+                              to: tmp.appendingPathComponent("training.safetensors"))
+        let final = checkpoints.appendingPathComponent(name)
+        if fm.fileExists(atPath: final.path) {
+            // A run killed after writing this epoch but before naming it `latest`: replace it.
+            let old = checkpoints.appendingPathComponent(".old-\(name)-\(getpid())")
+            try fm.moveItem(at: final, to: old)
+            try fm.moveItem(at: tmp, to: final)
+            try? fm.removeItem(at: old)
+        } else {
+            try fm.moveItem(at: tmp, to: final)
+        }
+        return final
+    }
+
+    /// Loads weights, optimizer moments and state from a checkpoint folder into `gan`.
+    public static func load(_ folder: URL, into gan: GAN, weightsOnly: Bool = false) throws -> TrainingState? {
+        let g = folder.appendingPathComponent("generator.safetensors")
+        try SafeTensors.load(try SafeTensors.read(from: g), into: gan.generator.stateDict, file: g.path)
+        if weightsOnly { return nil }
+        let d = folder.appendingPathComponent("discriminator.safetensors")
+        try SafeTensors.load(try SafeTensors.read(from: d), into: gan.discriminator.stateDict, file: d.path)
+        let t = folder.appendingPathComponent("training.safetensors")
+        let entries = try SafeTensors.read(from: t)
+        try SafeTensors.load(entries, into: gan.optimizerG.state, file: t.path, prefix: "optimizer_g.")
+        try SafeTensors.load(entries, into: gan.optimizerD.state, file: t.path, prefix: "optimizer_d.")
+        guard let json = try SafeTensors.readMetadata(from: t)["training_state"],
+              let state = try? JSONDecoder().decode(TrainingState.self, from: Data(json.utf8)) else {
+            throw DataError("\(t.path): missing or invalid training_state metadata")
+        }
+        let drops = gan.dropoutLayers
+        guard state.dropoutRNGs.count == drops.count else {
+            throw DataError("\(t.path): \(state.dropoutRNGs.count) dropout streams for a model with \(drops.count) dropout layers (another architecture?)")
+        }
+        for (layer, rng) in zip(drops, state.dropoutRNGs) { layer.rng = rng }
+        return state
+    }
+
+    public static func setPointer(_ pointer: String, to folder: String, in checkpoints: URL) throws {
+        try writeAtomically(Data((folder + "\n").utf8), to: checkpoints.appendingPathComponent(pointer))
+    }
+
+    public static func pointer(_ pointer: String, in checkpoints: URL) -> String? {
+        guard let s = try? String(contentsOf: checkpoints.appendingPathComponent(pointer), encoding: .utf8) else { return nil }
+        let name = s.trimmingCharacters(in: .whitespacesAndNewlines)
+        return name.isEmpty ? nil : name
+    }
+
+    /// Resolves `final`, `latest`, `pre-domination`, `epoch-NNNN` or a bare epoch number to a checkpoint folder.
+    public static func resolve(_ name: String?, in checkpoints: URL) throws -> URL {
+        let fm = FileManager.default
+        var folder: String
+        if let name {
+            if let n = Int(name) { folder = folderName(epoch: n) }
+            else { folder = pointer(name, in: checkpoints) ?? name }
+        } else {
+            guard let p = pointer("final", in: checkpoints) ?? pointer("latest", in: checkpoints) else {
+                throw DataError("\(checkpoints.path): no checkpoint yet (no 'latest' or 'final')")
+            }
+            folder = p
+        }
+        let url = checkpoints.appendingPathComponent(folder)
+        guard fm.fileExists(atPath: url.appendingPathComponent("generator.safetensors").path) else {
+            let have = (try? fm.contentsOfDirectory(atPath: checkpoints.path).filter { $0.hasPrefix("epoch-") }.sorted()) ?? []
+            throw DataError("\(url.path): no such checkpoint (available: \(have.joined(separator: ", ")))")
+        }
+        return url
+    }
+
+    /// Removes checkpoint folders that are neither among the last `keep` periodic ones, nor named by a
+    /// pointer file, nor in `protected`; and leftovers of interrupted writes.
+    public static func prune(in checkpoints: URL, every: Int, keep: Int, protected: Set<String>) {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: checkpoints.path) else { return }
+        var keepSet = protected
+        for p in ["latest", "final", "pre-domination"] { if let n = pointer(p, in: checkpoints) { keepSet.insert(n) } }
+        let epochs = names.compactMap { n -> Int? in n.hasPrefix("epoch-") ? Int(n.dropFirst(6)) : nil }.sorted()
+        for e in epochs.filter({ $0 % every == 0 }).suffix(keep) { keepSet.insert(folderName(epoch: e)) }
+        for n in names {
+            if n.hasPrefix(".tmp-") || n.hasPrefix(".old-") || (n.hasPrefix("epoch-") && !keepSet.contains(n)) {
+                try? fm.removeItem(at: checkpoints.appendingPathComponent(n))
+            }
+        }
+    }
+}

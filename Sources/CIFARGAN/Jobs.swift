@@ -1,0 +1,149 @@
+import Foundation
+import GANCore
+
+/// The main jobs behind the command line: train (one class, every class, or unconditional) and generate.
+public enum Jobs {
+    /// Where to get training data and whether to download it.
+    public struct DataOptions: Sendable {
+        public var dataDir: String?
+        public var allowDownload = true
+        public var downloadURL = CIFARDownload.officialURL
+        public var downloadMD5 = CIFARDownload.officialMD5
+        public init() {}
+    }
+
+    /// The training images: the run's PNG folder, or CIFAR-10's training batches (downloaded when missing).
+    public static func loadData(_ config: RunConfig, _ options: DataOptions, log: @escaping (String) -> Void) throws -> ImageDataset {
+        if let folder = config.imageFolder { return try ImageFolder.load(from: URL(fileURLWithPath: folder)) }
+        let dir = Locations.dataDirectory(options.dataDir)
+        if !CIFAR10.isPresent(in: dir) {
+            guard options.allowDownload else {
+                throw DataError("\(dir.path): CIFAR-10 training files not found (data_batch_1.bin … data_batch_5.bin); "
+                    + "run `cifar-gan download`, pass --data-dir, or drop --no-download")
+            }
+            log("CIFAR-10 not found in \(dir.path): downloading \(options.downloadURL.absoluteString) (about 163 MB)")
+            try download(into: dir, options, log: log)
+        }
+        return try CIFAR10.load(from: dir, split: .train)
+    }
+
+    public static func download(into dir: URL, _ options: DataOptions, log: @escaping (String) -> Void) throws {
+        let tty = isatty(STDOUT_FILENO) != 0
+        final class Last: @unchecked Sendable { var time = Date.distantPast }
+        let last = Last()
+        try CIFARDownload.fetch(url: options.downloadURL, md5: options.downloadMD5, into: dir) { done, total in
+            let now = Date()
+            guard now.timeIntervalSince(last.time) > (tty ? 0.2 : 5) || done == total else { return }
+            last.time = now
+            let text = total > 0 ? String(format: "%.1f / %.1f MB (%.0f%%)", Double(done) / 1e6, Double(total) / 1e6, 100 * Double(done) / Double(total))
+                : String(format: "%.1f MB", Double(done) / 1e6)
+            if tty { FileHandle.standardOutput.write(Data("\rdownloading \(text)   ".utf8)) } else { print("downloading \(text)") }
+        }
+        if tty { print("") }
+        log("CIFAR-10 is in \(dir.path)")
+    }
+
+    /// Resolves a class name or index against the dataset's class names.
+    public static func classIndex(_ name: String, in classes: [String]) throws -> Int {
+        if let i = classes.firstIndex(of: name.lowercased()) ?? classes.firstIndex(of: name) { return i }
+        if let i = Int(name), classes.indices.contains(i) { return i }
+        throw ConfigError("--class: unknown class '\(name)'; expected one of \(classes.joined(separator: ", ")), an index 0–\(classes.count - 1), or all")
+    }
+
+    /// Trains `config.target` into `runFolder` (a new run, or the one there when `resume`).
+    /// For "all", each class trains in `runFolder/<class>`, one after another.
+    public static func train(config: RunConfig, runFolder: URL, resume: Bool, data: ImageDataset,
+                             quiet: Bool = false, log: @escaping (String) -> Void) throws -> [String: TrainingOutcome] {
+        var outcomes: [String: TrainingOutcome] = [:]
+        func one(_ cfg: RunConfig, _ subset: ImageDataset, _ folder: URL, _ title: String, _ resumeThis: Bool) throws {
+            let trainer = try Trainer(config: cfg, data: subset, runFolder: folder, title: title, resume: resumeThis)
+            trainer.log = log
+            trainer.progress.enabled = !quiet
+            outcomes[title] = try trainer.run(epochs: cfg.epochs(forClass: title))
+        }
+        switch config.target {
+        case "unconditional":
+            try one(config, data, runFolder, "unconditional", resume)
+        case "all":
+            if !resume {
+                let fm = FileManager.default
+                if fm.fileExists(atPath: runFolder.appendingPathComponent("config.json").path) {
+                    throw DataError("\(runFolder.path): already holds a run; use --resume \(runFolder.path) or another --run folder")
+                }
+                try fm.createDirectory(at: runFolder, withIntermediateDirectories: true)
+                try writeAtomically(try config.encoded(), to: runFolder.appendingPathComponent("config.json"))
+            }
+            for (label, name) in data.classNames.enumerated() {
+                var cfg = config
+                cfg.target = name
+                let folder = runFolder.appendingPathComponent(name)
+                let started = Checkpoint.pointer("latest", in: folder.appendingPathComponent("checkpoints")) != nil
+                if resume && !started { try? FileManager.default.removeItem(at: folder) }
+                try one(cfg, data.subset(label: label), folder, name, resume && started)
+            }
+        default:
+            let label = try classIndex(config.target, in: data.classNames)
+            var cfg = config
+            cfg.target = data.classNames[label]
+            try one(cfg, data.subset(label: label), runFolder, cfg.target, resume)
+        }
+        return outcomes
+    }
+
+    /// The single-model run folders inside a run: itself, or its class subfolders for an "all" run.
+    public static func modelFolders(in runFolder: URL, className: String?) throws -> [(String, URL)] {
+        let configURL = runFolder.appendingPathComponent("config.json")
+        guard FileManager.default.fileExists(atPath: configURL.path) else {
+            throw DataError("\(runFolder.path): not a run folder (no config.json)")
+        }
+        let config = try RunConfig.load(from: configURL)
+        if config.target != "all" {
+            if let className, className != config.target, !(config.target == "unconditional") {
+                throw ConfigError("--class: this run trained '\(config.target)', not '\(className)'")
+            }
+            return [(config.target, runFolder)]
+        }
+        let present = CIFAR10.classNames.filter {
+            FileManager.default.fileExists(atPath: runFolder.appendingPathComponent($0).appendingPathComponent("config.json").path)
+        }
+        let others = ((try? FileManager.default.contentsOfDirectory(atPath: runFolder.path)) ?? []).filter {
+            !present.contains($0) && FileManager.default.fileExists(atPath: runFolder.appendingPathComponent($0).appendingPathComponent("config.json").path)
+        }.sorted()
+        let all = present + others
+        if let className {
+            guard let name = all.first(where: { $0 == className.lowercased() || $0 == className })
+                    ?? Int(className).flatMap({ CIFAR10.classNames.indices.contains($0) ? CIFAR10.classNames[$0] : nil }).flatMap({ all.contains($0) ? $0 : nil }) else {
+                throw ConfigError("--class: unknown class '\(className)' for this run; it has \(all.joined(separator: ", "))")
+            }
+            return [(name, runFolder.appendingPathComponent(name))]
+        }
+        guard !all.isEmpty else { throw DataError("\(runFolder.path): no trained class folders yet") }
+        return all.map { ($0, runFolder.appendingPathComponent($0)) }
+    }
+
+    public enum OutputFormat: String, Sendable { case png, cifarBin = "cifar-bin" }
+
+    /// Writes `count` new images per class into `out/<class>/NNNNN.png` and `out/<class>-grid.png`,
+    /// or `out/<class>.bin` in the CIFAR-10 binary layout.
+    public static func generate(runFolder: URL, className: String?, checkpoint: String?, count: Int, seed: UInt64,
+                                out: URL, format: OutputFormat, log: (String) -> Void) throws {
+        for (name, folder) in try modelFolders(in: runFolder, className: className) {
+            let sampler = try Sampler(runFolder: folder, checkpoint: checkpoint)
+            let images = sampler.sample(count: count, seed: seed)
+            switch format {
+            case .png:
+                let dir = out.appendingPathComponent(name)
+                for (i, img) in images.enumerated() { try PNG.write(img, to: dir.appendingPathComponent(String(format: "%05d.png", i))) }
+                let grid = Array(images.prefix(64))
+                try PNG.write(imageGrid(grid, columns: Int(Double(grid.count).squareRoot().rounded(.up))),
+                              to: out.appendingPathComponent("\(name)-grid.png"))
+                log("\(name): \(count) images from \(sampler.checkpoint.lastPathComponent) in \(dir.path), grid \(name)-grid.png")
+            case .cifarBin:
+                let label = UInt8(CIFAR10.classNames.firstIndex(of: name) ?? 0)
+                let file = out.appendingPathComponent("\(name).bin")
+                try CIFAR10.write(images, labels: Array(repeating: label, count: images.count), to: file)
+                log("\(name): \(count) images from \(sampler.checkpoint.lastPathComponent) in \(file.path) (CIFAR-10 binary layout, label \(label))")
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+
+/// Everything that defines a training run, saved as `config.json` in the run folder.
+/// Defaults are the original system's recipe.
+///
+/// ```swift
+/// var config = RunConfig()
+/// config.epochs = 10
+/// try config.validate()
+/// ```
+public struct RunConfig: Codable, Equatable, Sendable {
+    /// What the run trains: a class name, "all" (one model per class, in subfolders) or "unconditional".
+    public var target = "all"
+    /// A folder of PNG images (one subfolder per class) to train on instead of CIFAR-10.
+    public var imageFolder: String?
+    public var model = ModelConfig()
+    public var optimizer = OptimizerConfig()
+    public var batchSize = 64
+    /// Epochs for every class, unless `classEpochs` names the class.
+    public var epochs = 150
+    /// Per-class epoch counts (class name → epochs); the original author found the best cutoff differs by class.
+    public var classEpochs: [String: Int] = [:]
+    /// Real targets are drawn uniformly from this range, fake targets from `fakeTargetRange` (label smoothing).
+    public var realTargetRange: [Float] = [0.8, 1.0]
+    public var fakeTargetRange: [Float] = [0.0, 0.1]
+    /// Standard deviation of Gaussian noise added to every D input at epoch 0, annealed linearly to 0.
+    public var instanceNoise: Float = 0
+    public var instanceNoiseEpochs = 0
+    /// A checkpoint is kept every this many epochs (the last `keepCheckpoints` of them), plus the final one.
+    public var checkpointEvery = 5
+    public var keepCheckpoints = 3
+    /// Auto-stop: stop when D's accuracy on generated images is at least `autoStopAccuracy` for
+    /// `autoStopPatience` epochs in a row (0 disables it).
+    public var autoStopPatience = 0
+    public var autoStopAccuracy = 0.95
+    public var seed: UInt64 = 0
+    /// Number of images in each epoch's sample grid.
+    public var sampleCount = 64
+
+    public init() {}
+
+    public func epochs(forClass name: String) -> Int { classEpochs[name] ?? epochs }
+
+    public func validate() throws {
+        try model.validate()
+        try optimizer.validate()
+        guard (2...4096).contains(batchSize) else { throw ConfigError("batch_size must be in 2…4096, got \(batchSize)") }
+        guard (1...100_000).contains(epochs) else { throw ConfigError("epochs must be in 1…100000, got \(epochs)") }
+        for (name, n) in classEpochs where !(1...100_000).contains(n) {
+            throw ConfigError("class_epochs[\(name)] must be in 1…100000, got \(n)")
+        }
+        for (name, r) in [("real_target_range", realTargetRange), ("fake_target_range", fakeTargetRange)] {
+            guard r.count == 2, r[0] <= r[1], r[0] >= 0, r[1] <= 1 else {
+                throw ConfigError("\(name) must be two numbers lo ≤ hi within [0, 1], got \(r)")
+            }
+        }
+        guard instanceNoise >= 0, instanceNoise.isFinite else { throw ConfigError("instance_noise must be ≥ 0, got \(instanceNoise)") }
+        guard instanceNoiseEpochs >= 0 else { throw ConfigError("instance_noise_epochs must be ≥ 0, got \(instanceNoiseEpochs)") }
+        guard checkpointEvery >= 1 else { throw ConfigError("checkpoint_every must be ≥ 1, got \(checkpointEvery)") }
+        guard keepCheckpoints >= 1 else { throw ConfigError("keep_checkpoints must be ≥ 1, got \(keepCheckpoints)") }
+        guard autoStopPatience >= 0 else { throw ConfigError("auto_stop_patience must be ≥ 0, got \(autoStopPatience)") }
+        guard autoStopAccuracy > 0 && autoStopAccuracy <= 1 else { throw ConfigError("auto_stop_accuracy must be in (0, 1], got \(autoStopAccuracy)") }
+        guard (1...1024).contains(sampleCount) else { throw ConfigError("sample_count must be in 1…1024, got \(sampleCount)") }
+    }
+
+    /// Instance-noise σ for an epoch: linear from `instanceNoise` at epoch 0 to 0 at `instanceNoiseEpochs`.
+    public func noiseStd(epoch: Int) -> Float {
+        guard instanceNoise > 0, instanceNoiseEpochs > 0, epoch < instanceNoiseEpochs else { return 0 }
+        return instanceNoise * (1 - Float(epoch) / Float(instanceNoiseEpochs))
+    }
+
+    public static func load(from url: URL) throws -> RunConfig {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch { throw ConfigError("\(url.path): cannot read the config file") }
+        do { return try jsonDecoder.decode(RunConfig.self, from: data) } catch let DecodingError.keyNotFound(key, _) {
+            throw ConfigError("\(url.path): missing field '\(key.stringValue)'")
+        } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
+            throw ConfigError("\(url.path): field '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type")
+        } catch let DecodingError.dataCorrupted(ctx) {
+            throw ConfigError("\(url.path): invalid JSON (\(ctx.debugDescription))")
+        } catch {
+            throw ConfigError("\(url.path): \(error)")
+        }
+    }
+
+    public func encoded() throws -> Data { try jsonEncoder.encode(self) }
+}
+
+/// Missing fields in a config file take their defaults, so a file can hold only what it changes.
+extension RunConfig {
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func read<T: Decodable>(_ key: CodingKeys, _ into: inout T) throws { if let v = try c.decodeIfPresent(T.self, forKey: key) { into = v } }
+        try read(.target, &target); try read(.imageFolder, &imageFolder)
+        try read(.model, &model); try read(.optimizer, &optimizer); try read(.batchSize, &batchSize)
+        try read(.epochs, &epochs); try read(.classEpochs, &classEpochs); try read(.realTargetRange, &realTargetRange)
+        try read(.fakeTargetRange, &fakeTargetRange); try read(.instanceNoise, &instanceNoise)
+        try read(.instanceNoiseEpochs, &instanceNoiseEpochs); try read(.checkpointEvery, &checkpointEvery)
+        try read(.keepCheckpoints, &keepCheckpoints); try read(.autoStopPatience, &autoStopPatience)
+        try read(.autoStopAccuracy, &autoStopAccuracy); try read(.seed, &seed); try read(.sampleCount, &sampleCount)
+    }
+}
+
+let jsonEncoder: JSONEncoder = {
+    let e = JSONEncoder()
+    e.keyEncodingStrategy = .convertToSnakeCase
+    e.outputFormatting = [.prettyPrinted, .sortedKeys]
+    return e
+}()
+
+let jsonDecoder: JSONDecoder = {
+    let d = JSONDecoder()
+    d.keyDecodingStrategy = .convertFromSnakeCase
+    return d
+}()

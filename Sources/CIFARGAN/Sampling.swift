@@ -1,0 +1,43 @@
+import Foundation
+import GANCore
+
+/// Loads a trained generator from a run folder's checkpoint and draws new images; needs no training data.
+///
+/// ```swift
+/// let sampler = try Sampler(runFolder: url, checkpoint: nil)
+/// let images = sampler.sample(count: 100, seed: 0)
+/// ```
+public final class Sampler {
+    public let config: RunConfig
+    public let gan: GAN
+    public let checkpoint: URL
+
+    public init(runFolder: URL, checkpoint name: String?) throws {
+        let configURL = runFolder.appendingPathComponent("config.json")
+        guard FileManager.default.fileExists(atPath: configURL.path) else {
+            throw DataError("\(runFolder.path): not a run folder (no config.json)")
+        }
+        config = try RunConfig.load(from: configURL)
+        try config.validate()
+        gan = GAN(model: config.model, optimizer: config.optimizer, seed: config.seed)
+        checkpoint = try Checkpoint.resolve(name, in: runFolder.appendingPathComponent("checkpoints"))
+        _ = try Checkpoint.load(checkpoint, into: gan, weightsOnly: true)
+    }
+
+    /// `count` images from latents drawn with `seed`, generated in eval mode (running batch-norm statistics).
+    public func sample(count: Int, seed: UInt64, batchSize: Int = 256) -> [RGBImage] {
+        var rng = RandomGenerator(seed: seed)
+        var out: [RGBImage] = []
+        out.reserveCapacity(count)
+        var done = 0
+        while done < count {
+            let n = min(batchSize, count - done)
+            let z = Tensor(shape: [n, config.model.latentDim])
+            rng.fillNormal(z)
+            let x = gan.generator.forward(z, training: false)
+            for i in 0..<n { out.append(RGBImage(tensor: x.data + i * 3072)) }
+            done += n
+        }
+        return out
+    }
+}

@@ -1,0 +1,255 @@
+import Foundation
+import GANCore
+
+/// One epoch's averages, one line of `metrics.jsonl`.
+public struct EpochMetrics: Codable, Sendable {
+    public var epoch: Int
+    public var lossD: Double
+    public var lossG: Double
+    public var dReal: Double
+    public var dFake: Double
+    public var accuracyReal: Double
+    public var accuracyFake: Double
+    public var imagesPerSec: Double
+    public var seconds: Double
+    public var instanceNoise: Double
+    public var iterations: Int
+}
+
+public enum TrainingOutcome: Equatable, Sendable {
+    case finished(epochs: Int)
+    case autoStopped(atEpoch: Int, bestEpoch: Int)
+}
+
+public struct TrainingDiverged: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Trains one GAN on one dataset into a run folder:
+/// `config.json`, `metrics.jsonl`, `samples/epoch-NNNN.png`, `report.html` and `checkpoints/`.
+///
+/// The whole run is a function of the config's seed: the data order of epoch e comes from (seed, e), the
+/// latents, targets and noise from one stream saved in each checkpoint, so resuming from a checkpoint gives
+/// the same weights as never stopping.
+///
+/// ```swift
+/// let trainer = try Trainer(config: config, data: cats, runFolder: url, title: "cat")
+/// let outcome = try trainer.run(epochs: 150)
+/// ```
+public final class Trainer {
+    public let config: RunConfig
+    public let data: ImageDataset
+    public let runFolder: URL
+    public let title: String
+    public let gan: GAN
+    public var log: (String) -> Void = { print($0) }
+    public var progress: ProgressDisplay
+    private var state: TrainingState
+
+    var checkpoints: URL { runFolder.appendingPathComponent("checkpoints") }
+    var metricsFile: URL { runFolder.appendingPathComponent("metrics.jsonl") }
+
+    /// Starts a new run, or continues the one in `runFolder` when `resume` is set.
+    public init(config: RunConfig, data: ImageDataset, runFolder: URL, title: String, resume: Bool) throws {
+        try config.validate()
+        guard data.count >= config.batchSize else {
+            throw DataError("\(title): \(data.count) training images, fewer than one batch of \(config.batchSize)")
+        }
+        self.config = config; self.data = data; self.runFolder = runFolder; self.title = title
+        gan = GAN(model: config.model, optimizer: config.optimizer, seed: config.seed)
+        progress = ProgressDisplay()
+        state = TrainingState(epoch: 0, rng: RandomGenerator(seed: config.seed).derived(1),
+                              dropoutRNGs: gan.dropoutLayers.map(\.rng))
+        let fm = FileManager.default
+        if resume {
+            guard Checkpoint.pointer("latest", in: checkpoints) != nil else {
+                throw DataError("\(runFolder.path): nothing to resume (no checkpoints/latest)")
+            }
+            let folder = try Checkpoint.resolve("latest", in: checkpoints)
+            if let s = try Checkpoint.load(folder, into: gan) { state = s }
+            try truncateMetrics(after: state.epoch)
+            log("resuming \(title) from \(folder.lastPathComponent) (epoch \(state.epoch))")
+        } else {
+            if fm.fileExists(atPath: checkpoints.path),
+               !((try? fm.contentsOfDirectory(atPath: checkpoints.path)) ?? []).isEmpty {
+                throw DataError("\(runFolder.path): already holds a run; use --resume \(runFolder.path) to continue it or choose another --run folder")
+            }
+            try fm.createDirectory(at: runFolder, withIntermediateDirectories: true)
+            try writeAtomically(try config.encoded(), to: runFolder.appendingPathComponent("config.json"))
+            try writeAtomically(Data(), to: metricsFile)
+        }
+    }
+
+    public var completedEpochs: Int { state.epoch }
+
+    /// Trains until `epochs` are complete (or auto-stop); returns how it ended.
+    @discardableResult
+    public func run(epochs: Int) throws -> TrainingOutcome {
+        let N = config.batchSize, latent = config.model.latentDim
+        let batches = data.count / N
+        let real = Tensor(shape: [N, 3, 32, 32])
+        let z1 = Tensor(shape: [N, latent]), z2 = Tensor(shape: [N, latent])
+        let tReal = Tensor(shape: [N, 1]), tFake = Tensor(shape: [N, 1])
+        let startEpoch = state.epoch
+        let runStart = Date()
+        if state.epoch >= epochs {
+            log("\(title): already trained for \(state.epoch) epochs")
+            return .finished(epochs: state.epoch)
+        }
+        while state.epoch < epochs {
+            let epoch = state.epoch
+            var order = RandomGenerator(seed: config.seed).derived(1000 &+ UInt64(epoch))
+            let perm = order.permutation(data.count)
+            let noise = config.noiseStd(epoch: epoch)
+            var sums = [Double](repeating: 0, count: 6)
+            let epochStart = Date()
+            for b in 0..<batches {
+                data.fillBatch(indices: perm[(b * N)..<((b + 1) * N)], into: real)
+                state.rng.fillNormal(z1); state.rng.fillNormal(z2)
+                state.rng.fillUniform(tReal, config.realTargetRange[0], config.realTargetRange[1])
+                state.rng.fillUniform(tFake, config.fakeTargetRange[0], config.fakeTargetRange[1])
+                let stats = withUnsafeMutablePointer(to: &state.rng) { rng in
+                    gan.iteration(real: real, latentForD: z1, latentForG: z2, realTargets: tReal, fakeTargets: tFake,
+                                  instanceNoise: noise > 0 ? (noise, rng) : nil)
+                }
+                guard stats.isFinite else {
+                    let last = Checkpoint.pointer("latest", in: checkpoints).map { "checkpoints/\($0)" } ?? "none yet"
+                    progress.finishLine()
+                    throw TrainingDiverged(description: "\(title): training diverged at epoch \(epoch + 1), batch \(b + 1): "
+                        + "loss_d \(stats.lossD), loss_g \(stats.lossG); stopped, the last good checkpoint is \(last)")
+                }
+                for (k, v) in [stats.lossD, stats.lossG, stats.dReal, stats.dFake, stats.accuracyReal, stats.accuracyFake].enumerated() {
+                    sums[k] += v
+                }
+                let elapsed = Date().timeIntervalSince(epochStart)
+                let done = Double(epoch - startEpoch) + Double(b + 1) / Double(batches)
+                let eta = Date().timeIntervalSince(runStart) / done * (Double(epochs - startEpoch) - done)
+                progress.update(title: title, epoch: epoch + 1, epochs: epochs, fraction: Double(b + 1) / Double(batches),
+                                imagesPerSec: Double((b + 1) * N) / max(elapsed, 1e-9),
+                                lossD: sums[0] / Double(b + 1), lossG: sums[1] / Double(b + 1), eta: eta)
+            }
+            let seconds = Date().timeIntervalSince(epochStart)
+            let n = Double(batches)
+            let m = EpochMetrics(epoch: epoch + 1, lossD: sums[0] / n, lossG: sums[1] / n, dReal: sums[2] / n, dFake: sums[3] / n,
+                                 accuracyReal: sums[4] / n, accuracyFake: sums[5] / n,
+                                 imagesPerSec: Double(batches * N) / seconds, seconds: seconds,
+                                 instanceNoise: Double(noise), iterations: batches)
+            state.epoch = epoch + 1
+            let outcome = try finishEpoch(m, totalEpochs: epochs)
+            if let outcome { return outcome }
+        }
+        try Checkpoint.setPointer("final", to: Checkpoint.pointer("latest", in: checkpoints)!, in: checkpoints)
+        log("\(title): finished \(state.epoch) epochs in \(formatDuration(Date().timeIntervalSince(runStart))); "
+            + "samples in \(runFolder.path)/samples, report \(runFolder.path)/report.html")
+        return .finished(epochs: state.epoch)
+    }
+
+    /// Metrics, samples, checkpoint, report and the auto-stop rule at the end of an epoch.
+    private func finishEpoch(_ m: EpochMetrics, totalEpochs: Int) throws -> TrainingOutcome? {
+        progress.finishLine()
+        log(String(format: "%@ epoch %d/%d: loss_d %.4f loss_g %.4f D(x) %.3f D(G(z)) %.3f acc real %.3f fake %.3f, %.0f img/s, %.1f s",
+                   title, m.epoch, totalEpochs, m.lossD, m.lossG, m.dReal, m.dFake, m.accuracyReal, m.accuracyFake, m.imagesPerSec, m.seconds))
+        try appendMetrics(m)
+        try saveSampleGrid(epoch: m.epoch)
+
+        // Auto-stop: D "dominates" when it recognises at least `autoStopAccuracy` of generated images.
+        var stopping = false
+        if config.autoStopPatience > 0 {
+            if m.accuracyFake >= config.autoStopAccuracy {
+                state.dominationStreak += 1
+            } else {
+                state.dominationStreak = 0
+                state.lastHealthyEpoch = m.epoch
+            }
+            stopping = state.dominationStreak >= config.autoStopPatience
+        }
+        state.dropoutRNGs = gan.dropoutLayers.map(\.rng)
+        let folder = try Checkpoint.save(gan: gan, state: state, in: checkpoints)
+        try Checkpoint.setPointer("latest", to: folder.lastPathComponent, in: checkpoints)
+        var protected: Set<String> = []
+        if config.autoStopPatience > 0 && state.lastHealthyEpoch > 0 {
+            protected.insert(Checkpoint.folderName(epoch: state.lastHealthyEpoch))
+        }
+        Checkpoint.prune(in: checkpoints, every: config.checkpointEvery, keep: config.keepCheckpoints, protected: protected)
+        try Report.write(runFolder: runFolder, title: title, config: config)
+        if stopping {
+            let best = state.lastHealthyEpoch
+            if best > 0 { try Checkpoint.setPointer("pre-domination", to: Checkpoint.folderName(epoch: best), in: checkpoints) }
+            try Checkpoint.setPointer("final", to: folder.lastPathComponent, in: checkpoints)
+            log("\(title): auto-stop at epoch \(m.epoch): D's accuracy on generated images was ≥ \(config.autoStopAccuracy) for "
+                + "\(config.autoStopPatience) epochs in a row (epochs \(m.epoch - config.autoStopPatience + 1)–\(m.epoch)); "
+                + (best > 0 ? "the checkpoint from before (epoch \(best)) is checkpoints/pre-domination" : "it dominated from the start"))
+            return .autoStopped(atEpoch: m.epoch, bestEpoch: best)
+        }
+        return nil
+    }
+
+    private func appendMetrics(_ m: EpochMetrics) throws {
+        let enc = JSONEncoder(); enc.keyEncodingStrategy = .convertToSnakeCase; enc.outputFormatting = [.sortedKeys]
+        var line = try enc.encode(m); line.append(0x0A)
+        let handle = try FileHandle(forWritingTo: metricsFile)
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: line)
+        try handle.synchronize()
+    }
+
+    /// Drops metric lines after the checkpoint a run resumes from (and any half-written last line).
+    private func truncateMetrics(after epoch: Int) throws {
+        let kept = Report.readMetrics(metricsFile).filter { $0.epoch <= epoch }
+        let enc = JSONEncoder(); enc.keyEncodingStrategy = .convertToSnakeCase; enc.outputFormatting = [.sortedKeys]
+        var data = Data()
+        for m in kept { data.append(try enc.encode(m)); data.append(0x0A) }
+        try writeAtomically(data, to: metricsFile)
+    }
+
+    /// The same latent batch every epoch, drawn from the seed, rendered in eval mode.
+    private func saveSampleGrid(epoch: Int) throws {
+        var rng = RandomGenerator(seed: config.seed).derived(2)
+        let z = Tensor(shape: [config.sampleCount, config.model.latentDim])
+        rng.fillNormal(z)
+        let images = gan.generator.forward(z, training: false)
+        let tiles = (0..<config.sampleCount).map { RGBImage(tensor: images.data + $0 * 3072) }
+        let columns = Int(Double(config.sampleCount).squareRoot().rounded(.up))
+        try PNG.write(imageGrid(tiles, columns: columns),
+                      to: runFolder.appendingPathComponent("samples").appendingPathComponent(String(format: "epoch-%04d.png", epoch)))
+    }
+}
+
+/// A one-line progress bar on a terminal; plain periodic lines otherwise (logs, CI).
+public final class ProgressDisplay {
+    let isTerminal = isatty(STDOUT_FILENO) != 0
+    private var lastPrint = Date.distantPast
+    private var drawn = false
+    public var enabled = true
+    public init() {}
+
+    func update(title: String, epoch: Int, epochs: Int, fraction: Double, imagesPerSec: Double, lossD: Double, lossG: Double, eta: Double) {
+        guard enabled else { return }
+        let now = Date()
+        if isTerminal {
+            guard now.timeIntervalSince(lastPrint) > 0.2 || fraction >= 1 else { return }
+            let width = 24, filled = Int(fraction * Double(width))
+            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+            let line = String(format: "\r%@ %d/%d %@ %3.0f%% %5.0f img/s loss_d %.3f loss_g %.3f ETA %@ ",
+                              title, epoch, epochs, bar, fraction * 100, imagesPerSec, lossD, lossG, formatDuration(eta))
+            FileHandle.standardOutput.write(Data(line.utf8))
+            drawn = true
+        } else {
+            guard now.timeIntervalSince(lastPrint) > 30 else { return }
+            print(String(format: "%@ epoch %d/%d %.0f%%: %.0f img/s loss_d %.3f loss_g %.3f ETA %@",
+                         title, epoch, epochs, fraction * 100, imagesPerSec, lossD, lossG, formatDuration(eta)))
+        }
+        lastPrint = now
+    }
+
+    func finishLine() {
+        if drawn { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)); drawn = false }
+    }
+}
+
+public func formatDuration(_ s: Double) -> String {
+    guard s.isFinite, s >= 0 else { return "--:--" }
+    let t = Int(s)
+    return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
+}

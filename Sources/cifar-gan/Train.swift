@@ -1,0 +1,181 @@
+import ArgumentParser
+import CIFARGAN
+import Foundation
+import GANCore
+
+/// Flags of the run configuration; each overrides the config file (or the original recipe's default).
+struct RecipeOptions: ParsableArguments {
+    @Option(help: "Epochs per class (default 150).") var epochs: Int?
+    @Option(help: "Per-class epochs, e.g. cat=120,dog=90.") var classEpochs: String?
+    @Option(help: "Images per batch (default 64).") var batchSize: Int?
+    @Option(help: "Latent vector length (default 100).") var latentDim: Int?
+    @Option(help: "Generator channels (default 128; larger models: 256).") var generatorWidth: Int?
+    @Option(help: "Discriminator base channels (default 64; larger models: 128).") var discriminatorWidth: Int?
+    @Option(help: "Dropout before D's last layer (default 0.4).") var dropout: Float?
+    @Option(help: "Generator learning rate (default 1e-4).") var generatorLR: Float?
+    @Option(help: "Discriminator learning rate (default 2e-4).") var discriminatorLR: Float?
+    @Option(help: "Adam beta1 (default 0.5).") var beta1: Float?
+    @Option(help: "Adam beta2 (default 0.999).") var beta2: Float?
+    @Option(help: "Real-target smoothing range lo,hi (default 0.8,1.0).") var realTargets: String?
+    @Option(help: "Fake-target smoothing range lo,hi (default 0.0,0.1).") var fakeTargets: String?
+    @Option(help: "Instance noise σ at epoch 0, annealed to 0 (default 0: off).") var instanceNoise: Float?
+    @Option(help: "Epochs over which instance noise anneals to 0.") var instanceNoiseEpochs: Int?
+    @Option(help: "Keep a checkpoint every N epochs (default 5).") var checkpointEvery: Int?
+    @Option(help: "How many periodic checkpoints to keep (default 3).") var keepCheckpoints: Int?
+    @Option(help: "Auto-stop after D recognises generated images for N epochs in a row (default 0: off).") var autoStopPatience: Int?
+    @Option(help: "D accuracy on generated images that counts as dominating (default 0.95).") var autoStopAccuracy: Double?
+    @Option(help: "Seed of all randomness (default 0).") var seed: UInt64?
+
+    func apply(to c: inout RunConfig) throws {
+        if let v = epochs { c.epochs = v }
+        if let v = classEpochs {
+            for pair in v.split(separator: ",") {
+                let kv = pair.split(separator: "=")
+                guard kv.count == 2, let n = Int(kv[1]) else { throw ValidationError("--class-epochs: expected name=epochs, got '\(pair)'") }
+                c.classEpochs[String(kv[0])] = n
+            }
+        }
+        if let v = batchSize { c.batchSize = v }
+        if let v = latentDim { c.model.latentDim = v }
+        if let v = generatorWidth { c.model.generatorWidth = v }
+        if let v = discriminatorWidth { c.model.discriminatorWidth = v }
+        if let v = dropout { c.model.dropout = v }
+        if let v = generatorLR { c.optimizer.generatorLR = v }
+        if let v = discriminatorLR { c.optimizer.discriminatorLR = v }
+        if let v = beta1 { c.optimizer.beta1 = v }
+        if let v = beta2 { c.optimizer.beta2 = v }
+        if let v = realTargets { c.realTargetRange = try range(v, "--real-targets") }
+        if let v = fakeTargets { c.fakeTargetRange = try range(v, "--fake-targets") }
+        if let v = instanceNoise { c.instanceNoise = v }
+        if let v = instanceNoiseEpochs { c.instanceNoiseEpochs = v }
+        if let v = checkpointEvery { c.checkpointEvery = v }
+        if let v = keepCheckpoints { c.keepCheckpoints = v }
+        if let v = autoStopPatience { c.autoStopPatience = v }
+        if let v = autoStopAccuracy { c.autoStopAccuracy = v }
+        if let v = seed { c.seed = v }
+    }
+
+    private func range(_ s: String, _ flag: String) throws -> [Float] {
+        let parts = s.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2 else { throw ValidationError("\(flag): expected lo,hi, got '\(s)'") }
+        return parts
+    }
+}
+
+struct DataFlags: ParsableArguments {
+    @Option(help: "Folder with the CIFAR-10 binary files (default: $CIFAR10_DIR, else the per-user cache).")
+    var dataDir: String?
+    @Flag(help: "Fail instead of downloading CIFAR-10 when it is missing.") var noDownload = false
+    @Option(help: "Archive URL to download CIFAR-10 from.") var downloadURL: String?
+    @Option(help: "Expected MD5 of the archive.") var downloadMD5: String?
+
+    func options() throws -> Jobs.DataOptions {
+        var o = Jobs.DataOptions()
+        o.dataDir = dataDir
+        o.allowDownload = !noDownload
+        if let s = downloadURL {
+            guard let u = URL(string: s), u.scheme == "http" || u.scheme == "https" else { throw ValidationError("--download-url: not an http(s) URL: \(s)") }
+            o.downloadURL = u
+        }
+        if let m = downloadMD5 { o.downloadMD5 = m }
+        return o
+    }
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train GANs: one class, every class (one model each), or one unconditional model.",
+        discussion: """
+        Examples:
+          cifar-gan train --class cat --epochs 5
+          cifar-gan train --class all                  # the original recipe: 150 epochs, ten models
+          cifar-gan train --resume runs/cat            # continue a stopped or killed run
+        """)
+
+    @Option(name: .customLong("class"), help: "A class name or index, or 'all' for one model per class.") var className: String?
+    @Flag(help: "One model on every image, ignoring labels.") var unconditional = false
+    @Option(name: .customLong("run"), help: "Run folder (default runs/<class>).") var runFolder: String?
+    @Option(help: "Continue the run in this folder exactly where it stopped.") var resume: String?
+    @Option(help: "JSON run configuration (the format of a run's config.json; missing fields take defaults).") var config: String?
+    @Option(help: "Train on a folder of 32×32 PNGs with one subfolder per class instead of CIFAR-10.") var imageFolder: String?
+    @Flag(help: "No progress bar.") var quiet = false
+    @OptionGroup var recipe: RecipeOptions
+    @OptionGroup var data: DataFlags
+
+    func run() throws {
+        let log: (String) -> Void = { print($0) }
+        var cfg: RunConfig
+        let folder: URL
+        let resuming = resume != nil
+        if let resume {
+            folder = URL(fileURLWithPath: resume)
+            let url = folder.appendingPathComponent("config.json")
+            guard FileManager.default.fileExists(atPath: url.path) else { throw ValidationError("--resume: \(resume) is not a run folder (no config.json)") }
+            cfg = try RunConfig.load(from: url)
+            // Only the length of a run may change on resume; everything else would make it another run.
+            if let e = recipe.epochs { cfg.epochs = e }
+        } else {
+            cfg = try config.map { try RunConfig.load(from: URL(fileURLWithPath: $0)) } ?? RunConfig()
+            try recipe.apply(to: &cfg)
+            if let imageFolder { cfg.imageFolder = imageFolder }
+            if unconditional {
+                guard className == nil else { throw ValidationError("--class and --unconditional exclude each other") }
+                cfg.target = "unconditional"
+            } else if let className {
+                cfg.target = className
+            } else if config == nil {
+                throw ValidationError("give --class NAME (or all), --unconditional, or --resume RUN")
+            }
+            folder = URL(fileURLWithPath: runFolder ?? "runs/\(cfg.target)")
+        }
+        do { try cfg.validate() } catch { throw ValidationError("\(error)") }
+        let dataset = try Jobs.loadData(cfg, try data.options(), log: log)
+        if cfg.target != "all" && cfg.target != "unconditional" {
+            let i = try Jobs.classIndex(cfg.target, in: dataset.classNames)
+            cfg.target = dataset.classNames[i]
+        }
+        log("training \(cfg.target) on \(dataset.count) images into \(folder.path) (\(Parallel.workerCount) threads)")
+        let outcomes = try Jobs.train(config: cfg, runFolder: folder, resume: resuming, data: dataset, quiet: quiet, log: log)
+        if outcomes.count > 1 { log("done: \(outcomes.count) models in \(folder.path)") }
+    }
+}
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write new images from a trained run (no training data needed).")
+
+    @Option(name: .customLong("run"), help: "Run folder.") var runFolder: String
+    @Option(name: .customLong("class"), help: "Only this class (for a run of all classes).") var className: String?
+    @Option(help: "Images per class.") var count = 64
+    @Option(help: "Output folder.") var out: String
+    @Option(help: "Seed of the latent vectors.") var seed: UInt64 = 0
+    @Option(help: "Checkpoint: final (default, else latest), latest, pre-domination, or an epoch number.") var checkpoint: String?
+    @Option(help: "png or cifar-bin.") var format = "png"
+
+    func validate() throws {
+        guard (1...1_000_000).contains(count) else { throw ValidationError("--count must be in 1…1000000, got \(count)") }
+        guard Jobs.OutputFormat(rawValue: format) != nil else { throw ValidationError("--format must be png or cifar-bin, got '\(format)'") }
+    }
+
+    func run() throws {
+        try Jobs.generate(runFolder: URL(fileURLWithPath: runFolder), className: className, checkpoint: checkpoint, count: count,
+                          seed: seed, out: URL(fileURLWithPath: out), format: Jobs.OutputFormat(rawValue: format)!) { print($0) }
+    }
+}
+
+struct Download: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Download CIFAR-10 (binary version), check its MD5 and unpack it.")
+    @OptionGroup var data: DataFlags
+
+    func run() throws {
+        let options = try data.options()
+        let dir = Locations.dataDirectory(options.dataDir)
+        if CIFAR10.isPresent(in: dir) && CIFAR10.isPresent(in: dir, split: .test) {
+            print("CIFAR-10 is already in \(dir.path)")
+            return
+        }
+        print("downloading \(options.downloadURL.absoluteString) (about 163 MB) into \(dir.path)")
+        try Jobs.download(into: dir, options) { print($0) }
+    }
+}
