@@ -37,7 +37,7 @@ public enum Jobs {
             last.time = now
             let text = total > 0 ? String(format: "%.1f / %.1f MB (%.0f%%)", Double(done) / 1e6, Double(total) / 1e6, 100 * Double(done) / Double(total))
                 : String(format: "%.1f MB", Double(done) / 1e6)
-            if tty { FileHandle.standardOutput.write(Data("\rdownloading \(text)   ".utf8)) } else { print("downloading \(text)") }
+            if tty { FileHandle.standardOutput.write(Data("\rdownloading \(text)   ".utf8)) } else { say("downloading \(text)") }
         }
         if tty { print("") }
         log("CIFAR-10 is in \(dir.path)")

@@ -42,7 +42,7 @@ public final class Trainer {
     public let runFolder: URL
     public let title: String
     public let gan: GAN
-    public var log: (String) -> Void = { print($0) }
+    public var log: (String) -> Void = say
     public var progress: ProgressDisplay
     private var state: TrainingState
 
@@ -237,7 +237,7 @@ public final class ProgressDisplay {
             drawn = true
         } else {
             guard now.timeIntervalSince(lastPrint) > 30 else { return }
-            print(String(format: "%@ epoch %d/%d %.0f%%: %.0f img/s loss_d %.3f loss_g %.3f ETA %@",
+            say(String(format: "%@ epoch %d/%d %.0f%%: %.0f img/s loss_d %.3f loss_g %.3f ETA %@",
                          title, epoch, epochs, fraction * 100, imagesPerSec, lossD, lossG, formatDuration(eta)))
         }
         lastPrint = now
@@ -252,4 +252,10 @@ public func formatDuration(_ s: Double) -> String {
     guard s.isFinite, s >= 0 else { return "--:--" }
     let t = Int(s)
     return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
+}
+
+/// Prints a line and flushes it, so logs written to a file or a pipe show progress as it happens.
+public func say(_ line: String) {
+    print(line)
+    fflush(nil)
 }

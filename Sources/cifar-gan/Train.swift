@@ -103,7 +103,7 @@ struct Train: ParsableCommand {
     @OptionGroup var data: DataFlags
 
     func run() throws {
-        let log: (String) -> Void = { print($0) }
+        let log: (String) -> Void = say
         var cfg: RunConfig
         let folder: URL
         let resuming = resume != nil
@@ -159,7 +159,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         try Jobs.generate(runFolder: URL(fileURLWithPath: runFolder), className: className, checkpoint: checkpoint, count: count,
-                          seed: seed, out: URL(fileURLWithPath: out), format: Jobs.OutputFormat(rawValue: format)!) { print($0) }
+                          seed: seed, out: URL(fileURLWithPath: out), format: Jobs.OutputFormat(rawValue: format)!) { say($0) }
     }
 }
 
@@ -176,6 +176,6 @@ struct Download: ParsableCommand {
             return
         }
         print("downloading \(options.downloadURL.absoluteString) (about 163 MB) into \(dir.path)")
-        try Jobs.download(into: dir, options) { print($0) }
+        try Jobs.download(into: dir, options) { say($0) }
     }
 }

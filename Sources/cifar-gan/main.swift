@@ -50,8 +50,6 @@ struct Bench: ParsableCommand {
     }
 }
 
-// Line-buffered stdout, so progress lines reach a log file as they happen.
-setvbuf(stdout, nil, _IOLBF, 0)
 
 // Errors from the library (bad files, bad configs) are one line naming the file, field or flag.
 do {
