@@ -43,7 +43,8 @@ let package = Package(
         ),
         .testTarget(
             name: "CIFARGANTests",
-            dependencies: ["CIFARGAN", "GANCore"]
+            // The executable is a dependency so that end-to-end tests can run the built `cifar-gan`.
+            dependencies: ["CIFARGAN", "GANCore", "cifar-gan"]
         ),
     ]
 )

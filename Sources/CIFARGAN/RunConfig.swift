@@ -73,9 +73,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
         let data: Data
         do { data = try Data(contentsOf: url) } catch { throw ConfigError("\(url.path): cannot read the config file") }
         do { return try jsonDecoder.decode(RunConfig.self, from: data) } catch let DecodingError.keyNotFound(key, _) {
-            throw ConfigError("\(url.path): missing field '\(key.stringValue)'")
+            throw ConfigError("\(url.path): missing field '\(snakeCase(key.stringValue))'")
         } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
-            throw ConfigError("\(url.path): field '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type")
+            throw ConfigError("\(url.path): field '\(ctx.codingPath.map { snakeCase($0.stringValue) }.joined(separator: "."))' has the wrong type")
         } catch let DecodingError.dataCorrupted(ctx) {
             throw ConfigError("\(url.path): invalid JSON (\(ctx.debugDescription))")
         } catch {
@@ -114,3 +114,14 @@ let jsonDecoder: JSONDecoder = {
     d.keyDecodingStrategy = .convertFromSnakeCase
     return d
 }()
+
+/// `generatorLR` → `generator_lr`, the spelling of config files.
+func snakeCase(_ s: String) -> String {
+    var out = ""
+    let chars = Array(s)
+    for (i, c) in chars.enumerated() {
+        if c.isUppercase, i > 0, !(chars[i - 1].isUppercase && (i + 1 == chars.count || chars[i + 1].isUppercase)) { out += "_" }
+        out += c.lowercased()
+    }
+    return out
+}
