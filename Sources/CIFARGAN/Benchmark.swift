@@ -8,6 +8,10 @@ import GANCore
 /// print(result.trainImagesPerSecond)
 /// ```
 public enum Benchmark {
+    /// With `Profiler.enabled`: per-layer seconds and calls per training iteration, and the iteration's seconds.
+    nonisolated(unsafe) public static var trainProfile: [(String, Double, Int)] = []
+    nonisolated(unsafe) public static var trainProfileTotal = 0.0
+
     public struct Result: Codable, Sendable {
         public var batchSize: Int
         public var threads: Int
@@ -40,10 +44,14 @@ public enum Benchmark {
             gan.iteration(real: real, latentForD: z1, latentForG: z2, realTargets: tReal, fakeTargets: tFake)
         }
         step(); step()
+        Profiler.reset()
         var iterations = 0
         let start = Date()
         repeat { step(); iterations += 1 } while Date().timeIntervalSince(start) < seconds
         let trainRate = Double(iterations * batchSize) / Date().timeIntervalSince(start)
+        let trainSeconds = Date().timeIntervalSince(start)
+        trainProfile = Profiler.report().map { ($0.0, $0.1 / Double(iterations), $0.2 / iterations) }
+        trainProfileTotal = trainSeconds / Double(iterations)
 
         let z = Tensor(shape: [generateBatchSize, model.latentDim]); rng.fillNormal(z)
         _ = gan.generator.forward(z, training: false)

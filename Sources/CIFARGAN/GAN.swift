@@ -33,6 +33,7 @@ public final class GAN {
         var rng = RandomGenerator(seed: seed)
         generator = model.makeGenerator(rng: &rng)
         discriminator = model.makeDiscriminator(rng: &rng)
+        generator.name = "G"; discriminator.name = "D"
         optimizerG = Adam(parameters: generator.parameters, lr: optimizer.generatorLR,
                           betas: (optimizer.beta1, optimizer.beta2))
         optimizerD = Adam(parameters: discriminator.parameters, lr: optimizer.discriminatorLR,

@@ -10,6 +10,16 @@ public struct PatchGeometry: Sendable {
     public var imageSize: Int { channels &* height &* width }
 }
 
+/// The window positions whose input index o·stride − padding + k lies inside 0..<size: a half-open range,
+/// so the inner loops of im2col and col2im run without bounds tests.
+@inline(__always)
+func validRange(kernelOffset k: Int, stride s: Int, padding p: Int, size: Int, positions: Int) -> (Int, Int) {
+    // first o with o·s − p + k ≥ 0, and first o with o·s − p + k ≥ size
+    let lo = max(0, (p - k + s - 1) / s)
+    let hi = min(positions, max(0, (size + p - k + s - 1) / s))
+    return (lo, max(lo, hi))
+}
+
 /// Copies every k×k window of one image into the columns of `col` (row r = (c, ky, kx), column = position),
 /// zeros where the window reads padding. `ld` is the row stride of `col`.
 @inline(__always)
@@ -19,27 +29,23 @@ func im2col(_ g: PatchGeometry, image: UnsafePointer<Float>, col: UnsafeMutableP
     for c in 0..<g.channels {
         let plane = image + c &* H &* W
         for ky in 0..<k {
+            let (oy0, oy1) = validRange(kernelOffset: ky, stride: s, padding: p, size: H, positions: OH)
             for kx in 0..<k {
+                let (ox0, ox1) = validRange(kernelOffset: kx, stride: s, padding: p, size: W, positions: OW)
                 let row = col + ((c &* k &+ ky) &* k &+ kx) &* ld
-                for oy in 0..<OH {
-                    let iy = oy &* s &- p &+ ky
+                if oy0 > 0 { row.update(repeating: 0, count: oy0 &* OW) }
+                if oy1 < OH { (row + oy1 &* OW).update(repeating: 0, count: (OH &- oy1) &* OW) }
+                for oy in oy0..<oy1 {
                     let out = row + oy &* OW
-                    if iy < 0 || iy >= H {
-                        out.update(repeating: 0, count: OW)
-                        continue
-                    }
-                    let src = plane + iy &* W
+                    let offset: Int = (oy &* s &- p &+ ky) &* W &+ (kx &- p)
+                    let src = plane + offset   // src[ox·s] is input column ox·s − p + kx
+                    for ox in 0..<ox0 { out[ox] = 0 }
                     if s == 1 {
-                        for ox in 0..<OW {
-                            let ix = ox &- p &+ kx
-                            out[ox] = (ix >= 0 && ix < W) ? src[ix] : 0
-                        }
+                        (out + ox0).update(from: src + ox0, count: ox1 &- ox0)
                     } else {
-                        for ox in 0..<OW {
-                            let ix = ox &* s &- p &+ kx
-                            out[ox] = (ix >= 0 && ix < W) ? src[ix] : 0
-                        }
+                        for ox in ox0..<ox1 { out[ox] = src[ox &* s] }
                     }
+                    for ox in ox1..<OW { out[ox] = 0 }
                 }
             }
         }
@@ -55,16 +61,18 @@ func col2im(_ g: PatchGeometry, col: UnsafePointer<Float>, ld: Int, image: Unsaf
     for c in 0..<g.channels {
         let plane = image + c &* H &* W
         for ky in 0..<k {
+            let (oy0, oy1) = validRange(kernelOffset: ky, stride: s, padding: p, size: H, positions: OH)
             for kx in 0..<k {
+                let (ox0, ox1) = validRange(kernelOffset: kx, stride: s, padding: p, size: W, positions: OW)
                 let row = col + ((c &* k &+ ky) &* k &+ kx) &* ld
-                for oy in 0..<OH {
-                    let iy = oy &* s &- p &+ ky
-                    if iy < 0 || iy >= H { continue }
-                    let dst = plane + iy &* W
+                for oy in oy0..<oy1 {
+                    let offset: Int = (oy &* s &- p &+ ky) &* W &+ (kx &- p)
+                    let dst = plane + offset
                     let src = row + oy &* OW
-                    for ox in 0..<OW {
-                        let ix = ox &* s &- p &+ kx
-                        if ix >= 0 && ix < W { dst[ix] += src[ox] }
+                    if s == 1 {
+                        for ox in ox0..<ox1 { dst[ox] += src[ox] }
+                    } else {
+                        for ox in ox0..<ox1 { dst[ox &* s] += src[ox] }
                     }
                 }
             }

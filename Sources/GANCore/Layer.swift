@@ -58,10 +58,20 @@ extension Layer {
 /// ```
 public final class Sequential: Layer {
     public let layers: [Layer]
+    /// A label for profiles ("G", "D").
+    public var name = ""
     public init(_ layers: [Layer]) { self.layers = layers }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         var h = x
+        if Profiler.enabled {
+            for (i, layer) in layers.enumerated() {
+                let t = Profiler.now()
+                h = layer.forward(h, training: training)
+                Profiler.record("\(name).\(i) \(type(of: layer)) forward\(training ? "" : " (eval)")", since: t)
+            }
+            return h
+        }
         for layer in layers { h = layer.forward(h, training: training) }
         return h
     }
@@ -70,7 +80,13 @@ public final class Sequential: Layer {
         var g = dy
         for (i, layer) in layers.enumerated().reversed() {
             let needInput = i > 0 || inputGradient
-            guard let next = layer.backward(g, weightGradients: weightGradients, inputGradient: needInput) else { return nil }
+            let t = Profiler.enabled ? Profiler.now() : 0
+            let next = layer.backward(g, weightGradients: weightGradients, inputGradient: needInput)
+            if Profiler.enabled {
+                let what = [weightGradients ? "weights" : nil, needInput ? "data" : nil].compactMap { $0 }.joined(separator: "+")
+                Profiler.record("\(name).\(i) \(type(of: layer)) backward \(what)", since: t)
+            }
+            guard let next else { return nil }
             g = next
         }
         return g

@@ -25,6 +25,8 @@ struct Bench: ParsableCommand {
     var discriminatorWidth = 64
     @Flag(help: "Print one JSON object.")
     var json = false
+    @Flag(help: "Print a per-layer time table of the training iteration.")
+    var profile = false
 
     func validate() throws {
         guard batchSize >= 2 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two samples), got \(batchSize)") }
@@ -37,7 +39,17 @@ struct Bench: ParsableCommand {
         var model = ModelConfig()
         model.generatorWidth = generatorWidth
         model.discriminatorWidth = discriminatorWidth
+        Profiler.enabled = profile
         let r = Benchmark.run(model: model, batchSize: batchSize, seconds: seconds)
+        if profile {
+            print(String(format: "%-44@ %9@ %6@", "layer and pass (per training iteration)" as NSString, "ms" as NSString, "share" as NSString))
+            for (label, s, calls) in Benchmark.trainProfile {
+                print(String(format: "%-44@ %9.2f %5.1f%%  (%d calls)", label as NSString, s * 1000, 100 * s / Benchmark.trainProfileTotal, calls))
+            }
+            let covered = Benchmark.trainProfile.reduce(0) { $0 + $1.1 }
+            print(String(format: "%-44@ %9.2f %5.1f%%", "other (loss, optimizer, data)" as NSString,
+                         (Benchmark.trainProfileTotal - covered) * 1000, 100 * (1 - covered / Benchmark.trainProfileTotal)))
+        }
         if json {
             let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
             print(String(decoding: try enc.encode(r), as: UTF8.self))
