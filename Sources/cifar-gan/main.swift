@@ -42,12 +42,13 @@ struct Bench: ParsableCommand {
         Profiler.enabled = profile
         let r = Benchmark.run(model: model, batchSize: batchSize, seconds: seconds)
         if profile {
-            print(String(format: "%-44@ %9@ %6@", "layer and pass (per training iteration)" as NSString, "ms" as NSString, "share" as NSString))
+            func pad(_ s: String) -> String { s.padding(toLength: 46, withPad: " ", startingAt: 0) }
+            print(pad("layer and pass (per training iteration)") + "       ms  share")
             for (label, s, calls) in Benchmark.trainProfile {
-                print(String(format: "%-44@ %9.2f %5.1f%%  (%d calls)", label as NSString, s * 1000, 100 * s / Benchmark.trainProfileTotal, calls))
+                print(pad(label) + String(format: "%9.2f %5.1f%%  (%d calls)", s * 1000, 100 * s / Benchmark.trainProfileTotal, calls))
             }
             let covered = Benchmark.trainProfile.reduce(0) { $0 + $1.1 }
-            print(String(format: "%-44@ %9.2f %5.1f%%", "other (loss, optimizer, data)" as NSString,
+            print(pad("other (loss, optimizer, data)") + String(format: "%9.2f %5.1f%%",
                          (Benchmark.trainProfileTotal - covered) * 1000, 100 * (1 - covered / Benchmark.trainProfileTotal)))
         }
         if json {
