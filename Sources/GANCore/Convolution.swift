@@ -1,79 +1,102 @@
 import Foundation
 
 /// Where a k×k window with stride and padding lands on a C×H×W image: the shared geometry of
-/// `im2col` / `col2im`. For a transposed convolution the "image" is its output and the "grid"
-/// (outH×outW window positions) is its input.
+/// `im2row` / `row2im`. For a transposed convolution the "image" is its output and the "grid"
+/// (gridHeight×gridWidth window positions) is its input.
 public struct PatchGeometry: Sendable {
     public var channels, height, width, kernel, stride, padding, gridHeight, gridWidth: Int
-    public var rows: Int { channels &* kernel &* kernel }      // C·k·k
+    public var patchSize: Int { channels &* kernel &* kernel }  // k·k·C, one row of the patch matrix
     public var positions: Int { gridHeight &* gridWidth }       // window positions
     public var imageSize: Int { channels &* height &* width }
 }
 
-/// The window positions whose input index o·stride − padding + k lies inside 0..<size: a half-open range,
-/// so the inner loops of im2col and col2im run without bounds tests.
+// The convolutions work on channels-last copies of each image ([H][W][C]): a window's pixels are then
+// contiguous runs of C floats, so building the patch matrix is a series of short memory copies instead of
+// strided gathers over tiny rows (the NCHW im2col spent a third of a stride-2 convolution's time there).
+
+/// [C][P] → [P][C] for one image (P = H·W), in cache-sized tiles.
 @inline(__always)
-func validRange(kernelOffset k: Int, stride s: Int, padding p: Int, size: Int, positions: Int) -> (Int, Int) {
-    // first o with o·s − p + k ≥ 0, and first o with o·s − p + k ≥ size
-    let lo = max(0, (p - k + s - 1) / s)
-    let hi = min(positions, max(0, (size + p - k + s - 1) / s))
-    return (lo, max(lo, hi))
+func channelsLast(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels C: Int, positions P: Int) {
+    let tile = 32
+    var c0 = 0
+    while c0 < C {
+        let c1 = min(C, c0 &+ tile)
+        var p0 = 0
+        while p0 < P {
+            let p1 = min(P, p0 &+ tile)
+            for c in c0..<c1 {
+                let s = src + c &* P
+                for p in p0..<p1 { dst[p &* C &+ c] = s[p] }
+            }
+            p0 = p1
+        }
+        c0 = c1
+    }
 }
 
-/// Copies every k×k window of one image into the columns of `col` (row r = (c, ky, kx), column = position),
-/// zeros where the window reads padding. `ld` is the row stride of `col`.
+/// [P][C] → [C][P] for one image, adding `bias[c]` when given.
 @inline(__always)
-func im2col(_ g: PatchGeometry, image: UnsafePointer<Float>, col: UnsafeMutablePointer<Float>, ld: Int) {
-    let k = g.kernel, s = g.stride, p = g.padding, H = g.height, W = g.width
-    let OH = g.gridHeight, OW = g.gridWidth
-    for c in 0..<g.channels {
-        let plane = image + c &* H &* W
-        for ky in 0..<k {
-            let (oy0, oy1) = validRange(kernelOffset: ky, stride: s, padding: p, size: H, positions: OH)
-            for kx in 0..<k {
-                let (ox0, ox1) = validRange(kernelOffset: kx, stride: s, padding: p, size: W, positions: OW)
-                let row = col + ((c &* k &+ ky) &* k &+ kx) &* ld
-                if oy0 > 0 { row.update(repeating: 0, count: oy0 &* OW) }
-                if oy1 < OH { (row + oy1 &* OW).update(repeating: 0, count: (OH &- oy1) &* OW) }
-                for oy in oy0..<oy1 {
-                    let out = row + oy &* OW
-                    let offset: Int = (oy &* s &- p &+ ky) &* W &+ (kx &- p)
-                    let src = plane + offset   // src[ox·s] is input column ox·s − p + kx
-                    for ox in 0..<ox0 { out[ox] = 0 }
-                    if s == 1 {
-                        (out + ox0).update(from: src + ox0, count: ox1 &- ox0)
-                    } else {
-                        for ox in ox0..<ox1 { out[ox] = src[ox &* s] }
+func channelsFirst(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels C: Int, positions P: Int,
+                   bias: UnsafePointer<Float>? = nil) {
+    let tile = 32
+    var c0 = 0
+    while c0 < C {
+        let c1 = min(C, c0 &+ tile)
+        var p0 = 0
+        while p0 < P {
+            let p1 = min(P, p0 &+ tile)
+            for c in c0..<c1 {
+                let d = dst + c &* P, b = bias?[c] ?? 0
+                for p in p0..<p1 { d[p] = src[p &* C &+ c] + b }
+            }
+            p0 = p1
+        }
+        c0 = c1
+    }
+}
+
+/// One channels-last image → its patch matrix: row q (window position) holds the k·k·C values the window at
+/// q covers, ordered (ky, kx, c); zeros where it reads padding. Row stride is `g.patchSize`.
+@inline(__always)
+func im2row(_ g: PatchGeometry, image: UnsafePointer<Float>, rows: UnsafeMutablePointer<Float>) {
+    let k = g.kernel, s = g.stride, p = g.padding, H = g.height, W = g.width, C = g.channels
+    let K = g.patchSize
+    for oy in 0..<g.gridHeight {
+        for ox in 0..<g.gridWidth {
+            var out = rows + (oy &* g.gridWidth &+ ox) &* K
+            for ky in 0..<k {
+                let iy = oy &* s &- p &+ ky
+                if iy < 0 || iy >= H { out.update(repeating: 0, count: k &* C); out += k &* C; continue }
+                for kx in 0..<k {
+                    let ix = ox &* s &- p &+ kx
+                    if ix < 0 || ix >= W { out.update(repeating: 0, count: C) } else {
+                        out.update(from: image + (iy &* W &+ ix) &* C, count: C)
                     }
-                    for ox in ox1..<OW { out[ox] = 0 }
+                    out += C
                 }
             }
         }
     }
 }
 
-/// The adjoint of `im2col`: adds each column entry back into the image position it was read from.
-/// `image` must be zeroed (or hold values to accumulate onto).
+/// The adjoint of `im2row`: adds every patch-matrix row back onto the channels-last image it was read from.
 @inline(__always)
-func col2im(_ g: PatchGeometry, col: UnsafePointer<Float>, ld: Int, image: UnsafeMutablePointer<Float>) {
-    let k = g.kernel, s = g.stride, p = g.padding, H = g.height, W = g.width
-    let OH = g.gridHeight, OW = g.gridWidth
-    for c in 0..<g.channels {
-        let plane = image + c &* H &* W
-        for ky in 0..<k {
-            let (oy0, oy1) = validRange(kernelOffset: ky, stride: s, padding: p, size: H, positions: OH)
-            for kx in 0..<k {
-                let (ox0, ox1) = validRange(kernelOffset: kx, stride: s, padding: p, size: W, positions: OW)
-                let row = col + ((c &* k &+ ky) &* k &+ kx) &* ld
-                for oy in oy0..<oy1 {
-                    let offset: Int = (oy &* s &- p &+ ky) &* W &+ (kx &- p)
-                    let dst = plane + offset
-                    let src = row + oy &* OW
-                    if s == 1 {
-                        for ox in ox0..<ox1 { dst[ox] += src[ox] }
-                    } else {
-                        for ox in ox0..<ox1 { dst[ox &* s] += src[ox] }
+func row2im(_ g: PatchGeometry, rows: UnsafePointer<Float>, image: UnsafeMutablePointer<Float>) {
+    let k = g.kernel, s = g.stride, p = g.padding, H = g.height, W = g.width, C = g.channels
+    let K = g.patchSize
+    for oy in 0..<g.gridHeight {
+        for ox in 0..<g.gridWidth {
+            var src = rows + (oy &* g.gridWidth &+ ox) &* K
+            for ky in 0..<k {
+                let iy = oy &* s &- p &+ ky
+                if iy < 0 || iy >= H { src += k &* C; continue }
+                for kx in 0..<k {
+                    let ix = ox &* s &- p &+ kx
+                    if ix >= 0 && ix < W {
+                        let dst = image + (iy &* W &+ ix) &* C
+                        for c in 0..<C { dst[c] += src[c] }
                     }
+                    src += C
                 }
             }
         }
@@ -137,9 +160,30 @@ func pytorchDefaultInit(_ weight: Tensor, _ bias: Tensor?, fanIn: Int, rng: inou
     if let bias { rng.fillUniform(bias, -bound, bound) }
 }
 
+/// Reorders each row of a PyTorch kernel, [rows][C][k][k] → [rows][k][k][C], to match `im2row`'s patch order.
+@inline(__always)
+func kernelToPatchOrder(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, channels C: Int, kernel k: Int) {
+    let kk = k &* k
+    for r in 0..<rows {
+        let s = src + r &* C &* kk, d = dst + r &* C &* kk
+        for c in 0..<C { for t in 0..<kk { d[t &* C &+ c] = s[c &* kk &+ t] } }
+    }
+}
+
+/// The inverse reordering, accumulating: grad[rows][C][k][k] += src[rows][k][k][C].
+@inline(__always)
+func addKernelFromPatchOrder(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, channels C: Int, kernel k: Int) {
+    let kk = k &* k
+    for r in 0..<rows {
+        let s = src + r &* C &* kk, d = dst + r &* C &* kk
+        for c in 0..<C { for t in 0..<kk { d[c &* kk &+ t] += s[t &* C &+ c] } }
+    }
+}
+
 /// 2-d convolution, `torch.nn.Conv2d` semantics: weight [out, in, k, k], bias [out].
 ///
-/// Forward is im2col followed by one GEMM per group of samples; each core takes a slice of the batch.
+/// Each core takes a slice of the batch; per group of samples it builds the patch matrix from channels-last
+/// copies of the images and runs one GEMM against the kernel in patch order.
 ///
 /// ```swift
 /// let conv = Conv2d(inChannels: 3, outChannels: 64, kernelSize: 3, stride: 1, padding: 1, rng: &rng)
@@ -152,7 +196,9 @@ public final class Conv2d: Layer {
     private var input: Tensor?
     private var output: Tensor?
     private var inputGrad: Tensor?
-    private let workspace = Workspace(slots: 4)
+    private let workspace = Workspace(slots: 5)
+    /// The weight in patch order [out][k][k][in], refreshed every forward (the optimizer changes the weight).
+    private let patchWeight: Tensor
 
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                 bias: Bool = true, rng: inout RandomGenerator) {
@@ -160,6 +206,7 @@ public final class Conv2d: Layer {
         self.kernelSize = kernelSize; self.stride = stride; self.padding = padding
         weight = Parameter(Tensor(shape: [outChannels, inChannels, kernelSize, kernelSize]))
         self.bias = bias ? Parameter(Tensor(shape: [outChannels])) : nil
+        patchWeight = Tensor(shape: [outChannels, kernelSize * kernelSize * inChannels])
         pytorchDefaultInit(weight.value, self.bias?.value, fanIn: inChannels * kernelSize * kernelSize, rng: &rng)
     }
 
@@ -177,22 +224,35 @@ public final class Conv2d: Layer {
                              stride: stride, padding: padding, gridHeight: oh, gridWidth: ow)
     }
 
+    /// Builds the patch matrix of samples n..<n+nb into `rows` ([nb·P][K]), via a channels-last copy.
+    @inline(__always)
+    private func patches(_ g: PatchGeometry, _ xp: UnsafePointer<Float>, _ n: Int, _ nb: Int,
+                         _ rows: UnsafeMutablePointer<Float>, _ image: UnsafeMutablePointer<Float>) {
+        let HW = g.height * g.width
+        for s in 0..<nb {
+            channelsLast(xp + (n + s) * g.imageSize, image, channels: g.channels, positions: HW)
+            im2row(g, image: image, rows: rows + s * g.positions * g.patchSize)
+        }
+    }
+
     // x [N, Cin, H, W] → y [N, Cout, OH, OW]
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         precondition(x.shape.count == 4 && x.shape[1] == inChannels, "Conv2d expects [N, \(inChannels), H, W], got \(x.shape)")
-        let g = geometry(x), N = x.shape[0], O = outChannels, P = g.positions, R = g.rows
+        let g = geometry(x), N = x.shape[0], O = outChannels, P = g.positions, K = g.patchSize
         let y = Tensor.reuse(output, shape: [N, O, g.gridHeight, g.gridWidth])
         output = y; input = x
+        kernelToPatchOrder(weight.value.data, patchWeight.data, rows: O, channels: inChannels, kernel: kernelSize)
         let group = samplesPerGroup(positions: P)
-        let xp = x.data, yp = y.data, wp = weight.value.data, bp = bias?.value.data, ws = workspace
+        let xp = x.data, yp = y.data, wp = patchWeight.data, bp = bias?.value.data, ws = workspace
         Parallel.forEachChunk(count: N) { range, worker in
+            let image = ws.buffer(worker: worker, slot: 3, count: g.imageSize)
             var n = range.lowerBound
             while n < range.upperBound {
                 let nb = min(group, range.upperBound - n), cols = nb * P
-                let col = ws.buffer(worker: worker, slot: 0, count: R * cols)
-                for s in 0..<nb { im2col(g, image: xp + (n + s) * g.imageSize, col: col + s * P, ld: cols) }
+                let rows = ws.buffer(worker: worker, slot: 0, count: cols * K)
+                patches(g, xp, n, nb, rows, image)
                 let tmp = ws.buffer(worker: worker, slot: 1, count: O * cols)
-                gemm(transA: false, transB: false, m: O, n: cols, k: R, a: wp, lda: R, b: col, ldb: cols, c: tmp, ldc: cols)
+                gemm(transA: false, transB: true, m: O, n: cols, k: K, a: wp, lda: K, b: rows, ldb: K, c: tmp, ldc: cols)
                 scatterSampleMajor(tmp, yp + n * O * P, samples: nb, channels: O, positions: P, bias: bp)
                 n += nb
             }
@@ -200,47 +260,53 @@ public final class Conv2d: Layer {
         return y
     }
 
-    // dy [N, Cout, OH, OW] → dx [N, Cin, H, W]; dW [Cout, Cin·k·k] += dy·colᵀ; db += Σ dy
+    // dy [N, Cout, OH, OW] → dx [N, Cin, H, W]; dW += dy·patches; db += Σ dy
     public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
         guard let x = input else { preconditionFailure("Conv2d.backward before forward") }
-        let g = geometry(x), N = x.shape[0], O = outChannels, P = g.positions, R = g.rows
+        let g = geometry(x), N = x.shape[0], O = outChannels, P = g.positions, K = g.patchSize
         let dx: Tensor? = inputGradient ? Tensor.reuse(inputGrad, shape: x.shape) : nil
-        if let dx { inputGrad = dx; dx.fill(0) }
+        if let dx { inputGrad = dx }
         let group = samplesPerGroup(positions: P)
-        let xp = x.data, dyp = dy.data, wp = weight.value.data, dxp = dx?.data, ws = workspace
-        let hasBias = bias != nil
+        let xp = x.data, dyp = dy.data, wp = patchWeight.data, dxp = dx?.data, ws = workspace
+        let hasBias = bias != nil, HW = g.height * g.width
         Parallel.forEachChunk(count: N) { range, worker in
-            let dW = ws.buffer(worker: worker, slot: 2, count: O * R + O)
-            if weightGradients { dW.update(repeating: 0, count: O * R + O) }
+            let dW = ws.buffer(worker: worker, slot: 2, count: O * K + O)
+            if weightGradients { dW.update(repeating: 0, count: O * K + O) }
+            let image = ws.buffer(worker: worker, slot: 3, count: g.imageSize)
             var n = range.lowerBound
             while n < range.upperBound {
                 let nb = min(group, range.upperBound - n), cols = nb * P
                 let dyT = ws.buffer(worker: worker, slot: 1, count: O * cols)
                 gatherChannelMajor(dyp + n * O * P, dyT, samples: nb, channels: O, positions: P)
-                let col = ws.buffer(worker: worker, slot: 0, count: R * cols)
+                let rows = ws.buffer(worker: worker, slot: 0, count: cols * K)
                 if weightGradients {
-                    for s in 0..<nb { im2col(g, image: xp + (n + s) * g.imageSize, col: col + s * P, ld: cols) }
-                    gemm(transA: false, transB: true, m: O, n: R, k: cols, a: dyT, lda: cols, b: col, ldb: cols,
-                         beta: 1, c: dW, ldc: R)
+                    patches(g, xp, n, nb, rows, image)
+                    gemm(transA: false, transB: false, m: O, n: K, k: cols, a: dyT, lda: cols, b: rows, ldb: K,
+                         beta: 1, c: dW, ldc: K)
                     if hasBias {
-                        let db = dW + O * R
+                        let db = dW + O * K
                         for o in 0..<O { var acc: Float = 0; let r = dyT + o * cols; for q in 0..<cols { acc += r[q] }; db[o] += acc }
                     }
                 }
                 if let dxp {
-                    gemm(transA: true, transB: false, m: R, n: cols, k: O, a: wp, lda: R, b: dyT, ldb: cols, c: col, ldc: cols)
-                    for s in 0..<nb { col2im(g, col: col + s * P, ld: cols, image: dxp + (n + s) * g.imageSize) }
+                    gemm(transA: true, transB: false, m: cols, n: K, k: O, a: dyT, lda: cols, b: wp, ldb: K, c: rows, ldc: K)
+                    for s in 0..<nb {
+                        image.update(repeating: 0, count: g.imageSize)
+                        row2im(g, rows: rows + s * P * K, image: image)
+                        channelsFirst(image, dxp + (n + s) * g.imageSize, channels: g.channels, positions: HW)
+                    }
                 }
                 n += nb
             }
         }
         if weightGradients {
-            for w in 0..<min(Parallel.workerCount, N) {
-                let dW = ws.buffer(worker: w, slot: 2, count: O * R + O)
-                let gw = weight.grad.data
-                for i in 0..<(O * R) { gw[i] += dW[i] }
-                if let gb = bias?.grad.data { for o in 0..<O { gb[o] += dW[O * R + o] } }
+            let total = ws.buffer(worker: 0, slot: 2, count: O * K + O)
+            for w in 1..<max(1, min(Parallel.workerCount, N)) {
+                let other = ws.buffer(worker: w, slot: 2, count: O * K + O)
+                for i in 0..<(O * K + O) { total[i] += other[i] }
             }
+            addKernelFromPatchOrder(total, weight.grad.data, rows: O, channels: inChannels, kernel: kernelSize)
+            if let gb = bias?.grad.data { for o in 0..<O { gb[o] += total[O * K + o] } }
         }
         return dx
     }
@@ -249,7 +315,7 @@ public final class Conv2d: Layer {
 /// Transposed 2-d convolution, `torch.nn.ConvTranspose2d` semantics: weight [in, out, k, k], bias [out],
 /// output size (H − 1)·stride − 2·padding + k + outputPadding.
 ///
-/// Its forward pass is the convolution's backward-data pass: one GEMM to columns, then col2im.
+/// Its forward pass is the convolution's backward-data pass: one GEMM to the patch matrix, then row2im.
 ///
 /// ```swift
 /// let up = ConvTranspose2d(inChannels: 128, outChannels: 64, kernelSize: 4, stride: 2, padding: 1, rng: &rng)
@@ -262,7 +328,9 @@ public final class ConvTranspose2d: Layer {
     private var input: Tensor?
     private var output: Tensor?
     private var inputGrad: Tensor?
-    private let workspace = Workspace(slots: 4)
+    private let workspace = Workspace(slots: 5)
+    /// The weight in patch order [in][k][k][out], refreshed every forward.
+    private let patchWeight: Tensor
 
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                 outputPadding: Int = 0, bias: Bool = true, rng: inout RandomGenerator) {
@@ -271,6 +339,7 @@ public final class ConvTranspose2d: Layer {
         self.stride = stride; self.padding = padding; self.outputPadding = outputPadding
         weight = Parameter(Tensor(shape: [inChannels, outChannels, kernelSize, kernelSize]))
         self.bias = bias ? Parameter(Tensor(shape: [outChannels])) : nil
+        patchWeight = Tensor(shape: [inChannels, kernelSize * kernelSize * outChannels])
         // PyTorch computes fan_in from weight.size(1), which is out_channels here.
         pytorchDefaultInit(weight.value, self.bias?.value, fanIn: outChannels * kernelSize * kernelSize, rng: &rng)
     }
@@ -293,72 +362,79 @@ public final class ConvTranspose2d: Layer {
     // x [N, Cin, H, W] → y [N, Cout, OH, OW]
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         precondition(x.shape.count == 4 && x.shape[1] == inChannels, "ConvTranspose2d expects [N, \(inChannels), H, W], got \(x.shape)")
-        let g = geometry(x), N = x.shape[0], C = inChannels, P = g.positions, R = g.rows
+        let g = geometry(x), N = x.shape[0], C = inChannels, P = g.positions, K = g.patchSize
         let y = Tensor.reuse(output, shape: [N, outChannels, g.height, g.width])
         output = y; input = x
-        y.fill(0)
+        kernelToPatchOrder(weight.value.data, patchWeight.data, rows: C, channels: outChannels, kernel: kernelSize)
         let group = samplesPerGroup(positions: P)
-        let xp = x.data, yp = y.data, wp = weight.value.data, ws = workspace
-        let OP = g.height * g.width, O = outChannels
+        let xp = x.data, yp = y.data, wp = patchWeight.data, bp = bias?.value.data, ws = workspace
+        let OHW = g.height * g.width
         Parallel.forEachChunk(count: N) { range, worker in
+            let image = ws.buffer(worker: worker, slot: 3, count: g.imageSize)
             var n = range.lowerBound
             while n < range.upperBound {
                 let nb = min(group, range.upperBound - n), cols = nb * P
                 let xT = ws.buffer(worker: worker, slot: 1, count: C * cols)
                 gatherChannelMajor(xp + n * C * P, xT, samples: nb, channels: C, positions: P)
-                let col = ws.buffer(worker: worker, slot: 0, count: R * cols)
-                gemm(transA: true, transB: false, m: R, n: cols, k: C, a: wp, lda: R, b: xT, ldb: cols, c: col, ldc: cols)
-                for s in 0..<nb { col2im(g, col: col + s * P, ld: cols, image: yp + (n + s) * g.imageSize) }
+                let rows = ws.buffer(worker: worker, slot: 0, count: cols * K)
+                gemm(transA: true, transB: false, m: cols, n: K, k: C, a: xT, lda: cols, b: wp, ldb: K, c: rows, ldc: K)
+                for s in 0..<nb {
+                    image.update(repeating: 0, count: g.imageSize)
+                    row2im(g, rows: rows + s * P * K, image: image)
+                    channelsFirst(image, yp + (n + s) * g.imageSize, channels: g.channels, positions: OHW, bias: bp)
+                }
                 n += nb
-            }
-            if let b = self.bias?.value.data {
-                for n in range { for o in 0..<O { let v = b[o], p = yp + (n * O + o) * OP; for q in 0..<OP { p[q] += v } } }
             }
         }
         return y
     }
 
-    // dy [N, Cout, OH, OW] → dx [N, Cin, H, W]; dW [Cin, Cout·k·k] += x·colᵀ; db += Σ dy
+    // dy [N, Cout, OH, OW] → dx [N, Cin, H, W]; dW += x·patches(dy); db += Σ dy
     public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
         guard let x = input else { preconditionFailure("ConvTranspose2d.backward before forward") }
-        let g = geometry(x), N = x.shape[0], C = inChannels, P = g.positions, R = g.rows
+        let g = geometry(x), N = x.shape[0], C = inChannels, P = g.positions, K = g.patchSize
         let dx: Tensor? = inputGradient ? Tensor.reuse(inputGrad, shape: x.shape) : nil
         if let dx { inputGrad = dx }
         let group = samplesPerGroup(positions: P)
-        let xp = x.data, dyp = dy.data, wp = weight.value.data, dxp = dx?.data, ws = workspace
-        let O = outChannels, OP = g.height * g.width, hasBias = bias != nil
+        let xp = x.data, dyp = dy.data, wp = patchWeight.data, dxp = dx?.data, ws = workspace
+        let O = outChannels, OHW = g.height * g.width, hasBias = bias != nil
         Parallel.forEachChunk(count: N) { range, worker in
-            let dW = ws.buffer(worker: worker, slot: 2, count: C * R + O)
-            if weightGradients { dW.update(repeating: 0, count: C * R + O) }
+            let dW = ws.buffer(worker: worker, slot: 2, count: C * K + O)
+            if weightGradients { dW.update(repeating: 0, count: C * K + O) }
+            let image = ws.buffer(worker: worker, slot: 3, count: g.imageSize)
             var n = range.lowerBound
             while n < range.upperBound {
                 let nb = min(group, range.upperBound - n), cols = nb * P
-                let col = ws.buffer(worker: worker, slot: 0, count: R * cols)
-                for s in 0..<nb { im2col(g, image: dyp + (n + s) * g.imageSize, col: col + s * P, ld: cols) }
+                let rows = ws.buffer(worker: worker, slot: 0, count: cols * K)
+                for s in 0..<nb {
+                    channelsLast(dyp + (n + s) * g.imageSize, image, channels: O, positions: OHW)
+                    im2row(g, image: image, rows: rows + s * P * K)
+                }
                 let xT = ws.buffer(worker: worker, slot: 1, count: C * cols)
                 if weightGradients {
                     gatherChannelMajor(xp + n * C * P, xT, samples: nb, channels: C, positions: P)
-                    gemm(transA: false, transB: true, m: C, n: R, k: cols, a: xT, lda: cols, b: col, ldb: cols,
-                         beta: 1, c: dW, ldc: R)
+                    gemm(transA: false, transB: false, m: C, n: K, k: cols, a: xT, lda: cols, b: rows, ldb: K,
+                         beta: 1, c: dW, ldc: K)
                 }
                 if let dxp {
-                    gemm(transA: false, transB: false, m: C, n: cols, k: R, a: wp, lda: R, b: col, ldb: cols, c: xT, ldc: cols)
+                    gemm(transA: false, transB: true, m: C, n: cols, k: K, a: wp, lda: K, b: rows, ldb: K, c: xT, ldc: cols)
                     scatterSampleMajor(xT, dxp + n * C * P, samples: nb, channels: C, positions: P, bias: nil)
                 }
                 n += nb
             }
             if weightGradients && hasBias {
-                let db = dW + C * R
-                for n in range { for o in 0..<O { var acc: Float = 0; let p = dyp + (n * O + o) * OP; for q in 0..<OP { acc += p[q] }; db[o] += acc } }
+                let db = dW + C * K
+                for n in range { for o in 0..<O { var acc: Float = 0; let p = dyp + (n * O + o) * OHW; for q in 0..<OHW { acc += p[q] }; db[o] += acc } }
             }
         }
         if weightGradients {
-            for w in 0..<min(Parallel.workerCount, N) {
-                let dW = ws.buffer(worker: w, slot: 2, count: C * R + O)
-                let gw = weight.grad.data
-                for i in 0..<(C * R) { gw[i] += dW[i] }
-                if let gb = bias?.grad.data { for o in 0..<O { gb[o] += dW[C * R + o] } }
+            let total = ws.buffer(worker: 0, slot: 2, count: C * K + O)
+            for w in 1..<max(1, min(Parallel.workerCount, N)) {
+                let other = ws.buffer(worker: w, slot: 2, count: C * K + O)
+                for i in 0..<(C * K + O) { total[i] += other[i] }
             }
+            addKernelFromPatchOrder(total, weight.grad.data, rows: C, channels: O, kernel: kernelSize)
+            if let gb = bias?.grad.data { for o in 0..<O { gb[o] += total[C * K + o] } }
         }
         return dx
     }
