@@ -48,16 +48,16 @@ def main():
                 r = f()
                 for key in ("train_images_per_sec", "generate_images_per_sec"):
                     best[(name, key)] = max(best.get((name, key), 0), r[key])
-                best[(name, "peak_rss_mb")] = r["peak_rss_mb"]
+                best[(name, "peak_rss_mb")] = r.get("train_peak_rss_mb", r["peak_rss_mb"])
         rows.append((n, best))
     print(f"{'batch':>5}  {'swift img/s':>11}  {'torch fastest':>13}  {'ratio':>6}  {'torch default':>13}  {'ratio':>6}  "
-          f"{'swift gen/s':>11}  {'torch gen/s':>11}  {'ratio':>6}  {'swift MB':>8}")
+          f"{'swift gen/s':>11}  {'torch gen/s':>11}  {'ratio':>6}  {'swift MB':>8}  {'torch MB':>8}")
     for n, b in rows:
         s, t = b[("swift", "train_images_per_sec")], b[("torch_fastest", "train_images_per_sec")]
         d = b.get(("torch_default", "train_images_per_sec"), float("nan"))
         sg, tg = b[("swift", "generate_images_per_sec")], b[("torch_fastest", "generate_images_per_sec")]
         print(f"{n:>5}  {s:>11.1f}  {t:>13.1f}  {s / t:>6.2f}  {d:>13.1f}  {s / d:>6.2f}  "
-              f"{sg:>11.1f}  {tg:>11.1f}  {sg / tg:>6.2f}  {b[('swift', 'peak_rss_mb')]:>8.0f}")
+              f"{sg:>11.1f}  {tg:>11.1f}  {sg / tg:>6.2f}  {b[('swift', 'peak_rss_mb')]:>8.0f}  {b[('torch_fastest', 'peak_rss_mb')]:>8.0f}")
 
 
 if __name__ == "__main__":

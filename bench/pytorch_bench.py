@@ -66,6 +66,7 @@ while True:
     if time.perf_counter() - start >= args.seconds:
         break
 train_rate = iterations * N / (time.perf_counter() - start)
+train_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 G.eval()
 z = torch.randn(256, 100)
@@ -83,6 +84,6 @@ print(json.dumps({
     "batch_size": N, "threads": args.threads, "iterations": iterations,
     "train_images_per_sec": train_rate, "train_gflops": train_rate * flops / 1e9,
     "generate_batch_size": 256, "generate_images_per_sec": gen_rate,
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "train_peak_rss_mb": train_peak, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "channels_last": args.channels_last, "torch": torch.__version__,
 }, sort_keys=True))

@@ -20,13 +20,15 @@ public enum Benchmark {
         public var trainGFLOPs: Double
         public var generateBatchSize: Int
         public var generateImagesPerSec: Double
+        /// Peak resident memory when training ends (before the generation benchmark), and at the end.
+        public var trainPeakRSSMegabytes: Double
         public var peakRSSMegabytes: Double
 
         enum CodingKeys: String, CodingKey {
             case batchSize = "batch_size", threads, iterations
             case trainImagesPerSec = "train_images_per_sec", trainGFLOPs = "train_gflops"
             case generateBatchSize = "generate_batch_size", generateImagesPerSec = "generate_images_per_sec"
-            case peakRSSMegabytes = "peak_rss_mb"
+            case peakRSSMegabytes = "peak_rss_mb", trainPeakRSSMegabytes = "train_peak_rss_mb"
         }
     }
 
@@ -53,6 +55,7 @@ public enum Benchmark {
         trainProfile = Profiler.report().map { ($0.0, $0.1 / Double(iterations), $0.2 / iterations) }
         trainProfileTotal = trainSeconds / Double(iterations)
 
+        let trainPeak = peakResidentMegabytes()
         let z = Tensor(shape: [generateBatchSize, model.latentDim]); rng.fillNormal(z)
         _ = gan.generator.forward(z, training: false)
         var batches = 0
@@ -63,7 +66,7 @@ public enum Benchmark {
         return Result(batchSize: batchSize, threads: Parallel.workerCount, iterations: iterations,
                       trainImagesPerSec: trainRate, trainGFLOPs: trainRate * model.trainFLOPsPerImage / 1e9,
                       generateBatchSize: generateBatchSize, generateImagesPerSec: genRate,
-                      peakRSSMegabytes: peakResidentMegabytes())
+                      trainPeakRSSMegabytes: trainPeak, peakRSSMegabytes: peakResidentMegabytes())
     }
 }
 

@@ -58,7 +58,7 @@ struct Bench: ParsableCommand {
             print(String(format: "train:    %.1f images/s at batch %d (%.1f GFLOP/s, %d iterations, %d threads)",
                          r.trainImagesPerSec, r.batchSize, r.trainGFLOPs, r.iterations, r.threads))
             print(String(format: "generate: %.1f images/s at batch %d (eval mode)", r.generateImagesPerSec, r.generateBatchSize))
-            print(String(format: "peak resident memory: %.0f MB", r.peakRSSMegabytes))
+            print(String(format: "peak resident memory: %.0f MB after training, %.0f MB after generating", r.trainPeakRSSMegabytes, r.peakRSSMegabytes))
         }
     }
 }
