@@ -9,12 +9,19 @@ import Foundation
 /// ```
 public final class LeakyReLU: Layer {
     public let negativeSlope: Float
+    /// Like PyTorch's `inplace=True`: the output overwrites the input and dx overwrites dy, saving two
+    /// activation-sized buffers. The gradient rule reads the sign from the output, which equals the input's
+    /// sign for a non-negative slope. Only for inputs that nothing else reads afterwards.
+    public let inPlace: Bool
     private var input: Tensor?, output: Tensor?, inputGrad: Tensor?
-    public init(_ negativeSlope: Float = 0.01) { self.negativeSlope = negativeSlope }
+    public init(_ negativeSlope: Float = 0.01, inPlace: Bool = false) {
+        precondition(negativeSlope >= 0, "LeakyReLU: negative slope must be ≥ 0")
+        self.negativeSlope = negativeSlope; self.inPlace = inPlace
+    }
 
     // y = x > 0 ? x : slope·x
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        let y = Tensor.reuse(output, shape: x.shape); output = y; input = x
+        let y = inPlace ? x : Tensor.reuse(output, shape: x.shape); output = y; input = x
         let a = negativeSlope, xp = x.data, yp = y.data
         Parallel.forEachChunk(count: x.count, minimumPerWorker: 1 << 15) { r, _ in
             for i in r { let v = xp[i]; yp[i] = v > 0 ? v : v * a }
@@ -24,11 +31,12 @@ public final class LeakyReLU: Layer {
 
     // dx = dy · (x > 0 ? 1 : slope)
     public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
-        guard inputGradient, let x = input else { return nil }
-        let dx = Tensor.reuse(inputGrad, shape: x.shape); inputGrad = dx
-        let a = negativeSlope, xp = x.data, dp = dy.data, op = dx.data
+        guard inputGradient, let x = input, let y = output else { return nil }
+        let dx = inPlace ? dy : Tensor.reuse(inputGrad, shape: x.shape)
+        if !inPlace { inputGrad = dx }
+        let a = negativeSlope, sp = (inPlace ? y : x).data, dp = dy.data, op = dx.data
         Parallel.forEachChunk(count: x.count, minimumPerWorker: 1 << 15) { r, _ in
-            for i in r { op[i] = xp[i] > 0 ? dp[i] : dp[i] * a }
+            for i in r { op[i] = sp[i] > 0 ? dp[i] : dp[i] * a }
         }
         return dx
     }

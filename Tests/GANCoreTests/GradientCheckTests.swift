@@ -51,6 +51,7 @@ final class GradientCheckTests: XCTestCase {
 
     func testActivations() {
         gradientCheck(LeakyReLU(0.2), input: awayFromZero([3, 40]), "LeakyReLU")
+        gradientCheck(LeakyReLU(0.2, inPlace: true), input: awayFromZero([3, 40]), "LeakyReLU in place")
         gradientCheck(ReLU(), input: awayFromZero([3, 40]), "ReLU")
         gradientCheck(Tanh(), input: randomTensor([3, 40], &rng), "Tanh")
         gradientCheck(Sigmoid(), input: randomTensor([3, 40], &rng), "Sigmoid")

@@ -45,6 +45,7 @@ final class PyTorchReferenceTests: XCTestCase {
 
     func testActivations() {
         check("leakyrelu", LeakyReLU(0.2))
+        check("leakyrelu", LeakyReLU(0.2, inPlace: true))
         check("relu", ReLU())
         check("tanh", Tanh())
         check("sigmoid", Sigmoid())

@@ -64,17 +64,18 @@ func gradientMismatches(_ layer: Layer, input x: Tensor, training: Bool = true, 
     var failures: [String] = []
     var rng = RandomGenerator(seed: 99)
     prepare()
-    let y0 = layer.forward(x, training: training)
+    let y0 = layer.forward(x.clone(), training: training)
     let w = randomTensor(y0.shape, &rng)
     for (_, p) in layer.namedParameters { p.grad.fill(0) }
     prepare()
-    _ = layer.forward(x, training: training)
-    guard let dx = layer.backward(w, weightGradients: true, inputGradient: true)?.clone() else {
+    _ = layer.forward(x.clone(), training: training)
+    // A copy of w: in-place layers overwrite the gradient they are given.
+    guard let dx = layer.backward(w.clone(), weightGradients: true, inputGradient: true)?.clone() else {
         return ["\(what): no input gradient"]
     }
     func loss() -> Double {
         prepare()
-        let y = layer.forward(x, training: training)
+        let y = layer.forward(x.clone(), training: training)   // a copy: in-place layers overwrite their input
         var s = 0.0
         for i in 0..<y.count { s += Double(y[i]) * Double(w[i]) }
         return s
