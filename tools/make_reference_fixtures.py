@@ -75,6 +75,26 @@ x = torch.randn(3, 7) * 2
 x = torch.where(x.abs() < 0.05, x + 0.1, x)
 for name, m in [("leakyrelu", nn.LeakyReLU(0.2)), ("relu", nn.ReLU()), ("tanh", nn.Tanh()), ("sigmoid", nn.Sigmoid())]:
     layer_case(name, m, x)
+# Global average pooling and residual blocks (with a 1×1 projection shortcut, and with the identity)
+layer_case("avgpool", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), torch.randn(2, 3, 4, 5))
+for name, (cin, cout, stride) in [("resblock.proj", (4, 6, 2)), ("resblock.identity", (4, 4, 1))]:
+    block = models.basic_block(cin, cout, stride)
+    with torch.no_grad():
+        for m in block.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.num_features) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features) * 0.5)
+    layer_case(name, block, torch.randn(3, cin, 6, 6))
+# Cross-entropy on class indices, plain and with label smoothing
+for name, eps in [("ce", 0.0), ("ce_smooth", 0.1)]:
+    logits = (torch.randn(6, 10) * 2).requires_grad_(True)
+    labels = torch.tensor([0, 3, 9, 3, 5, 1])
+    loss = F.cross_entropy(logits, labels, label_smoothing=eps)
+    loss.backward()
+    put(f"{name}.logits", logits)
+    put(f"{name}.labels", labels.float())
+    put(f"{name}.loss", loss.reshape(1))
+    put(f"{name}.grad", logits.grad)
 # BCE with logits against soft targets
 logits = (torch.randn(8, 1) * 3).requires_grad_(True)
 targets = torch.rand(8, 1)

@@ -42,6 +42,28 @@ def discriminator(width=64, dropout=0.4, slope=0.2, dropout_module=None):
     )
 
 
+class ResidualBlock(nn.Module):
+    """y = relu(main(x) + shortcut(x)); the identity when shortcut is None (GANCore's ResidualBlock)."""
+
+    def __init__(self, main, shortcut=None):
+        super().__init__()
+        self.main = main
+        self.shortcut = shortcut
+
+    def forward(self, x):
+        return torch.relu(self.main(x) + (self.shortcut(x) if self.shortcut is not None else x))
+
+
+def basic_block(cin, cout, stride):
+    """Two 3×3 convolutions with batch norm; a 1×1 convolution shortcut when the shape changes."""
+    main = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+    shortcut = None
+    if stride != 1 or cin != cout:
+        shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, 0, bias=False), nn.BatchNorm2d(cout))
+    return ResidualBlock(main, shortcut)
+
+
 class ReplayDropout(nn.Module):
     """Dropout whose masks (0/1) are given in advance, so Swift can replay the very same masks."""
 

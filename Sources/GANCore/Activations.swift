@@ -42,21 +42,28 @@ public final class LeakyReLU: Layer {
     }
 }
 
-/// `torch.nn.ReLU`: y = max(x, 0); the gradient at 0 is 0, as in PyTorch.
+/// `torch.nn.ReLU`: y = max(x, 0); the gradient at 0 is 0, as in PyTorch. `inPlace` as for `LeakyReLU`.
 public final class ReLU: Layer {
-    private var input: Tensor?, output: Tensor?, inputGrad: Tensor?
-    public init() {}
+    public let inPlace: Bool
+    private var output: Tensor?, inputGrad: Tensor?
+    public init(inPlace: Bool = false) { self.inPlace = inPlace }
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        let y = Tensor.reuse(output, shape: x.shape); output = y; input = x
+        let y = inPlace ? x : Tensor.reuse(output, shape: x.shape); output = y
         let xp = x.data, yp = y.data
-        for i in 0..<x.count { yp[i] = max(xp[i], 0) }
+        Parallel.forEachChunk(count: x.count, minimumPerWorker: 1 << 15) { r, _ in
+            for i in r { yp[i] = max(xp[i], 0) }
+        }
         return y
     }
+    // dx = dy · (y > 0), the output's sign being the input's
     public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
-        guard inputGradient, let x = input else { return nil }
-        let dx = Tensor.reuse(inputGrad, shape: x.shape); inputGrad = dx
-        let xp = x.data, dp = dy.data, op = dx.data
-        for i in 0..<x.count { op[i] = xp[i] > 0 ? dp[i] : 0 }
+        guard inputGradient, let y = output else { return nil }
+        let dx = inPlace ? dy : Tensor.reuse(inputGrad, shape: y.shape)
+        if !inPlace { inputGrad = dx }
+        let yp = y.data, dp = dy.data, op = dx.data
+        Parallel.forEachChunk(count: y.count, minimumPerWorker: 1 << 15) { r, _ in
+            for i in r { op[i] = yp[i] > 0 ? dp[i] : 0 }
+        }
         return dx
     }
 }

@@ -32,3 +32,57 @@ public final class BCEWithLogitsLoss {
         return g
     }
 }
+
+/// Cross-entropy on logits against class indices, `torch.nn.CrossEntropyLoss` (mean reduction, optional
+/// `label_smoothing` ε: the target distribution is (1 − ε)·one-hot + ε/K).
+/// ∂ℓ/∂x = (softmax(x) − q)/N.
+///
+/// ```swift
+/// let loss = CrossEntropyLoss(labelSmoothing: 0.1)
+/// let value = loss.forward(logits, labels)   // logits [N, K], labels N class indices
+/// let dLogits = loss.backward()
+/// ```
+public final class CrossEntropyLoss {
+    public let labelSmoothing: Float
+    private var probabilities: Tensor?, labels: [Int] = [], grad: Tensor?
+    public init(labelSmoothing: Float = 0) { self.labelSmoothing = labelSmoothing }
+
+    public func forward(_ x: Tensor, _ labels: [Int]) -> Double {
+        precondition(x.shape.count == 2 && x.shape[0] == labels.count, "CrossEntropyLoss: logits \(x.shape) for \(labels.count) labels")
+        let N = x.shape[0], K = x.shape[1]
+        let p = Tensor.reuse(probabilities, shape: x.shape); probabilities = p
+        self.labels = labels
+        let eps = Double(labelSmoothing)
+        var total = 0.0
+        for n in 0..<N {
+            let row = x.data + n * K, prow = p.data + n * K
+            var m = -Float.infinity
+            for k in 0..<K { m = max(m, row[k]) }
+            var z = 0.0
+            for k in 0..<K { z += exp(Double(row[k] - m)) }
+            let logZ = log(z) + Double(m)
+            var sumLogP = 0.0
+            for k in 0..<K {
+                let logp = Double(row[k]) - logZ
+                prow[k] = Float(exp(logp))
+                sumLogP += logp
+            }
+            total += -(1 - eps) * (Double(row[labels[n]]) - logZ) - eps / Double(K) * sumLogP
+        }
+        return total / Double(N)
+    }
+
+    public func backward() -> Tensor {
+        guard let p = probabilities else { preconditionFailure("CrossEntropyLoss.backward before forward") }
+        let N = p.shape[0], K = p.shape[1]
+        let g = Tensor.reuse(grad, shape: p.shape); grad = g
+        let eps = labelSmoothing, inv = 1 / Float(N)
+        for n in 0..<N {
+            for k in 0..<K {
+                let q = (k == labels[n] ? 1 - eps : 0) + eps / Float(K)
+                g[n * K + k] = (p[n * K + k] - q) * inv
+            }
+        }
+        return g
+    }
+}

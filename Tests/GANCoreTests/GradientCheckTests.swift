@@ -83,6 +83,33 @@ final class GradientCheckTests: XCTestCase {
         XCTAssertEqual(db[5], dy[5])
     }
 
+    func testPoolingAndResidualBlocks() {
+        gradientCheck(GlobalAvgPool2d(), input: randomTensor([2, 3, 4, 5], &rng), "GlobalAvgPool2d")
+        gradientCheck(ReLU(inPlace: true), input: awayFromZero([3, 40]), "ReLU in place")
+        // Residual blocks hold ReLUs behind batch norm: a step of 1e-2 or 1e-3 in a first-layer weight moves every
+        // unit and some cross the kink (measured: mismatches at 1e-2 and 1e-3, none at 1e-4), so a smaller step.
+        for (c, o, s) in [(3, 5, 2), (4, 4, 1)] {
+            gradientCheck(ResidualBlock.basic(inChannels: c, outChannels: o, stride: s, rng: &rng),
+                          input: randomTensor([4, c, 6, 6], &rng), tolerance: 2e-2, step: 1e-4, "ResidualBlock \(c)→\(o) s\(s)")
+        }
+    }
+
+    func testCrossEntropy() {
+        for eps in [Float(0), 0.1] {
+            let x = randomTensor([5, 7], &rng, scale: 2), labels = [0, 6, 3, 3, 1]
+            let loss = CrossEntropyLoss(labelSmoothing: eps)
+            _ = loss.forward(x, labels)
+            let g = loss.backward().clone()
+            for i in stride(from: 0, to: 35, by: 3) {
+                let old = x[i], h: Float = 1e-2
+                x[i] = old + h; let lp = loss.forward(x, labels)
+                x[i] = old - h; let lm = loss.forward(x, labels)
+                x[i] = old
+                XCTAssertEqual((lp - lm) / Double(2 * h), Double(g[i]), accuracy: 1e-4, "CE ε=\(eps) d/dx[\(i)]")
+            }
+        }
+    }
+
     func testBCEWithLogits() {
         let x = randomTensor([8, 1], &rng, scale: 3), t = Tensor(shape: [8, 1])
         rng.fillUniform(t, 0, 1)

@@ -51,6 +51,22 @@ final class PyTorchReferenceTests: XCTestCase {
         check("sigmoid", Sigmoid())
     }
 
+    func testPoolingAndResidualBlocks() {
+        check("avgpool", GlobalAvgPool2d())
+        check("resblock.proj", ResidualBlock.basic(inChannels: 4, outChannels: 6, stride: 2, rng: &rng))
+        check("resblock.identity", ResidualBlock.basic(inChannels: 4, outChannels: 4, stride: 1, rng: &rng))
+    }
+
+    func testCrossEntropy() {
+        for (name, eps) in [("ce", Float(0)), ("ce_smooth", 0.1)] {
+            let loss = CrossEntropyLoss(labelSmoothing: eps)
+            let labels = ref.tensor("\(name).labels").toArray().map { Int($0) }
+            let value = loss.forward(ref.tensor("\(name).logits"), labels)
+            XCTAssertEqual(value, Double(ref.tensor("\(name).loss")[0]), accuracy: 1e-5, name)
+            assertClose(loss.backward(), ref.tensor("\(name).grad"), name)
+        }
+    }
+
     func testBCEWithLogits() {
         let loss = BCEWithLogitsLoss()
         let value = loss.forward(ref.tensor("bce.logits"), ref.tensor("bce.targets"))

@@ -49,18 +49,18 @@ func randomTensor(_ shape: [Int], _ rng: inout RandomGenerator, scale: Float = 1
 }
 
 /// Finite-difference check of a layer: L = Σ y·w for a fixed random w; compares the analytic dL/dx and
-/// dL/dθ from `backward` with central differences (h = 1e-2, in double) at up to `samples` entries each.
+/// dL/dθ from `backward` with central differences (step h, 1e-2 by default; loss in double) at up to `samples` entries each.
 func gradientCheck(_ layer: Layer, input x: Tensor, training: Bool = true, samples: Int = 24,
-                   tolerance: Double = 1e-2, _ what: String, prepare: () -> Void = {},
+                   tolerance: Double = 1e-2, step: Float = 1e-2, _ what: String, prepare: () -> Void = {},
                    file: StaticString = #filePath, line: UInt = #line) {
-    for failure in gradientMismatches(layer, input: x, training: training, samples: samples, tolerance: tolerance, what, prepare: prepare) {
+    for failure in gradientMismatches(layer, input: x, training: training, samples: samples, tolerance: tolerance, step: step, what, prepare: prepare) {
         XCTFail(failure, file: file, line: line)
     }
 }
 
 /// The mismatches `gradientCheck` reports (empty when the gradients agree).
 func gradientMismatches(_ layer: Layer, input x: Tensor, training: Bool = true, samples: Int = 24,
-                        tolerance: Double = 1e-2, _ what: String, prepare: () -> Void = {}) -> [String] {
+                        tolerance: Double = 1e-2, step h: Float = 1e-2, _ what: String, prepare: () -> Void = {}) -> [String] {
     var failures: [String] = []
     var rng = RandomGenerator(seed: 99)
     prepare()
@@ -81,7 +81,6 @@ func gradientMismatches(_ layer: Layer, input x: Tensor, training: Bool = true, 
         return s
     }
     func check(_ target: Tensor, _ analytic: Tensor, _ name: String) {
-        let h: Float = 1e-2
         let scale = max(1.0, Double(analytic.maxAbs()))
         var pick = RandomGenerator(seed: 7)
         let indices = target.count <= samples ? Array(0..<target.count) : (0..<samples).map { _ in Int(pick.next() % UInt64(target.count)) }
