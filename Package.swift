@@ -44,7 +44,8 @@ let package = Package(
         .testTarget(
             name: "CIFARGANTests",
             // The executable is a dependency so that end-to-end tests can run the built `cifar-gan`.
-            dependencies: ["CIFARGAN", "GANCore", "cifar-gan"]
+            dependencies: ["CIFARGAN", "GANCore", "cifar-gan"],
+            resources: [.copy("Fixtures")]
         ),
     ]
 )
