@@ -30,7 +30,8 @@ let package = Package(
         ),
         .target(
             name: "CIFARGAN",
-            dependencies: ["GANCore", "CZlib"]
+            dependencies: ["GANCore", "CZlib"],
+            resources: [.copy("Resources")]
         ),
         .executableTarget(
             name: "cifar-gan",

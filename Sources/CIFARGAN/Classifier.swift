@@ -70,6 +70,10 @@ public struct ClassifierTraining: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     public init() {}
 
+    enum CodingKeys: String, CodingKey {
+        case epochs, batchSize, peakLR = "peakLr", warmupFraction, momentum, weightDecay, labelSmoothing, seed
+    }
+
     public func learningRate(step: Int, totalSteps: Int) -> Float {
         let t = Float(step) / Float(max(1, totalSteps)), w = warmupFraction
         return t < w ? peakLR * t / w : peakLR * max(0, (1 - t) / (1 - w))

@@ -114,6 +114,11 @@ public struct OptimizerConfig: Codable, Equatable, Sendable {
     public var beta2: Float = 0.999
     public init() {}
 
+    // Spelled so that JSON's snake_case conversion maps them to generator_lr / discriminator_lr both ways.
+    enum CodingKeys: String, CodingKey {
+        case generatorLR = "generatorLr", discriminatorLR = "discriminatorLr", beta1, beta2
+    }
+
     public func validate() throws {
         guard generatorLR > 0, generatorLR.isFinite else { throw ConfigError("generator_lr must be positive, got \(generatorLR)") }
         guard discriminatorLR > 0, discriminatorLR.isFinite else { throw ConfigError("discriminator_lr must be positive, got \(discriminatorLR)") }

@@ -165,6 +165,21 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// Every field survives config.json: a field the decoder missed would silently fall back to its default.
+    func testConfigRoundTripsEveryField() throws {
+        var c = RunConfig()
+        c.target = "dog"; c.imageFolder = "/x"; c.model.latentDim = 7; c.model.generatorWidth = 9; c.model.discriminatorWidth = 5
+        c.model.dropout = 0.3; c.model.leakySlope = 0.1; c.optimizer.generatorLR = 3e-3; c.optimizer.discriminatorLR = 4e-3
+        c.optimizer.beta1 = 0.4; c.optimizer.beta2 = 0.95; c.batchSize = 17; c.epochs = 11; c.classEpochs = ["cat": 3]
+        c.realTargetRange = [0.7, 0.9]; c.fakeTargetRange = [0.05, 0.2]; c.instanceNoise = 0.2; c.instanceNoiseEpochs = 4
+        c.checkpointEvery = 2; c.keepCheckpoints = 5; c.autoStopPatience = 6; c.autoStopAccuracy = 0.8; c.seed = 99; c.sampleCount = 16
+        let url = temporaryFolder(self).appendingPathComponent("config.json")
+        try c.encoded().write(to: url)
+        XCTAssertEqual(try RunConfig.load(from: url), c)
+        let text = try String(contentsOf: url, encoding: .utf8)
+        XCTAssert(text.contains("\"generator_lr\"") && text.contains("\"batch_size\""), text)
+    }
+
     func testConfigFileErrorsNameTheField() throws {
         let dir = temporaryFolder(self)
         let url = dir.appendingPathComponent("c.json")

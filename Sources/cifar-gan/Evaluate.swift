@@ -1,0 +1,70 @@
+import ArgumentParser
+import CIFARGAN
+import Foundation
+import GANCore
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "FID, KID, precision/recall, recognition rate and an IS-style score of generated images, on the judge's features.")
+
+    @Option(name: .customLong("run"), help: "A run folder: sample from its checkpoint, per class.") var runFolder: String?
+    @Option(help: "A folder of 32×32 PNGs (flat, or one subfolder per class).") var images: String?
+    @Option(name: .customLong("class"), help: "Only this class (for --run), or the class of a flat --images folder.") var className: String?
+    @Option(help: "Reference images: train (exact everywhere) or test.") var reference = "train"
+    @Option(help: "Images per class (default: 5,000 or the reference size, whichever is smaller).") var count: Int?
+    @Option(help: "Checkpoint of the run (default final, else latest).") var checkpoint: String?
+    @Option(help: "Judge folder (default: the built-in one).") var judge: String?
+    @Option(help: "Seed of the sampled latents and KID subsets.") var seed: UInt64 = 0
+    @Flag(help: "Print one JSON object.") var json = false
+    @Option(help: "Folder with the CIFAR-10 binary files.") var dataDir: String?
+
+    func validate() throws {
+        guard (runFolder == nil) != (images == nil) else { throw ValidationError("give exactly one of --run DIR or --images DIR") }
+        guard reference == "train" || reference == "test" else { throw ValidationError("--reference must be train or test, got '\(reference)'") }
+        if let count { guard (2...50_000).contains(count) else { throw ValidationError("--count must be in 2…50000, got \(count)") } }
+    }
+
+    func run() throws {
+        let j = try Judge(folder: judge.map { URL(fileURLWithPath: $0) } ?? Judge.defaultFolder)
+        let split: CIFAR10.Split = reference == "train" ? .train : .test
+        var groups: [(name: String, pixels: [UInt8])] = []
+        if let runFolder {
+            for (name, folder) in try Jobs.modelFolders(in: URL(fileURLWithPath: runFolder), className: className) {
+                let sampler = try Sampler(runFolder: folder, checkpoint: checkpoint)
+                let n = count ?? 5000
+                groups.append((name, sampler.sample(count: n, seed: seed).flatMap(\.planar)))
+            }
+        } else if let images {
+            for (name, pixels) in try Evaluator.imageGroups(folder: URL(fileURLWithPath: images)) {
+                groups.append((name ?? className ?? "all", pixels))
+            }
+        }
+        var results: [EvaluationResult] = []
+        for (name, pixels) in groups {
+            let cls: String? = name == "all" || name == "unconditional" ? nil : name
+            let label = try cls.map { try Jobs.classIndex($0, in: CIFAR10.classNames) }
+            let reference = try Evaluator.referenceFeatures(judge: j, split: split, className: label.map { CIFAR10.classNames[$0] },
+                                                            dataDir: dataDir, limit: count ?? 5000)
+            var px = pixels
+            if let count, px.count / 3072 > count { px = Array(px.prefix(count * 3072)) }
+            results.append(try Evaluator.evaluate(name: name, pixels: px, reference: reference, judge: j, classLabel: label, seed: seed))
+        }
+        if json {
+            let enc = JSONEncoder(); enc.keyEncodingStrategy = .convertToSnakeCase; enc.outputFormatting = [.sortedKeys]
+            if results.count == 1 {
+                print(String(decoding: try enc.encode(results[0]), as: UTF8.self))
+            } else {
+                let body = try results.map { "\"\($0.name)\":" + String(decoding: try enc.encode($0), as: UTF8.self) }.joined(separator: ",")
+                print("{\"classes\":{\(body)}}")
+            }
+        } else {
+            print("class         count     FID       KID (± std)        precision  recall  recognition  IS")
+            for r in results {
+                print(r.name.padding(toLength: 12, withPad: " ", startingAt: 0)
+                      + String(format: " %6d  %8.3f  %8.5f ± %.5f  %8.3f  %6.3f  %@  %6.3f", r.count, r.fid, r.kid, r.kidStd,
+                               r.precision, r.recall, r.recognitionRate.map { String(format: "%11.3f", $0) } ?? "          -", r.inceptionScore))
+            }
+            print("judge \(j.folder.path) (\(j.fingerprint)); reference: CIFAR-10 \(reference) images of each class")
+        }
+    }
+}
