@@ -12,6 +12,10 @@ public struct TrainingState: Codable, Sendable {
     /// Auto-stop bookkeeping: consecutive epochs in which D dominated, and the last epoch before that began.
     public var dominationStreak = 0
     public var lastHealthyEpoch = 0
+    /// In-training evaluation: the best FID so far, its epoch, and evaluations since it improved.
+    public var bestFID: Double?
+    public var bestEpoch: Int?
+    public var evaluationsWithoutImprovement: Int?
 }
 
 /// A checkpoint is a folder `checkpoints/epoch-NNNN/` holding
@@ -83,7 +87,7 @@ public enum Checkpoint {
         return name.isEmpty ? nil : name
     }
 
-    /// Resolves `final`, `latest`, `pre-domination`, `epoch-NNNN` or a bare epoch number to a checkpoint folder.
+    /// Resolves `final`, `latest`, `best`, `pre-domination`, `epoch-NNNN` or a bare epoch number to a checkpoint folder.
     public static func resolve(_ name: String?, in checkpoints: URL) throws -> URL {
         let fm = FileManager.default
         var folder: String
@@ -110,7 +114,7 @@ public enum Checkpoint {
         let fm = FileManager.default
         guard let names = try? fm.contentsOfDirectory(atPath: checkpoints.path) else { return }
         var keepSet = protected
-        for p in ["latest", "final", "pre-domination"] { if let n = pointer(p, in: checkpoints) { keepSet.insert(n) } }
+        for p in ["latest", "final", "pre-domination", "best"] { if let n = pointer(p, in: checkpoints) { keepSet.insert(n) } }
         let epochs = names.compactMap { n -> Int? in n.hasPrefix("epoch-") ? Int(n.dropFirst(6)) : nil }.sorted()
         for e in epochs.filter({ $0 % every == 0 }).suffix(keep) { keepSet.insert(folderName(epoch: e)) }
         for n in names {

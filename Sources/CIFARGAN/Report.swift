@@ -21,7 +21,7 @@ public enum Report {
         let step = max(1, samples.count / 12)
         let timeline = samples.enumerated().filter { $0.offset % step == 0 || $0.offset == samples.count - 1 }.map { $0.element }
         let checkpoints = runFolder.appendingPathComponent("checkpoints")
-        let pointers = ["latest", "final", "pre-domination"].compactMap { p in
+        let pointers = ["latest", "final", "best", "pre-domination"].compactMap { p in
             Checkpoint.pointer(p, in: checkpoints).map { "<li><b>\(p)</b>: checkpoints/\($0)</li>" }
         }.joined()
         let last = metrics.last
@@ -42,6 +42,8 @@ public enum Report {
         \(chart("D outputs", [("D(x)", "#2ca02c", metrics.map(\.dReal)), ("D(G(z))", "#ff7f0e", metrics.map(\.dFake))], yRange: 0...1))
         \(chart("D accuracy", [("real", "#2ca02c", metrics.map(\.accuracyReal)), ("generated", "#ff7f0e", metrics.map(\.accuracyFake))], yRange: 0...1))
         \(chart("Images per second", [("images/s", "#9467bd", metrics.map(\.imagesPerSec))]))
+        \(metrics.contains { $0.fid != nil } ? chart("FID (judge features; lower is better)", [("FID", "#8c564b", metrics.map { $0.fid ?? .nan })]) : "")
+        \(metrics.contains { $0.recognitionRate != nil } ? chart("Recognition rate", [("recognised", "#17becf", metrics.map { $0.recognitionRate ?? .nan })], yRange: 0...1) : "")
         </div>
         """
         if let latest = samples.last {

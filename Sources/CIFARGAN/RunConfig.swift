@@ -36,6 +36,14 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     /// Number of images in each epoch's sample grid.
     public var sampleCount = 64
+    /// Every this many epochs, FID and the recognition rate of `evalCount` samples on the judge's features
+    /// (0: never); the best FID's checkpoint is kept as `best`.
+    public var evalEvery = 0
+    public var evalCount = 1000
+    /// Stop when FID has not improved for this many evaluations (0: never).
+    public var evalPatience = 0
+    /// The judge folder (nil: the built-in judge).
+    public var judge: String?
 
     public init() {}
 
@@ -61,6 +69,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
         guard autoStopPatience >= 0 else { throw ConfigError("auto_stop_patience must be ≥ 0, got \(autoStopPatience)") }
         guard autoStopAccuracy > 0 && autoStopAccuracy <= 1 else { throw ConfigError("auto_stop_accuracy must be in (0, 1], got \(autoStopAccuracy)") }
         guard (1...1024).contains(sampleCount) else { throw ConfigError("sample_count must be in 1…1024, got \(sampleCount)") }
+        guard evalEvery >= 0 else { throw ConfigError("eval_every must be ≥ 0, got \(evalEvery)") }
+        guard (10...50_000).contains(evalCount) else { throw ConfigError("eval_count must be in 10…50000, got \(evalCount)") }
+        guard evalPatience >= 0 else { throw ConfigError("eval_patience must be ≥ 0, got \(evalPatience)") }
     }
 
     /// Instance-noise σ for an epoch: linear from `instanceNoise` at epoch 0 to 0 at `instanceNoiseEpochs`.
@@ -99,6 +110,7 @@ extension RunConfig {
         try read(.instanceNoiseEpochs, &instanceNoiseEpochs); try read(.checkpointEvery, &checkpointEvery)
         try read(.keepCheckpoints, &keepCheckpoints); try read(.autoStopPatience, &autoStopPatience)
         try read(.autoStopAccuracy, &autoStopAccuracy); try read(.seed, &seed); try read(.sampleCount, &sampleCount)
+        try read(.evalEvery, &evalEvery); try read(.evalCount, &evalCount); try read(.evalPatience, &evalPatience); try read(.judge, &judge)
     }
 }
 

@@ -14,11 +14,16 @@ public struct EpochMetrics: Codable, Sendable {
     public var seconds: Double
     public var instanceNoise: Double
     public var iterations: Int
+    /// In-training evaluation (epochs where it ran): FID and recognition rate of generated samples.
+    public var fid: Double?
+    public var recognitionRate: Double?
 }
 
 public enum TrainingOutcome: Equatable, Sendable {
     case finished(epochs: Int)
     case autoStopped(atEpoch: Int, bestEpoch: Int)
+    /// FID did not improve for `eval_patience` evaluations; `bestEpoch` had the lowest FID.
+    case earlyStopped(atEpoch: Int, bestEpoch: Int)
 }
 
 public struct TrainingDiverged: Error, CustomStringConvertible {
@@ -45,6 +50,8 @@ public final class Trainer {
     public var log: (String) -> Void = say
     public var progress: ProgressDisplay
     private var state: TrainingState
+    /// The judge and the reference features of this run's class, when `eval_every` is set.
+    private var evaluation: (judge: Judge, reference: FeatureSet, label: Int?)?
 
     var checkpoints: URL { runFolder.appendingPathComponent("checkpoints") }
     var metricsFile: URL { runFolder.appendingPathComponent("metrics.jsonl") }
@@ -78,6 +85,43 @@ public final class Trainer {
             try writeAtomically(try config.encoded(), to: runFolder.appendingPathComponent("config.json"))
             try writeAtomically(Data(), to: metricsFile)
         }
+        if config.evalEvery > 0 { try prepareEvaluation() }
+    }
+
+    /// Loads the judge and the reference features (CIFAR-10 training images of the run's class) up front,
+    /// so that a missing judge or dataset is an error before training, not after an epoch.
+    private func prepareEvaluation() throws {
+        let judge = try Judge(folder: config.judge.map { URL(fileURLWithPath: $0) } ?? Judge.defaultFolder)
+        let cls: String? = config.target == "unconditional" ? nil : config.target
+        let label = try cls.map { name -> Int in
+            guard let i = CIFAR10.classNames.firstIndex(of: name) else {
+                throw ConfigError("eval_every: the judge knows the CIFAR-10 classes; '\(name)' is not one of them")
+            }
+            return i
+        }
+        // The reference is the run's own training images: the class's CIFAR-10 training images (or all of them).
+        var reference = judge.embed(pixels: data.pixels).0
+        if reference.count > 5000 { reference = reference.subset(Array(0..<5000)) }
+        evaluation = (judge, reference, label)
+    }
+
+    /// FID and recognition rate of `eval_count` samples from a fixed latent stream, in eval mode.
+    private func evaluateNow() throws -> (Double, Double?) {
+        guard let evaluation else { return (.nan, nil) }
+        var rng = RandomGenerator(seed: config.seed).derived(3)
+        var pixels = [UInt8](); pixels.reserveCapacity(config.evalCount * 3072)
+        var done = 0
+        while done < config.evalCount {
+            let n = min(250, config.evalCount - done)
+            let z = Tensor(shape: [n, config.model.latentDim]); rng.fillNormal(z)
+            let x = gan.generator.forward(z, training: false)
+            for i in 0..<n { pixels.append(contentsOf: RGBImage(tensor: x.data + i * 3072).planar) }
+            done += n
+        }
+        let (features, probs) = evaluation.judge.embed(pixels: pixels)
+        let fid = try Metrics.fid(evaluation.reference.statistics(), features.statistics())
+        let recognition = evaluation.label.map { Metrics.recognitionRate(probabilities: probs, classes: evaluation.judge.config.classes, label: $0) }
+        return (fid, recognition)
     }
 
     public var completedEpochs: Int { state.epoch }
@@ -145,10 +189,23 @@ public final class Trainer {
     }
 
     /// Metrics, samples, checkpoint, report and the auto-stop rule at the end of an epoch.
-    private func finishEpoch(_ m: EpochMetrics, totalEpochs: Int) throws -> TrainingOutcome? {
+    private func finishEpoch(_ epochMetrics: EpochMetrics, totalEpochs: Int) throws -> TrainingOutcome? {
+        var m = epochMetrics
         progress.finishLine()
+        var improved = false
+        if config.evalEvery > 0 && m.epoch % config.evalEvery == 0 {
+            let (fid, recognition) = try evaluateNow()
+            m.fid = fid; m.recognitionRate = recognition
+            if fid < (state.bestFID ?? .infinity) {
+                state.bestFID = fid; state.bestEpoch = m.epoch; state.evaluationsWithoutImprovement = 0
+                improved = true
+            } else {
+                state.evaluationsWithoutImprovement = (state.evaluationsWithoutImprovement ?? 0) + 1
+            }
+        }
         log(String(format: "%@ epoch %d/%d: loss_d %.4f loss_g %.4f D(x) %.3f D(G(z)) %.3f acc real %.3f fake %.3f, %.0f img/s, %.1f s",
-                   title, m.epoch, totalEpochs, m.lossD, m.lossG, m.dReal, m.dFake, m.accuracyReal, m.accuracyFake, m.imagesPerSec, m.seconds))
+                   title, m.epoch, totalEpochs, m.lossD, m.lossG, m.dReal, m.dFake, m.accuracyReal, m.accuracyFake, m.imagesPerSec, m.seconds)
+            + (m.fid.map { String(format: ", FID %.3f", $0) } ?? "") + (m.recognitionRate.map { String(format: ", recognised %.3f", $0) } ?? ""))
         try appendMetrics(m)
         try saveSampleGrid(epoch: m.epoch)
 
@@ -166,6 +223,7 @@ public final class Trainer {
         state.dropoutRNGs = gan.dropoutLayers.map(\.rng)
         let folder = try Checkpoint.save(gan: gan, state: state, in: checkpoints)
         try Checkpoint.setPointer("latest", to: folder.lastPathComponent, in: checkpoints)
+        if improved { try Checkpoint.setPointer("best", to: folder.lastPathComponent, in: checkpoints) }
         var protected: Set<String> = []
         if config.autoStopPatience > 0 && state.lastHealthyEpoch > 0 {
             protected.insert(Checkpoint.folderName(epoch: state.lastHealthyEpoch))
@@ -180,6 +238,13 @@ public final class Trainer {
                 + "\(config.autoStopPatience) epochs in a row (epochs \(m.epoch - config.autoStopPatience + 1)–\(m.epoch)); "
                 + (best > 0 ? "the checkpoint from before (epoch \(best)) is checkpoints/pre-domination" : "it dominated from the start"))
             return .autoStopped(atEpoch: m.epoch, bestEpoch: best)
+        }
+        if config.evalPatience > 0, let waited = state.evaluationsWithoutImprovement, waited >= config.evalPatience {
+            try Checkpoint.setPointer("final", to: folder.lastPathComponent, in: checkpoints)
+            let best = state.bestEpoch ?? 0
+            log(String(format: "%@: early stop at epoch %d: FID has not improved for %d evaluations; the best (%.3f) is epoch %d, checkpoints/best",
+                       title, m.epoch, waited, state.bestFID ?? .nan, best))
+            return .earlyStopped(atEpoch: m.epoch, bestEpoch: best)
         }
         return nil
     }

@@ -25,6 +25,10 @@ struct RecipeOptions: ParsableArguments {
     @Option(help: "Auto-stop after D recognises generated images for N epochs in a row (default 0: off).") var autoStopPatience: Int?
     @Option(help: "D accuracy on generated images that counts as dominating (default 0.95).") var autoStopAccuracy: Double?
     @Option(help: "Seed of all randomness (default 0).") var seed: UInt64?
+    @Option(help: "Every N epochs, FID and recognition rate on the judge's features (default 0: off); keeps checkpoints/best.") var evalEvery: Int?
+    @Option(help: "Samples per in-training evaluation (default 1000).") var evalCount: Int?
+    @Option(help: "Stop when FID has not improved for N evaluations (default 0: never).") var evalPatience: Int?
+    @Option(help: "Judge folder for in-training evaluation (default: the built-in judge).") var judge: String?
 
     func apply(to c: inout RunConfig) throws {
         if let v = epochs { c.epochs = v }
@@ -53,6 +57,10 @@ struct RecipeOptions: ParsableArguments {
         if let v = autoStopPatience { c.autoStopPatience = v }
         if let v = autoStopAccuracy { c.autoStopAccuracy = v }
         if let v = seed { c.seed = v }
+        if let v = evalEvery { c.evalEvery = v }
+        if let v = evalCount { c.evalCount = v }
+        if let v = evalPatience { c.evalPatience = v }
+        if let v = judge { c.judge = v }
     }
 
     private func range(_ s: String, _ flag: String) throws -> [Float] {

@@ -40,6 +40,26 @@ final class EvaluationTests: XCTestCase {
         let realObj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(realEval.output.utf8)) as? [String: Any])
         XCTAssertLessThan(realObj["fid"] as! Double, obj["fid"] as! Double, "real cats closer to cats than an untrained generator")
 
+        // In-training evaluation: FID every epoch, the best checkpoint kept, early stopping by its rule.
+        let evalRun = root.appendingPathComponent("evalrun")
+        let tr = try runTool(["train", "--class", "cat", "--epochs", "6", "--batch-size", "4", "--generator-width", "8",
+                              "--discriminator-width", "4", "--data-dir", data.path, "--no-download", "--run", evalRun.path, "--quiet",
+                              "--eval-every", "1", "--eval-count", "20", "--eval-patience", "2", "--judge", judge.path], env: env)
+        XCTAssertEqual(tr.status, 0, tr.output)
+        let metrics = Report.readMetrics(evalRun.appendingPathComponent("metrics.jsonl"))
+        let fids = metrics.compactMap(\.fid)
+        XCTAssertEqual(fids.count, metrics.count, "an FID every epoch")
+        XCTAssert(metrics.allSatisfy { $0.recognitionRate != nil })
+        let bestEpoch = fids.indices.min { fids[$0] < fids[$1] }! + 1
+        XCTAssertEqual(Checkpoint.pointer("best", in: evalRun.appendingPathComponent("checkpoints")), Checkpoint.folderName(epoch: bestEpoch))
+        if metrics.count < 6 {
+            XCTAssertEqual(metrics.count - bestEpoch, 2, "stopped two evaluations after the best: \(fids)")
+            XCTAssert(tr.output.contains("early stop"), tr.output)
+        } else {
+            XCTAssertLessThan(6 - bestEpoch, 2, "would have stopped: \(fids)")
+        }
+        XCTAssert(try String(contentsOf: evalRun.appendingPathComponent("report.html"), encoding: .utf8).contains("FID"))
+
         // Bad input: an empty folder, a wrong image size, an unknown class, no judge.
         let empty = root.appendingPathComponent("empty"); try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         let bad = root.appendingPathComponent("bad")
