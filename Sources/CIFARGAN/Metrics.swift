@@ -89,21 +89,35 @@ public enum Metrics {
         return out
     }
 
+    /// A·Bᵀ for two feature sets (n×m), by BLAS.
+    static func gram(_ a: FeatureSet, _ b: FeatureSet) -> [Double] {
+        var out = [Double](repeating: 0, count: a.count * b.count)
+        a.values.withUnsafeBufferPointer { ap in
+            b.values.withUnsafeBufferPointer { bp in
+                out.withUnsafeMutableBufferPointer { op in
+                    dgemm(transA: false, transB: true, m: a.count, n: b.count, k: a.dim, a: ap.baseAddress!, lda: a.dim,
+                          b: bp.baseAddress!, ldb: b.dim, c: op.baseAddress!, ldc: b.count)
+                }
+            }
+        }
+        return out
+    }
+
     /// Unbiased MMD² with the cubic polynomial kernel k(x, y) = (x·y/d + 1)³ between two sets (KID's estimator).
     public static func mmd2(_ x: FeatureSet, _ y: FeatureSet) -> Double {
-        let d = Double(x.dim)
-        func k(_ a: ArraySlice<Double>, _ b: ArraySlice<Double>) -> Double {
-            var dot = 0.0
-            for (u, v) in zip(a, b) { dot += u * v }
-            let t = dot / d + 1
-            return t * t * t
+        let d = Double(x.dim), m = x.count, n = y.count
+        func kernelSum(_ g: [Double], skipDiagonalOf size: Int?) -> Double {
+            var s = 0.0
+            for (i, v) in g.enumerated() {
+                if let size, i / size == i % size { continue }
+                let t = v / d + 1
+                s += t * t * t
+            }
+            return s
         }
-        let m = x.count, n = y.count
-        var sxx = 0.0, syy = 0.0, sxy = 0.0
-        for i in 0..<m { for j in (i + 1)..<max(m, i + 1) { sxx += k(x.row(i), x.row(j)) } }
-        for i in 0..<n { for j in (i + 1)..<max(n, i + 1) { syy += k(y.row(i), y.row(j)) } }
-        for i in 0..<m { for j in 0..<n { sxy += k(x.row(i), y.row(j)) } }
-        return 2 * sxx / Double(m * (m - 1)) + 2 * syy / Double(n * (n - 1)) - 2 * sxy / Double(m * n)
+        let sxx = kernelSum(gram(x, x), skipDiagonalOf: m), syy = kernelSum(gram(y, y), skipDiagonalOf: n)
+        let sxy = kernelSum(gram(x, y), skipDiagonalOf: nil)
+        return sxx / Double(m * (m - 1)) + syy / Double(n * (n - 1)) - 2 * sxy / Double(m * n)
     }
 
     /// KID: the mean and standard deviation of `mmd2` over `subsets` random subsets of `subsetSize` from each set
@@ -121,16 +135,11 @@ public enum Metrics {
         return (mean, variance.squareRoot())
     }
 
+    /// ‖aᵢ − bⱼ‖² for all pairs, as ‖aᵢ‖² + ‖bⱼ‖² − 2·aᵢ·bⱼ with the products by BLAS.
     static func squaredDistances(_ a: FeatureSet, _ b: FeatureSet) -> [Double] {
-        var out = [Double](repeating: 0, count: a.count * b.count)
-        for i in 0..<a.count {
-            let r = a.row(i)
-            for j in 0..<b.count {
-                var s = 0.0
-                for (u, v) in zip(r, b.row(j)) { let t = u - v; s += t * t }
-                out[i * b.count + j] = s
-            }
-        }
+        var out = gram(a, b)
+        let na = (0..<a.count).map { a.row($0).reduce(0) { $0 + $1 * $1 } }, nb = (0..<b.count).map { b.row($0).reduce(0) { $0 + $1 * $1 } }
+        for i in 0..<a.count { for j in 0..<b.count { out[i * b.count + j] = max(0, na[i] + nb[j] - 2 * out[i * b.count + j]) } }
         return out
     }
 

@@ -59,3 +59,20 @@ public func configureBLASThreads() {
     openblas_set_num_threads(1)
     #endif
 }
+
+/// Row-major double-precision product C = alpha·op(A)·op(B) + beta·C (for evaluation metrics).
+public func dgemm(
+    transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+    alpha: Double = 1, a: UnsafePointer<Double>, lda: Int,
+    b: UnsafePointer<Double>, ldb: Int,
+    beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int
+) {
+    if m == 0 || n == 0 { return }
+    #if canImport(Accelerate)
+    cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    #else
+    cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    #endif
+}
