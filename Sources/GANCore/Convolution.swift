@@ -147,6 +147,21 @@ final class Workspace: @unchecked Sendable {
         return buffers[worker][slot]!
     }
     deinit { for row in buffers { for b in row { b?.deallocate() } } }
+
+    /// Sums the workers' gradient buffers in `slot` (a kernel in patch order, [rows][k][k][channels], followed by
+    /// `biasCount` bias gradients) in worker order — a fixed order, so results do not depend on timing — and adds
+    /// the total to a PyTorch-layout weight gradient and the bias gradient.
+    func addWorkerGradients(slot: Int, workers: Int, rows: Int, channels: Int, kernel: Int,
+                            into weightGrad: UnsafeMutablePointer<Float>, bias biasGrad: UnsafeMutablePointer<Float>?, biasCount: Int) {
+        let kernelCount = rows * channels * kernel * kernel, count = kernelCount + biasCount
+        let total = buffer(worker: 0, slot: slot, count: count)
+        for w in 1..<max(1, workers) {
+            let other = buffer(worker: w, slot: slot, count: count)
+            for i in 0..<count { total[i] += other[i] }
+        }
+        addKernelFromPatchOrder(total, weightGrad, rows: rows, channels: channels, kernel: kernel)
+        if let biasGrad { for o in 0..<biasCount { biasGrad[o] += total[kernelCount + o] } }
+    }
 }
 
 /// How many samples share one GEMM: enough columns (≈512) for BLAS to run near its peak.
@@ -300,13 +315,8 @@ public final class Conv2d: Layer {
             }
         }
         if weightGradients {
-            let total = ws.buffer(worker: 0, slot: 2, count: O * K + O)
-            for w in 1..<max(1, min(Parallel.workerCount, N)) {
-                let other = ws.buffer(worker: w, slot: 2, count: O * K + O)
-                for i in 0..<(O * K + O) { total[i] += other[i] }
-            }
-            addKernelFromPatchOrder(total, weight.grad.data, rows: O, channels: inChannels, kernel: kernelSize)
-            if let gb = bias?.grad.data { for o in 0..<O { gb[o] += total[O * K + o] } }
+            ws.addWorkerGradients(slot: 2, workers: min(Parallel.workerCount, N), rows: O, channels: inChannels, kernel: kernelSize,
+                                  into: weight.grad.data, bias: bias?.grad.data, biasCount: O)
         }
         return dx
     }
@@ -428,13 +438,8 @@ public final class ConvTranspose2d: Layer {
             }
         }
         if weightGradients {
-            let total = ws.buffer(worker: 0, slot: 2, count: C * K + O)
-            for w in 1..<max(1, min(Parallel.workerCount, N)) {
-                let other = ws.buffer(worker: w, slot: 2, count: C * K + O)
-                for i in 0..<(C * K + O) { total[i] += other[i] }
-            }
-            addKernelFromPatchOrder(total, weight.grad.data, rows: C, channels: O, kernel: kernelSize)
-            if let gb = bias?.grad.data { for o in 0..<O { gb[o] += total[C * K + o] } }
+            ws.addWorkerGradients(slot: 2, workers: min(Parallel.workerCount, N), rows: C, channels: O, kernel: kernelSize,
+                                  into: weight.grad.data, bias: bias?.grad.data, biasCount: O)
         }
         return dx
     }
