@@ -75,6 +75,7 @@ public final class Trainer {
             let folder = try Checkpoint.resolve("latest", in: checkpoints)
             if let s = try Checkpoint.load(folder, into: gan) { state = s }
             try truncateMetrics(after: state.epoch)
+            try writeAtomically(try config.encoded(), to: runFolder.appendingPathComponent("config.json"))
             log("resuming \(title) from \(folder.lastPathComponent) (epoch \(state.epoch))")
         } else {
             if fm.fileExists(atPath: checkpoints.path),

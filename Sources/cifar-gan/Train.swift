@@ -121,7 +121,11 @@ struct Train: ParsableCommand {
             guard FileManager.default.fileExists(atPath: url.path) else { throw ValidationError("--resume: \(resume) is not a run folder (no config.json)") }
             cfg = try RunConfig.load(from: url)
             // Only the length of a run may change on resume; everything else would make it another run.
-            if let e = recipe.epochs { cfg.epochs = e }
+            if let e = recipe.epochs, e != cfg.epochs {
+                cfg.epochs = e
+                try cfg.validate()
+                try writeAtomically(try cfg.encoded(), to: url)   // so a later resume keeps the new length
+            }
         } else {
             cfg = try config.map { try RunConfig.load(from: URL(fileURLWithPath: $0)) } ?? RunConfig()
             try recipe.apply(to: &cfg)
