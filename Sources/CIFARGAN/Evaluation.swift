@@ -26,7 +26,7 @@ public final class Judge {
         let meta = folder.appendingPathComponent("classifier.json"), weights = folder.appendingPathComponent("classifier.safetensors")
         guard let data = try? Data(contentsOf: meta), FileManager.default.fileExists(atPath: weights.path) else {
             throw DataError("\(folder.path): no judge (classifier.json and classifier.safetensors); train one with "
-                + "`cifar-gan classifier train --out \(folder.path)` or pass --judge DIR")
+                + "`cifar-gan classifier train --out DIR` and pass --judge DIR or set CIFAR_GAN_JUDGE=DIR")
         }
         struct Meta: Decodable { var config: ClassifierConfig }
         let dec = JSONDecoder(); dec.keyDecodingStrategy = .convertFromSnakeCase
