@@ -16,6 +16,8 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Judge folder (default: the built-in one).") var judge: String?
     @Option(help: "Seed of the sampled latents and KID subsets.") var seed: UInt64 = 0
     @Flag(help: "Print one JSON object.") var json = false
+    @Flag(help: "With --run: evaluate every kept checkpoint (epoch-NNNN), not only the final one.") var allCheckpoints = false
+    @Flag(help: "Add a row per class for real CIFAR-10 test images against the reference: the floor a generator can reach.") var floor = false
     @Option(help: "Folder with the CIFAR-10 binary files.") var dataDir: String?
 
     func validate() throws {
@@ -28,11 +30,28 @@ struct Evaluate: ParsableCommand {
         let j = try Judge(folder: judge.map { URL(fileURLWithPath: $0) } ?? Judge.defaultFolder)
         let split: CIFAR10.Split = reference == "train" ? .train : .test
         var groups: [(name: String, pixels: [UInt8])] = []
+        var labels: [String: String] = [:]   // group name → class
         if let runFolder {
             for (name, folder) in try Jobs.modelFolders(in: URL(fileURLWithPath: runFolder), className: className) {
-                let sampler = try Sampler(runFolder: folder, checkpoint: checkpoint)
                 let n = count ?? 5000
-                groups.append((name, sampler.sample(count: n, seed: seed).flatMap(\.planar)))
+                var names: [String?] = [checkpoint]
+                if allCheckpoints {
+                    let ck = folder.appendingPathComponent("checkpoints")
+                    names = ((try? FileManager.default.contentsOfDirectory(atPath: ck.path)) ?? []).filter { $0.hasPrefix("epoch-") }.sorted()
+                }
+                for ckName in names {
+                    let sampler = try Sampler(runFolder: folder, checkpoint: ckName)
+                    let label = allCheckpoints ? "\(name)@\(sampler.checkpoint.lastPathComponent)" : name
+                    labels[label] = name
+                    groups.append((label, sampler.sample(count: n, seed: seed).flatMap(\.planar)))
+                }
+                if floor {
+                    let test = try CIFAR10.load(from: Locations.dataDirectory(dataDir), split: .test)
+                    let label = "\(name)@test-images"
+                    labels[label] = name
+                    let subset = name == "unconditional" ? test : test.subset(label: try Jobs.classIndex(name, in: test.classNames))
+                    groups.append((label, Array(subset.pixels.prefix((count ?? 5000) * 3072))))
+                }
             }
         } else if let images {
             for (name, pixels) in try Evaluator.imageGroups(folder: URL(fileURLWithPath: images)) {
@@ -41,7 +60,8 @@ struct Evaluate: ParsableCommand {
         }
         var results: [EvaluationResult] = []
         for (name, pixels) in groups {
-            let cls: String? = name == "all" || name == "unconditional" ? nil : name
+            let base = labels[name] ?? name
+            let cls: String? = base == "all" || base == "unconditional" ? nil : base
             let label = try cls.map { try Jobs.classIndex($0, in: CIFAR10.classNames) }
             let reference = try Evaluator.referenceFeatures(judge: j, split: split, className: label.map { CIFAR10.classNames[$0] },
                                                             dataDir: dataDir, limit: count ?? 5000)
@@ -60,7 +80,7 @@ struct Evaluate: ParsableCommand {
         } else {
             print("class         count     FID       KID (± std)        precision  recall  recognition  IS")
             for r in results {
-                print(r.name.padding(toLength: 12, withPad: " ", startingAt: 0)
+                print(r.name.padding(toLength: max(12, r.name.count), withPad: " ", startingAt: 0)
                       + String(format: " %6d  %8.3f  %8.5f ± %.5f  %8.3f  %6.3f  %@  %6.3f", r.count, r.fid, r.kid, r.kidStd,
                                r.precision, r.recall, r.recognitionRate.map { String(format: "%11.3f", $0) } ?? "          -", r.inceptionScore))
             }
