@@ -18,7 +18,9 @@ public final class Judge {
     /// The judge shipped with the toolkit (`Sources/CIFARGAN/Resources/judge`), or `$CIFAR_GAN_JUDGE`.
     public static var defaultFolder: URL {
         if let env = ProcessInfo.processInfo.environment["CIFAR_GAN_JUDGE"], !env.isEmpty { return URL(fileURLWithPath: env) }
-        return Bundle.module.resourceURL!.appendingPathComponent("Resources/judge")
+        // Bundle layouts differ by platform (resourceURL is the bundle itself on Linux, Contents/Resources on macOS).
+        if let url = Bundle.module.url(forResource: "judge", withExtension: nil, subdirectory: "Resources") { return url }
+        return Bundle.module.bundleURL.appendingPathComponent("Resources/judge")
     }
 
     public init(folder: URL) throws {

@@ -84,20 +84,13 @@ struct ClassifierReport: Codable {
 struct ClassifierEvaluate: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "evaluate",
         abstract: "Accuracy of a trained classifier on the CIFAR-10 test set.")
-    @Option(help: "Folder with classifier.safetensors and classifier.json.") var weights = "judge"
+    @Option(help: "Folder with classifier.safetensors and classifier.json (default: the built-in judge).") var weights: String?
     @Flag(help: "Print one JSON object.") var json = false
     @OptionGroup var data: DataFlags
 
     func run() throws {
-        let folder = URL(fileURLWithPath: weights)
-        let metaURL = folder.appendingPathComponent("classifier.json")
-        guard let meta = try? Data(contentsOf: metaURL) else { throw DataError("\(metaURL.path): missing (train one with `cifar-gan classifier train`)") }
-        let dec = JSONDecoder(); dec.keyDecodingStrategy = .convertFromSnakeCase
-        guard let report = try? dec.decode(ClassifierReport.self, from: meta) else { throw DataError("\(metaURL.path): not a classifier description") }
-        var rng = RandomGenerator(seed: 0)
-        let net = report.config.makeNetwork(rng: &rng)
-        let file = folder.appendingPathComponent("classifier.safetensors")
-        try SafeTensors.load(try SafeTensors.read(from: file), into: net.stateDict, file: file.path)
+        let judge = try Judge(folder: weights.map { URL(fileURLWithPath: $0) } ?? Judge.defaultFolder)
+        let net = judge.network
         let test = try CIFAR10.load(from: Locations.dataDirectory(data.dataDir), split: .test)
         let exact = ClassifierJob.evaluate(net, on: test, range: 0..<min(1000, test.count))
         let full = ClassifierJob.evaluate(net, on: test)
@@ -107,7 +100,7 @@ struct ClassifierEvaluate: ParsableCommand {
             print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print(String(format: "accuracy %.4f on test records 0–999 (exact pixels), %.4f on all %d test images", exact.accuracy, full.accuracy, full.count))
-            for name in test.classNames { print(String(format: "  %-10@ %.4f", name as NSString, full.perClass[name] ?? 0)) }
+            for name in test.classNames { print("  " + name.padding(toLength: 11, withPad: " ", startingAt: 0) + String(format: "%.4f", full.perClass[name] ?? 0)) }
         }
     }
 }
