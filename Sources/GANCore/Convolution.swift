@@ -14,45 +14,38 @@ public struct PatchGeometry: Sendable {
 // contiguous runs of C floats, so building the patch matrix is a series of short memory copies instead of
 // strided gathers over tiny rows (the NCHW im2col spent a third of a stride-2 convolution's time there).
 
-/// [C][P] → [P][C] for one image (P = H·W), in cache-sized tiles.
+/// dst[j][i] = src[i][j] (+ bias[j]) for a rows×cols matrix, in cache-sized tiles.
+@inline(__always)
+func transposeTiled(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+                    bias: UnsafePointer<Float>? = nil) {
+    let tile = 32
+    var j0 = 0
+    while j0 < cols {
+        let j1 = min(cols, j0 &+ tile)
+        var i0 = 0
+        while i0 < rows {
+            let i1 = min(rows, i0 &+ tile)
+            for j in j0..<j1 {
+                let d = dst + j &* rows, b = bias?[j] ?? 0
+                for i in i0..<i1 { d[i] = src[i &* cols &+ j] + b }
+            }
+            i0 = i1
+        }
+        j0 = j1
+    }
+}
+
+/// [C][P] → [P][C] for one image (P = H·W).
 @inline(__always)
 func channelsLast(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels C: Int, positions P: Int) {
-    let tile = 32
-    var c0 = 0
-    while c0 < C {
-        let c1 = min(C, c0 &+ tile)
-        var p0 = 0
-        while p0 < P {
-            let p1 = min(P, p0 &+ tile)
-            for c in c0..<c1 {
-                let s = src + c &* P
-                for p in p0..<p1 { dst[p &* C &+ c] = s[p] }
-            }
-            p0 = p1
-        }
-        c0 = c1
-    }
+    transposeTiled(src, dst, rows: C, cols: P)
 }
 
 /// [P][C] → [C][P] for one image, adding `bias[c]` when given.
 @inline(__always)
 func channelsFirst(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, channels C: Int, positions P: Int,
                    bias: UnsafePointer<Float>? = nil) {
-    let tile = 32
-    var c0 = 0
-    while c0 < C {
-        let c1 = min(C, c0 &+ tile)
-        var p0 = 0
-        while p0 < P {
-            let p1 = min(P, p0 &+ tile)
-            for c in c0..<c1 {
-                let d = dst + c &* P, b = bias?[c] ?? 0
-                for p in p0..<p1 { d[p] = src[p &* C &+ c] + b }
-            }
-            p0 = p1
-        }
-        c0 = c1
-    }
+    transposeTiled(src, dst, rows: P, cols: C, bias: bias)
 }
 
 /// One channels-last image → its patch matrix: row q (window position) holds the k·k·C values the window at
