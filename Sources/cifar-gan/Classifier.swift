@@ -42,8 +42,7 @@ struct ClassifierTrain: ParsableCommand {
                    config.forwardFLOPs / 1e6, train.count, epochs))
         let started = Date()
         Profiler.enabled = profile
-        var net: Sequential?
-        net = ClassifierJob.train(config: config, training: training, data: train) { epoch, loss, acc, seconds in
+        let net = ClassifierJob.train(config: config, training: training, data: train) { epoch, loss, acc, seconds in
             say(String(format: "epoch %d/%d: loss %.4f, train accuracy %.4f, %.0f images/s, %.0f s",
                        epoch, epochs, loss, acc, Double(train.count) / seconds, seconds))
         }
@@ -55,7 +54,6 @@ struct ClassifierTrain: ParsableCommand {
             }
             Profiler.enabled = false
         }
-        guard let net else { return }
         let exact = ClassifierJob.evaluate(net, on: test, range: 0..<min(1000, test.count))
         let full = ClassifierJob.evaluate(net, on: test)
         say(String(format: "test accuracy: %.4f on records 0–999 (exact pixels), %.4f on all %d; %@ of training",
