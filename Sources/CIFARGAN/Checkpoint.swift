@@ -16,10 +16,25 @@ public struct TrainingState: Codable, Sendable {
     public var bestFID: Double?
     public var bestEpoch: Int?
     public var evaluationsWithoutImprovement: Int?
+    /// Options beyond the original: the augmentation's stream, the EMA's update count, and the training
+    /// time so far (for `time_limit_minutes` across resumes).
+    public var augmentRNG: RandomGenerator?
+    public var emaUpdates: Int?
+    public var trainingSeconds: Double?
+
+    mutating func captureExtras(of gan: GAN) {
+        augmentRNG = gan.augment?.rng
+        emaUpdates = gan.generatorEMA == nil ? nil : gan.emaUpdates
+    }
+
+    func restoreExtras(into gan: GAN) {
+        if let augmentRNG { gan.augment?.rng = augmentRNG }
+        if let emaUpdates { gan.emaUpdates = emaUpdates }
+    }
 }
 
 /// A checkpoint is a folder `checkpoints/epoch-NNNN/` holding
-/// `generator.safetensors` and `discriminator.safetensors` (PyTorch state dicts: `nn.Sequential` keys such as
+/// `generator.safetensors`, `discriminator.safetensors` and, with `ema_decay`, `generator_ema.safetensors` (PyTorch state dicts: `nn.Sequential` keys such as
 /// `0.weight`, loadable with `load_state_dict`) and `training.safetensors` (both Adam states, with the
 /// `TrainingState` as JSON in its metadata). It is written under a temporary name and renamed into place;
 /// small pointer files (`latest`, `final`, `pre-domination`) name checkpoint folders and are replaced atomically.
@@ -36,6 +51,9 @@ public enum Checkpoint {
         let meta = ["format": "pt", "epoch": String(state.epoch)]
         try SafeTensors.write(gan.generator.stateDict, metadata: meta, to: tmp.appendingPathComponent("generator.safetensors"))
         try SafeTensors.write(gan.discriminator.stateDict, metadata: meta, to: tmp.appendingPathComponent("discriminator.safetensors"))
+        if let ema = gan.generatorEMA {
+            try SafeTensors.write(ema.stateDict, metadata: meta, to: tmp.appendingPathComponent("generator_ema.safetensors"))
+        }
         let optimizerState = gan.optimizerG.state.map { StateEntry(name: "optimizer_g.\($0.name)", tensor: $0.tensor) }
             + gan.optimizerD.state.map { StateEntry(name: "optimizer_d.\($0.name)", tensor: $0.tensor) }
         let stateJSON = String(decoding: try JSONEncoder().encode(state), as: UTF8.self)
@@ -58,6 +76,13 @@ public enum Checkpoint {
     public static func load(_ folder: URL, into gan: GAN, weightsOnly: Bool = false) throws -> TrainingState? {
         let g = folder.appendingPathComponent("generator.safetensors")
         try SafeTensors.load(try SafeTensors.read(from: g), into: gan.generator.stateDict, file: g.path)
+        if let ema = gan.generatorEMA {
+            let e = folder.appendingPathComponent("generator_ema.safetensors")
+            guard FileManager.default.fileExists(atPath: e.path) else {
+                throw DataError("\(e.path): missing, but the run's config keeps a moving average of G (ema_decay)")
+            }
+            try SafeTensors.load(try SafeTensors.read(from: e), into: ema.stateDict, file: e.path)
+        }
         if weightsOnly { return nil }
         let d = folder.appendingPathComponent("discriminator.safetensors")
         try SafeTensors.load(try SafeTensors.read(from: d), into: gan.discriminator.stateDict, file: d.path)
@@ -74,6 +99,7 @@ public enum Checkpoint {
             throw DataError("\(t.path): \(state.dropoutRNGs.count) dropout streams for a model with \(drops.count) dropout layers (another architecture?)")
         }
         for (layer, rng) in zip(drops, state.dropoutRNGs) { layer.rng = rng }
+        state.restoreExtras(into: gan)
         return state
     }
 

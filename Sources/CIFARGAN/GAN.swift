@@ -10,9 +10,21 @@ public struct IterationStats: Sendable {
     public var isFinite: Bool { lossD.isFinite && lossG.isFinite }
 }
 
+/// The adversarial loss.
+public enum GANLoss: String, Codable, CaseIterable, Sendable {
+    /// The original system's: binary cross-entropy with smoothed targets for D, target 1 for G.
+    case bce
+    /// The non-saturating loss of Goodfellow et al.: D softplus(−D(x)) + softplus(D(G(z))), G softplus(−D(G(z)))
+    /// — BCE with hard targets 1 and 0, whatever the target ranges say.
+    case nonSaturating = "non_saturating"
+    /// SNGAN's hinge loss: D relu(1 − D(x)) + relu(1 + D(G(z))), G −D(G(z)).
+    case hinge
+}
+
 /// A generator, a discriminator and their optimizers, with the original system's iteration:
-/// a D step on a real and a generated batch with smoothed targets, then a G step on a fresh latent
-/// batch with target 1 (the non-saturating loss), during which D's weight gradients are not computed.
+/// a D step on a real and a generated batch, then a G step on a fresh latent batch during which D's
+/// weight gradients are not computed. Options beyond the original: the loss, differentiable augmentation
+/// of every D input, an exponential moving average of G's weights, and class conditioning.
 ///
 /// ```swift
 /// let gan = GAN(model: ModelConfig(), optimizer: OptimizerConfig(), seed: 1)
@@ -20,68 +32,155 @@ public struct IterationStats: Sendable {
 /// ```
 public final class GAN {
     public let model: ModelConfig
+    public let loss: GANLoss
     public let generator: Sequential
     public let discriminator: Sequential
     public let optimizerG: Adam
     public let optimizerD: Adam
-    private let lossD = BCEWithLogitsLoss(), lossG = BCEWithLogitsLoss()
-    private var ones: Tensor?
+    /// The labels of the batch being processed, shared by every conditional layer (conditional models only).
+    public let labels: ClassLabels?
+    /// Augmentation applied to every D input (nil: none).
+    public let augment: DiffAugment?
+    /// The moving average of G's weights (nil: not kept), used for samples and evaluation.
+    public let generatorEMA: Sequential?
+    public let emaDecay: Float
+    /// EMA updates so far; the decay warms up as min(decay, (1 + t)/(10 + t)) so early weights fade quickly.
+    public var emaUpdates = 0
+    private let bce = BCEWithLogitsLoss(), hingeLoss = HingeLoss()
+    private var ones: Tensor?, zeros: Tensor?
     private var noisyReal: Tensor?, noisyFake: Tensor?
 
-    public init(model: ModelConfig, optimizer: OptimizerConfig, seed: UInt64) {
-        self.model = model
+    public init(model: ModelConfig, optimizer: OptimizerConfig, seed: UInt64, loss: GANLoss = .bce,
+                augment: Set<DiffAugment.Operation> = [], emaDecay: Float = 0) {
+        self.model = model; self.loss = loss; self.emaDecay = emaDecay
         var rng = RandomGenerator(seed: seed)
-        generator = model.makeGenerator(rng: &rng)
-        discriminator = model.makeDiscriminator(rng: &rng)
+        labels = model.isConditional ? ClassLabels(classes: model.classes) : nil
+        generator = model.makeGenerator(rng: &rng, labels: labels)
+        discriminator = model.makeDiscriminator(rng: &rng, labels: labels)
         generator.name = "G"; discriminator.name = "D"
         optimizerG = Adam(parameters: generator.parameters, lr: optimizer.generatorLR,
                           betas: (optimizer.beta1, optimizer.beta2))
         optimizerD = Adam(parameters: discriminator.parameters, lr: optimizer.discriminatorLR,
                           betas: (optimizer.beta1, optimizer.beta2))
+        var augmentSeed = RandomGenerator(seed: seed).derived(4)
+        self.augment = augment.isEmpty ? nil : DiffAugment(policy: augment, seed: augmentSeed.next())
+        if emaDecay > 0 {
+            var unused = RandomGenerator(seed: seed)
+            let ema = model.makeGenerator(rng: &unused, labels: labels)
+            for (e, p) in zip(ema.stateDict, generator.stateDict) { e.tensor.copy(from: p.tensor) }
+            generatorEMA = ema
+        } else {
+            generatorEMA = nil
+        }
     }
+
+    /// The GAN a run configuration describes.
+    public convenience init(config: RunConfig) {
+        self.init(model: config.model, optimizer: config.optimizer, seed: config.seed, loss: config.ganLoss,
+                  augment: config.augmentPolicy, emaDecay: config.emaDecay)
+    }
+
+    /// The generator to sample from: the moving average when kept.
+    public var samplingGenerator: Sequential { generatorEMA ?? generator }
 
     /// The discriminator's dropout layers, whose random streams a checkpoint saves.
     public var dropoutLayers: [Dropout] { discriminator.layers.compactMap { $0 as? Dropout } }
 
+    /// Generates images in eval mode; `classes` gives each latent's class for a conditional model.
+    public func sample(_ z: Tensor, classes: [Int]? = nil, generator g: Sequential? = nil) -> Tensor {
+        if let labels { labels.labels = classes ?? Array(repeating: 0, count: z.shape[0]) }
+        return (g ?? samplingGenerator).forward(z, training: false)
+    }
+
     /// One D step then one G step. `instanceNoise` (σ, with its generator) is added to every D input.
+    /// For a conditional model, `classes` holds the real batch's labels and the labels drawn for each latent batch.
     @discardableResult
     public func iteration(real: Tensor, latentForD: Tensor, latentForG: Tensor,
                           realTargets: Tensor, fakeTargets: Tensor,
-                          instanceNoise: (std: Float, rng: UnsafeMutablePointer<RandomGenerator>)? = nil) -> IterationStats {
+                          instanceNoise: (std: Float, rng: UnsafeMutablePointer<RandomGenerator>)? = nil,
+                          classes: (real: [Int], fakeD: [Int], fakeG: [Int])? = nil) -> IterationStats {
+        precondition((labels == nil) == (classes == nil), "a conditional GAN needs class labels for every batch, and only it")
         var stats = IterationStats()
         let N = real.shape[0]
+        let one = Tensor.reuse(ones, shape: [N, 1]); ones = one; one.fill(1)
+        let zero = Tensor.reuse(zeros, shape: [N, 1]); zeros = zero; zero.fill(0)
+        let (realT, fakeT) = loss == .nonSaturating ? (one, zero) : (realTargets, fakeTargets)
 
         // D step: gradients of the real and the fake batch accumulate, then one Adam step.
         optimizerD.zeroGrad()
-        let realIn = addNoise(real, &noisyReal, instanceNoise)
-        let realLogits = discriminator.forward(realIn, training: true)
-        let lossReal = lossD.forward(realLogits, realTargets)
+        if let classes { labels?.labels = classes.real }
+        let realLogits = discriminator.forward(dInput(real, &noisyReal, instanceNoise), training: true)
+        let lossReal = lossValue(realLogits, .real, realT)
         stats.dReal = meanSigmoid(realLogits)
         stats.accuracyReal = share(realLogits) { $0 > 0 }
-        discriminator.backward(lossD.backward(), weightGradients: true, inputGradient: false)
+        discriminator.backward(lossGradient(), weightGradients: true, inputGradient: false)
 
+        if let classes { labels?.labels = classes.fakeD }
         let fake = generator.forward(latentForD, training: true)
-        let fakeIn = addNoise(fake, &noisyFake, instanceNoise)
-        let fakeLogits = discriminator.forward(fakeIn, training: true)
-        let lossFake = lossD.forward(fakeLogits, fakeTargets)
+        let fakeLogits = discriminator.forward(dInput(fake, &noisyFake, instanceNoise), training: true)
+        let lossFake = lossValue(fakeLogits, .fake, fakeT)
         stats.dFake = meanSigmoid(fakeLogits)
         stats.accuracyFake = share(fakeLogits) { $0 < 0 }
-        discriminator.backward(lossD.backward(), weightGradients: true, inputGradient: false)
+        discriminator.backward(lossGradient(), weightGradients: true, inputGradient: false)
         optimizerD.step()
         stats.lossD = lossReal + lossFake
 
-        // G step: the gradient flows through D (input gradients only) into G.
+        // G step: the gradient flows through D (input gradients only) and the augmentation into G.
         optimizerG.zeroGrad()
+        if let classes { labels?.labels = classes.fakeG }
         let fake2 = generator.forward(latentForG, training: true)
-        let fake2In = addNoise(fake2, &noisyFake, instanceNoise)
-        let logits = discriminator.forward(fake2In, training: true)
-        let target = Tensor.reuse(ones, shape: [N, 1]); ones = target; target.fill(1)
-        stats.lossG = lossG.forward(logits, target)
-        if let dFake = discriminator.backward(lossG.backward(), weightGradients: false, inputGradient: true) {
+        let logits = discriminator.forward(dInput(fake2, &noisyFake, instanceNoise), training: true)
+        stats.lossG = lossValue(logits, .generator, one)
+        if var dFake = discriminator.backward(lossGradient(), weightGradients: false, inputGradient: true) {
+            if let augment, let d = augment.backward(dFake, weightGradients: false, inputGradient: true) { dFake = d }
             generator.backward(dFake, weightGradients: true, inputGradient: false)
         }
         optimizerG.step()
+        updateEMA()
         return stats
+    }
+
+    private func lossValue(_ logits: Tensor, _ term: HingeLoss.Term, _ targets: Tensor) -> Double {
+        loss == .hinge ? hingeLoss.forward(logits, term) : bce.forward(logits, targets)
+    }
+
+    private func lossGradient() -> Tensor { loss == .hinge ? hingeLoss.backward() : bce.backward() }
+
+    /// What D sees: the images, augmented, plus instance noise.
+    private func dInput(_ x: Tensor, _ cache: inout Tensor?,
+                        _ noise: (std: Float, rng: UnsafeMutablePointer<RandomGenerator>)?) -> Tensor {
+        addNoise(augment?.forward(x, training: true) ?? x, &cache, noise)
+    }
+
+    /// ema ← β·ema + (1 − β)·θ for G's parameters; buffers (batch-norm statistics) are re-estimated by
+    /// `refreshEMAStatistics`, since G's running statistics describe G's activations, not the average's.
+    private func updateEMA() {
+        guard let ema = generatorEMA else { return }
+        let t = Float(emaUpdates)
+        let beta = min(emaDecay, (1 + t) / (10 + t))
+        emaUpdates += 1
+        for (e, p) in zip(ema.parameters, generator.parameters) {
+            let ep = e.value.data, pp = p.value.data
+            for i in 0..<e.value.count { ep[i] = beta * ep[i] + (1 - beta) * pp[i] }
+        }
+    }
+
+    /// Re-estimates the moving average's batch-norm statistics from `batches` batches of 256 latents
+    /// (fixed by `seed`; classes in turn for a conditional model), as a cumulative average.
+    public func refreshEMAStatistics(seed: UInt64, batches: Int = 4) {
+        guard let ema = generatorEMA else { return }
+        let norms = batchNorms(in: ema)
+        for bn in norms {
+            bn.runningMean.fill(0); bn.runningVar.fill(1); bn.numBatchesTracked.fill(0); bn.cumulative = true
+        }
+        var rng = RandomGenerator(seed: seed)
+        let z = Tensor(shape: [256, model.latentDim])
+        for b in 0..<batches {
+            rng.fillNormal(z)
+            if let labels { labels.labels = (0..<256).map { ($0 + b * 256) % labels.classes } }
+            _ = ema.forward(z, training: true)
+        }
+        for bn in norms { bn.cumulative = false }
     }
 
     private func addNoise(_ x: Tensor, _ cache: inout Tensor?,

@@ -64,6 +64,11 @@ public enum Jobs {
         switch config.target {
         case "unconditional":
             try one(config, data, runFolder, "unconditional", resume)
+        case "conditional":
+            var cfg = config
+            cfg.model.classes = data.classNames.count
+            cfg.classNames = data.classNames
+            try one(cfg, data, runFolder, "conditional", resume)
         case "all":
             if !resume {
                 let fm = FileManager.default
@@ -90,35 +95,47 @@ public enum Jobs {
         return outcomes
     }
 
-    /// The single-model run folders inside a run: itself, or its class subfolders for an "all" run.
-    public static func modelFolders(in runFolder: URL, className: String?) throws -> [(String, URL)] {
+    /// One generator to sample from: a run folder, and the class label for a conditional model.
+    public struct ModelRef: Sendable {
+        public var name: String
+        public var folder: URL
+        public var label: Int?
+    }
+
+    /// The generators inside a run: itself, its class subfolders for an "all" run, or one entry per class
+    /// of a conditional run (all in the same folder). `className` picks one.
+    public static func modelFolders(in runFolder: URL, className: String?) throws -> [ModelRef] {
         let configURL = runFolder.appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: configURL.path) else {
             throw DataError("\(runFolder.path): not a run folder (no config.json)")
         }
         let config = try RunConfig.load(from: configURL)
+        if config.target == "conditional" {
+            let names = config.classNames ?? CIFAR10.classNames
+            let all = names.enumerated().map { ModelRef(name: $0.element, folder: runFolder, label: $0.offset) }
+            guard let className else { return all }
+            return [all[try classIndex(className, in: names)]]
+        }
         if config.target != "all" {
             if let className, className != config.target, !(config.target == "unconditional") {
                 throw ConfigError("--class: this run trained '\(config.target)', not '\(className)'")
             }
-            return [(config.target, runFolder)]
+            return [ModelRef(name: config.target, folder: runFolder)]
         }
-        let present = CIFAR10.classNames.filter {
-            FileManager.default.fileExists(atPath: runFolder.appendingPathComponent($0).appendingPathComponent("config.json").path)
+        let fm = FileManager.default
+        let trained = ((try? fm.contentsOfDirectory(atPath: runFolder.path)) ?? []).filter {
+            fm.fileExists(atPath: runFolder.appendingPathComponent($0).appendingPathComponent("config.json").path)
         }
-        let others = ((try? FileManager.default.contentsOfDirectory(atPath: runFolder.path)) ?? []).filter {
-            !present.contains($0) && FileManager.default.fileExists(atPath: runFolder.appendingPathComponent($0).appendingPathComponent("config.json").path)
-        }.sorted()
-        let all = present + others
-        if let className {
-            guard let name = all.first(where: { $0 == className.lowercased() || $0 == className })
-                    ?? Int(className).flatMap({ CIFAR10.classNames.indices.contains($0) ? CIFAR10.classNames[$0] : nil }).flatMap({ all.contains($0) ? $0 : nil }) else {
-                throw ConfigError("--class: unknown class '\(className)' for this run; it has \(all.joined(separator: ", "))")
-            }
-            return [(name, runFolder.appendingPathComponent(name))]
-        }
+        // CIFAR-10's order first, then any other class folders (an image-folder run) alphabetically.
+        let all = CIFAR10.classNames.filter(trained.contains) + trained.filter { !CIFAR10.classNames.contains($0) }.sorted()
         guard !all.isEmpty else { throw DataError("\(runFolder.path): no trained class folders yet") }
-        return all.map { ($0, runFolder.appendingPathComponent($0)) }
+        let refs = all.map { ModelRef(name: $0, folder: runFolder.appendingPathComponent($0)) }
+        guard let className else { return refs }
+        let index = Int(className).flatMap { CIFAR10.classNames.indices.contains($0) ? CIFAR10.classNames[$0] : nil }
+        guard let ref = refs.first(where: { $0.name == className.lowercased() || $0.name == className || $0.name == index }) else {
+            throw ConfigError("--class: unknown class '\(className)' for this run; it has \(all.joined(separator: ", "))")
+        }
+        return [ref]
     }
 
     public enum OutputFormat: String, Sendable { case png, cifarBin = "cifar-bin" }
@@ -127,9 +144,10 @@ public enum Jobs {
     /// or `out/<class>.bin` in the CIFAR-10 binary layout.
     public static func generate(runFolder: URL, className: String?, checkpoint: String?, count: Int, seed: UInt64,
                                 out: URL, format: OutputFormat, log: (String) -> Void) throws {
-        for (name, folder) in try modelFolders(in: runFolder, className: className) {
-            let sampler = try Sampler(runFolder: folder, checkpoint: checkpoint)
-            let images = sampler.sample(count: count, seed: seed)
+        for model in try modelFolders(in: runFolder, className: className) {
+            let name = model.name
+            let sampler = try Sampler(runFolder: model.folder, checkpoint: checkpoint)
+            let images = sampler.sample(count: count, seed: seed, classLabel: model.label)
             switch format {
             case .png:
                 let dir = out.appendingPathComponent(name)

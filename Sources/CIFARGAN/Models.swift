@@ -1,7 +1,8 @@
 import GANCore
 
 /// The shape of the generator and discriminator. Defaults are the original system's models
-/// (generator 738,307 parameters, discriminator 262,209); wider models are one option away.
+/// (generator 738,307 parameters, discriminator 262,209); wider models, the SNGAN residual
+/// architectures, spectral normalisation and class conditioning are options.
 ///
 /// ```swift
 /// var rng = RandomGenerator(seed: 1)
@@ -9,6 +10,14 @@ import GANCore
 /// let d = ModelConfig().makeDiscriminator(rng: &rng)    // images → logits [N, 1]
 /// ```
 public struct ModelConfig: Codable, Equatable, Sendable {
+    /// "dcgan" (the original system's convolutional pair) or "resnet" (SNGAN's CIFAR-10 residual pair:
+    /// three upsampling blocks in G, four blocks in D, widths from `generatorWidth`/`discriminatorWidth`).
+    public var architecture = "dcgan"
+    /// Spectral normalisation of every convolution and linear layer of the discriminator.
+    public var spectralNorm = false
+    /// Number of classes of a class-conditional model (conditional batch norm in G, projection in D);
+    /// 0 for a model of one class or of unlabelled images. Set by `target: "conditional"`.
+    public var classes = 0
     /// Length of the latent vector z ~ N(0, 1).
     public var latentDim = 100
     /// Channels of every generator feature map (4×4, 8×8, 16×16).
@@ -22,7 +31,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     public init() {}
 
+    public var isConditional: Bool { classes > 0 }
+
     public func validate() throws {
+        guard ["dcgan", "resnet"].contains(architecture) else { throw ConfigError("architecture must be dcgan or resnet, got '\(architecture)'") }
+        guard classes == 0 || classes >= 2 else { throw ConfigError("classes must be 0 (not conditional) or at least 2, got \(classes)") }
         guard latentDim >= 1 else { throw ConfigError("latent_dim must be at least 1, got \(latentDim)") }
         guard generatorWidth >= 1 else { throw ConfigError("generator_width must be at least 1, got \(generatorWidth)") }
         guard discriminatorWidth >= 1 else { throw ConfigError("discriminator_width must be at least 1, got \(discriminatorWidth)") }
@@ -30,20 +43,45 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         guard leakySlope >= 0 && leakySlope < 1 else { throw ConfigError("leaky_slope must be in [0, 1), got \(leakySlope)") }
     }
 
+    /// The generator; `labels` is required for a conditional model (its batch norms read the labels).
+    public func makeGenerator(rng: inout RandomGenerator, labels: ClassLabels? = nil) -> Sequential {
+        precondition(!isConditional || labels != nil, "a conditional generator needs its ClassLabels")
+        let norm: (Int) -> Layer = { c in
+            if let labels, self.isConditional { return ConditionalBatchNorm(numFeatures: c, labels: labels) }
+            return BatchNorm2d(numFeatures: c)
+        }
+        return architecture == "resnet" ? makeResNetGenerator(&rng, norm) : makeDCGANGenerator(&rng, norm)
+    }
+
+    /// The discriminator; `labels` is required for a conditional model (its projection head reads them).
+    public func makeDiscriminator(rng: inout RandomGenerator, labels: ClassLabels? = nil) -> Sequential {
+        precondition(!isConditional || labels != nil, "a conditional discriminator needs its ClassLabels")
+        let sn = spectralNorm
+        func weighted(_ layer: WeightedLayer, _ rng: inout RandomGenerator) -> Layer {
+            sn ? SpectralNorm(layer, rng: &rng) : layer
+        }
+        func head(_ features: Int, _ rng: inout RandomGenerator) -> Layer {
+            let linear = weighted(Linear(inFeatures: features, outFeatures: 1, rng: &rng), &rng)
+            guard let labels, isConditional else { return linear }
+            return ProjectionHead(linear: linear, features: features, labels: labels, rng: &rng)
+        }
+        return architecture == "resnet" ? makeResNetDiscriminator(&rng, weighted, head) : makeDCGANDiscriminator(&rng, weighted, head)
+    }
+
     /// Linear → Unflatten(W,4,4) → BN → LReLU → [ConvT(4,2,1) → BN → LReLU]×2 → ConvT(W→3) → Tanh,
     /// indexed like the equivalent `nn.Sequential` (`tools/models.py`).
-    public func makeGenerator(rng: inout RandomGenerator) -> Sequential {
+    private func makeDCGANGenerator(_ rng: inout RandomGenerator, _ norm: (Int) -> Layer) -> Sequential {
         let w = generatorWidth
         return Sequential([
             Linear(inFeatures: latentDim, outFeatures: w * 16, rng: &rng),
             Reshape([w, 4, 4]),
-            BatchNorm2d(numFeatures: w),
+            norm(w),
             LeakyReLU(leakySlope, inPlace: true),
             ConvTranspose2d(inChannels: w, outChannels: w, kernelSize: 4, stride: 2, padding: 1, rng: &rng),
-            BatchNorm2d(numFeatures: w),
+            norm(w),
             LeakyReLU(leakySlope, inPlace: true),
             ConvTranspose2d(inChannels: w, outChannels: w, kernelSize: 4, stride: 2, padding: 1, rng: &rng),
-            BatchNorm2d(numFeatures: w),
+            norm(w),
             LeakyReLU(leakySlope, inPlace: true),
             ConvTranspose2d(inChannels: w, outChannels: 3, kernelSize: 4, stride: 2, padding: 1, rng: &rng),
             Tanh(),
@@ -52,22 +90,68 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     /// Conv(3→W, 3, 1, 1) → LReLU → Conv(W→W, s2) → LReLU → Conv(W→2W, s2) → LReLU → Conv(2W→2W, s2)
     /// → LReLU → Flatten → Dropout → Linear(2W·16 → 1), a logit.
-    public func makeDiscriminator(rng: inout RandomGenerator) -> Sequential {
+    private func makeDCGANDiscriminator(_ rng: inout RandomGenerator, _ weighted: (WeightedLayer, inout RandomGenerator) -> Layer,
+                                        _ head: (Int, inout RandomGenerator) -> Layer) -> Sequential {
         let w = discriminatorWidth
         let dropoutSeed = rng.next()
         return Sequential([
-            Conv2d(inChannels: 3, outChannels: w, kernelSize: 3, stride: 1, padding: 1, rng: &rng),
+            weighted(Conv2d(inChannels: 3, outChannels: w, kernelSize: 3, stride: 1, padding: 1, rng: &rng), &rng),
             LeakyReLU(leakySlope, inPlace: true),
-            Conv2d(inChannels: w, outChannels: w, kernelSize: 3, stride: 2, padding: 1, rng: &rng),
+            weighted(Conv2d(inChannels: w, outChannels: w, kernelSize: 3, stride: 2, padding: 1, rng: &rng), &rng),
             LeakyReLU(leakySlope, inPlace: true),
-            Conv2d(inChannels: w, outChannels: 2 * w, kernelSize: 3, stride: 2, padding: 1, rng: &rng),
+            weighted(Conv2d(inChannels: w, outChannels: 2 * w, kernelSize: 3, stride: 2, padding: 1, rng: &rng), &rng),
             LeakyReLU(leakySlope, inPlace: true),
-            Conv2d(inChannels: 2 * w, outChannels: 2 * w, kernelSize: 3, stride: 2, padding: 1, rng: &rng),
+            weighted(Conv2d(inChannels: 2 * w, outChannels: 2 * w, kernelSize: 3, stride: 2, padding: 1, rng: &rng), &rng),
             LeakyReLU(leakySlope, inPlace: true),
             Flatten(2 * w * 16),
             Dropout(dropout, seed: dropoutSeed),
-            Linear(inFeatures: 2 * w * 16, outFeatures: 1, rng: &rng),
+            head(2 * w * 16, &rng),
         ])
+    }
+
+    /// SNGAN's CIFAR-10 generator: Linear(z → W·4·4) → 3 × [BN → ReLU → Up2 → Conv3 → BN → ReLU → Conv3,
+    /// shortcut Up2 → Conv1] (4→8→16→32) → BN → ReLU → Conv3(W→3) → Tanh.
+    private func makeResNetGenerator(_ rng: inout RandomGenerator, _ norm: (Int) -> Layer) -> Sequential {
+        let w = generatorWidth
+        var layers: [Layer] = [Linear(inFeatures: latentDim, outFeatures: w * 16, rng: &rng), Reshape([w, 4, 4])]
+        for _ in 0..<3 {
+            let main = Sequential([
+                norm(w), ReLU(inPlace: true), Upsample2x(),
+                Conv2d(inChannels: w, outChannels: w, kernelSize: 3, stride: 1, padding: 1, rng: &rng),
+                norm(w), ReLU(inPlace: true),
+                Conv2d(inChannels: w, outChannels: w, kernelSize: 3, stride: 1, padding: 1, rng: &rng),
+            ])
+            let shortcut = Sequential([Upsample2x(), Conv2d(inChannels: w, outChannels: w, kernelSize: 1, rng: &rng)])
+            layers.append(ResidualBlock(main: main, shortcut: shortcut, finalReLU: false))
+        }
+        layers += [BatchNorm2d(numFeatures: w), ReLU(inPlace: true),
+                   Conv2d(inChannels: w, outChannels: 3, kernelSize: 3, stride: 1, padding: 1, rng: &rng), Tanh()]
+        return Sequential(layers)
+    }
+
+    /// SNGAN's CIFAR-10 discriminator: an optimised first block (Conv3 → ReLU → Conv3 → AvgPool, shortcut
+    /// AvgPool → Conv1), a downsampling block, two plain blocks (pre-activation: ReLU → Conv3 → ReLU → Conv3),
+    /// then ReLU → global sum pool → Linear(W → 1). A block's first ReLU is not in place: the shortcut reads x.
+    private func makeResNetDiscriminator(_ rng: inout RandomGenerator, _ weighted: (WeightedLayer, inout RandomGenerator) -> Layer,
+                                         _ head: (Int, inout RandomGenerator) -> Layer) -> Sequential {
+        let w = discriminatorWidth
+        func conv(_ i: Int, _ o: Int, _ k: Int, _ rng: inout RandomGenerator) -> Layer {
+            weighted(Conv2d(inChannels: i, outChannels: o, kernelSize: k, stride: 1, padding: k / 2, rng: &rng), &rng)
+        }
+        var layers: [Layer] = []
+        layers.append(ResidualBlock(
+            main: Sequential([conv(3, w, 3, &rng), ReLU(inPlace: true), conv(w, w, 3, &rng), AvgPool2x2()]),
+            shortcut: Sequential([AvgPool2x2(), conv(3, w, 1, &rng)]), finalReLU: false))
+        layers.append(ResidualBlock(
+            main: Sequential([ReLU(), conv(w, w, 3, &rng), ReLU(inPlace: true), conv(w, w, 3, &rng), AvgPool2x2()]),
+            shortcut: Sequential([conv(w, w, 1, &rng), AvgPool2x2()]), finalReLU: false))
+        for _ in 0..<2 {
+            layers.append(ResidualBlock(
+                main: Sequential([ReLU(), conv(w, w, 3, &rng), ReLU(inPlace: true), conv(w, w, 3, &rng)]),
+                shortcut: nil, finalReLU: false))
+        }
+        layers += [ReLU(inPlace: true), GlobalSumPool2d(), head(w, &rng)]
+        return Sequential(layers)
     }
 
     /// Training FLOPs per real image of one iteration (conv and linear layers only, forward and backward
@@ -108,6 +192,9 @@ extension ModelConfig {
         discriminatorWidth = try c.decodeIfPresent(Int.self, forKey: .discriminatorWidth) ?? discriminatorWidth
         dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? dropout
         leakySlope = try c.decodeIfPresent(Float.self, forKey: .leakySlope) ?? leakySlope
+        architecture = try c.decodeIfPresent(String.self, forKey: .architecture) ?? architecture
+        spectralNorm = try c.decodeIfPresent(Bool.self, forKey: .spectralNorm) ?? spectralNorm
+        classes = try c.decodeIfPresent(Int.self, forKey: .classes) ?? classes
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import GANCore
 
 /// Everything that defines a training run, saved as `config.json` in the run folder.
 /// Defaults are the original system's recipe.
@@ -9,8 +10,11 @@ import Foundation
 /// try config.validate()
 /// ```
 public struct RunConfig: Codable, Equatable, Sendable {
-    /// What the run trains: a class name, "all" (one model per class, in subfolders) or "unconditional".
+    /// What the run trains: a class name, "all" (one model per class, in subfolders), "unconditional"
+    /// (one model on every image) or "conditional" (one class-conditional model for every class).
     public var target = "all"
+    /// The preset the run started from (informational; every value it set is in this config).
+    public var preset: String?
     /// A folder of PNG images (one subfolder per class) to train on instead of CIFAR-10.
     public var imageFolder: String?
     public var model = ModelConfig()
@@ -44,8 +48,21 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var evalPatience = 0
     /// The judge folder (nil: the built-in judge).
     public var judge: String?
+    /// "bce" (the original: smoothed targets), "non_saturating" or "hinge" (see `GANLoss`).
+    public var loss = "bce"
+    /// Differentiable augmentation of every D input: any of "color", "translation", "cutout".
+    public var diffAugment: [String] = []
+    /// Decay of the moving average of G's weights used for samples and evaluation (0: none; typical 0.999).
+    public var emaDecay: Float = 0
+    /// Stop each model after this many minutes of training (0: no limit); the last epoch is then partial.
+    public var timeLimitMinutes: Double = 0
+    /// The class names of a conditional model, in label order (set when it starts training).
+    public var classNames: [String]?
 
     public init() {}
+
+    public var ganLoss: GANLoss { GANLoss(rawValue: loss) ?? .bce }
+    public var augmentPolicy: Set<DiffAugment.Operation> { Set(diffAugment.compactMap(DiffAugment.Operation.init(rawValue:))) }
 
     public func epochs(forClass name: String) -> Int { classEpochs[name] ?? epochs }
 
@@ -72,12 +89,53 @@ public struct RunConfig: Codable, Equatable, Sendable {
         guard evalEvery >= 0 else { throw ConfigError("eval_every must be ≥ 0, got \(evalEvery)") }
         guard (10...50_000).contains(evalCount) else { throw ConfigError("eval_count must be in 10…50000, got \(evalCount)") }
         guard evalPatience >= 0 else { throw ConfigError("eval_patience must be ≥ 0, got \(evalPatience)") }
+        guard GANLoss(rawValue: loss) != nil else {
+            throw ConfigError("loss must be one of \(GANLoss.allCases.map(\.rawValue).joined(separator: ", ")), got '\(loss)'")
+        }
+        for op in diffAugment where DiffAugment.Operation(rawValue: op) == nil {
+            throw ConfigError("diff_augment: unknown operation '\(op)'; expected color, translation or cutout")
+        }
+        guard emaDecay >= 0 && emaDecay < 1 else { throw ConfigError("ema_decay must be in [0, 1), got \(emaDecay)") }
+        guard timeLimitMinutes >= 0, timeLimitMinutes.isFinite else { throw ConfigError("time_limit_minutes must be ≥ 0, got \(timeLimitMinutes)") }
     }
 
     /// Instance-noise σ for an epoch: linear from `instanceNoise` at epoch 0 to 0 at `instanceNoiseEpochs`.
     public func noiseStd(epoch: Int) -> Float {
         guard instanceNoise > 0, instanceNoiseEpochs > 0, epoch < instanceNoiseEpochs else { return 0 }
         return instanceNoise * (1 - Float(epoch) / Float(instanceNoiseEpochs))
+    }
+
+    /// Named recipes. `original` is the default (the original system); `modern` is the recipe the
+    /// same-wall-clock comparison in docs/results.md measured best on this machine; `sngan` is the
+    /// literature's SNGAN recipe (residual models, hinge loss, spectral norm) at CPU-sized widths.
+    public static let presetNames = ["original", "modern", "sngan"]
+
+    public static func preset(_ name: String) throws -> RunConfig {
+        var c = RunConfig()
+        c.preset = name
+        switch name {
+        case "original":
+            break
+        case "modern":
+            c.loss = "hinge"
+            c.model.spectralNorm = true
+            c.emaDecay = 0.999
+            c.diffAugment = ["color", "translation", "cutout"]
+        case "sngan":
+            c.model.architecture = "resnet"
+            c.model.generatorWidth = 64
+            c.model.discriminatorWidth = 64
+            c.model.spectralNorm = true
+            c.loss = "hinge"
+            c.optimizer.generatorLR = 2e-4
+            c.optimizer.discriminatorLR = 2e-4
+            c.optimizer.beta1 = 0
+            c.optimizer.beta2 = 0.9
+            c.emaDecay = 0.999
+        default:
+            throw ConfigError("unknown preset '\(name)'; expected one of \(presetNames.joined(separator: ", "))")
+        }
+        return c
     }
 
     public static func load(from url: URL) throws -> RunConfig {
@@ -111,6 +169,8 @@ extension RunConfig {
         try read(.keepCheckpoints, &keepCheckpoints); try read(.autoStopPatience, &autoStopPatience)
         try read(.autoStopAccuracy, &autoStopAccuracy); try read(.seed, &seed); try read(.sampleCount, &sampleCount)
         try read(.evalEvery, &evalEvery); try read(.evalCount, &evalCount); try read(.evalPatience, &evalPatience); try read(.judge, &judge)
+        try read(.preset, &preset); try read(.loss, &loss); try read(.diffAugment, &diffAugment); try read(.emaDecay, &emaDecay)
+        try read(.timeLimitMinutes, &timeLimitMinutes); try read(.classNames, &classNames)
     }
 }
 

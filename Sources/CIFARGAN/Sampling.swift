@@ -19,13 +19,15 @@ public final class Sampler {
         }
         config = try RunConfig.load(from: configURL)
         try config.validate()
-        gan = GAN(model: config.model, optimizer: config.optimizer, seed: config.seed)
+        gan = GAN(config: config)
         checkpoint = try Checkpoint.resolve(name, in: runFolder.appendingPathComponent("checkpoints"))
         _ = try Checkpoint.load(checkpoint, into: gan, weightsOnly: true)
     }
 
-    /// `count` images from latents drawn with `seed`, generated in eval mode (running batch-norm statistics).
-    public func sample(count: Int, seed: UInt64, batchSize: Int = 256) -> [RGBImage] {
+    /// `count` images from latents drawn with `seed`, generated in eval mode (running batch-norm statistics)
+    /// by the moving average of G when the run kept one; `classLabel` picks the class of a conditional model.
+    public func sample(count: Int, seed: UInt64, classLabel: Int? = nil, batchSize: Int = 256) -> [RGBImage] {
+        precondition(classLabel == nil || config.model.isConditional, "a class label for a model that is not conditional")
         var rng = RandomGenerator(seed: seed)
         var out: [RGBImage] = []
         out.reserveCapacity(count)
@@ -34,7 +36,7 @@ public final class Sampler {
             let n = min(batchSize, count - done)
             let z = Tensor(shape: [n, config.model.latentDim])
             rng.fillNormal(z)
-            let x = gan.generator.forward(z, training: false)
+            let x = gan.sample(z, classes: config.model.isConditional ? Array(repeating: classLabel ?? 0, count: n) : nil)
             for i in 0..<n { out.append(RGBImage(tensor: x.data + i * 3072)) }
             done += n
         }

@@ -24,6 +24,8 @@ public enum TrainingOutcome: Equatable, Sendable {
     case autoStopped(atEpoch: Int, bestEpoch: Int)
     /// FID did not improve for `eval_patience` evaluations; `bestEpoch` had the lowest FID.
     case earlyStopped(atEpoch: Int, bestEpoch: Int)
+    /// `time_limit_minutes` ran out during epoch `atEpoch` (which is partial).
+    case timeLimit(atEpoch: Int)
 }
 
 public struct TrainingDiverged: Error, CustomStringConvertible {
@@ -63,10 +65,16 @@ public final class Trainer {
             throw DataError("\(title): \(data.count) training images, fewer than one batch of \(config.batchSize)")
         }
         self.config = config; self.data = data; self.runFolder = runFolder; self.title = title
-        gan = GAN(model: config.model, optimizer: config.optimizer, seed: config.seed)
+        if config.model.isConditional {
+            guard config.model.classes == data.classNames.count else {
+                throw ConfigError("\(title): the model has \(config.model.classes) classes, the data \(data.classNames.count)")
+            }
+        }
+        gan = GAN(config: config)
         progress = ProgressDisplay()
         state = TrainingState(epoch: 0, rng: RandomGenerator(seed: config.seed).derived(1),
                               dropoutRNGs: gan.dropoutLayers.map(\.rng))
+        state.captureExtras(of: gan)
         let fm = FileManager.default
         if resume {
             guard Checkpoint.pointer("latest", in: checkpoints) != nil else {
@@ -93,7 +101,7 @@ public final class Trainer {
     /// so that a missing judge or dataset is an error before training, not after an epoch.
     private func prepareEvaluation() throws {
         let judge = try Judge(folder: config.judge.map { URL(fileURLWithPath: $0) } ?? Judge.defaultFolder)
-        let cls: String? = config.target == "unconditional" ? nil : config.target
+        let cls: String? = ["unconditional", "conditional"].contains(config.target) ? nil : config.target
         let label = try cls.map { name -> Int in
             guard let i = CIFAR10.classNames.firstIndex(of: name) else {
                 throw ConfigError("eval_every: the judge knows the CIFAR-10 classes; '\(name)' is not one of them")
@@ -115,7 +123,7 @@ public final class Trainer {
         while done < config.evalCount {
             let n = min(250, config.evalCount - done)
             let z = Tensor(shape: [n, config.model.latentDim]); rng.fillNormal(z)
-            let x = gan.generator.forward(z, training: false)
+            let x = gan.sample(z, classes: sampleClasses(n, offset: done))
             for i in 0..<n { pixels.append(contentsOf: RGBImage(tensor: x.data + i * 3072).planar) }
             done += n
         }
@@ -137,6 +145,10 @@ public final class Trainer {
         let tReal = Tensor(shape: [N, 1]), tFake = Tensor(shape: [N, 1])
         let startEpoch = state.epoch
         let runStart = Date()
+        let secondsBefore = state.trainingSeconds ?? 0
+        let limit = config.timeLimitMinutes * 60
+        let conditional = config.model.isConditional
+        var realClasses = [Int](repeating: 0, count: N), classesD = realClasses, classesG = realClasses
         if state.epoch >= epochs {
             log("\(title): already trained for \(state.epoch) epochs")
             return .finished(epochs: state.epoch)
@@ -148,14 +160,26 @@ public final class Trainer {
             let noise = config.noiseStd(epoch: epoch)
             var sums = [Double](repeating: 0, count: 6)
             let epochStart = Date()
+            var completed = batches
             for b in 0..<batches {
-                data.fillBatch(indices: perm[(b * N)..<((b + 1) * N)], into: real)
+                if limit > 0 && secondsBefore + Date().timeIntervalSince(runStart) >= limit && b > 0 {
+                    completed = b
+                    break
+                }
+                let indices = perm[(b * N)..<((b + 1) * N)]
+                data.fillBatch(indices: indices, into: real)
                 state.rng.fillNormal(z1); state.rng.fillNormal(z2)
                 state.rng.fillUniform(tReal, config.realTargetRange[0], config.realTargetRange[1])
                 state.rng.fillUniform(tFake, config.fakeTargetRange[0], config.fakeTargetRange[1])
+                if conditional {
+                    let K = UInt64(config.model.classes)
+                    for (k, i) in indices.enumerated() { realClasses[k] = Int(data.labels[i]) }
+                    for k in 0..<N { classesD[k] = Int(state.rng.next() % K); classesG[k] = Int(state.rng.next() % K) }
+                }
                 let stats = withUnsafeMutablePointer(to: &state.rng) { rng in
                     gan.iteration(real: real, latentForD: z1, latentForG: z2, realTargets: tReal, fakeTargets: tFake,
-                                  instanceNoise: noise > 0 ? (noise, rng) : nil)
+                                  instanceNoise: noise > 0 ? (noise, rng) : nil,
+                                  classes: conditional ? (realClasses, classesD, classesG) : nil)
                 }
                 guard stats.isFinite else {
                     let last = Checkpoint.pointer("latest", in: checkpoints).map { "checkpoints/\($0)" } ?? "none yet"
@@ -174,14 +198,21 @@ public final class Trainer {
                                 lossD: sums[0] / Double(b + 1), lossG: sums[1] / Double(b + 1), eta: eta)
             }
             let seconds = Date().timeIntervalSince(epochStart)
-            let n = Double(batches)
+            let n = Double(completed)
             let m = EpochMetrics(epoch: epoch + 1, lossD: sums[0] / n, lossG: sums[1] / n, dReal: sums[2] / n, dFake: sums[3] / n,
                                  accuracyReal: sums[4] / n, accuracyFake: sums[5] / n,
-                                 imagesPerSec: Double(batches * N) / seconds, seconds: seconds,
-                                 instanceNoise: Double(noise), iterations: batches)
+                                 imagesPerSec: Double(completed * N) / seconds, seconds: seconds,
+                                 instanceNoise: Double(noise), iterations: completed)
             state.epoch = epoch + 1
+            state.trainingSeconds = secondsBefore + Date().timeIntervalSince(runStart)
             let outcome = try finishEpoch(m, totalEpochs: epochs)
             if let outcome { return outcome }
+            if completed < batches || (limit > 0 && state.trainingSeconds! >= limit) {
+                try Checkpoint.setPointer("final", to: Checkpoint.pointer("latest", in: checkpoints)!, in: checkpoints)
+                log("\(title): time limit of \(formatDuration(limit)) reached in epoch \(state.epoch)"
+                    + (completed < batches ? " after \(completed) of \(batches) batches" : "") + "; final checkpoint \(Checkpoint.folderName(epoch: state.epoch))")
+                return .timeLimit(atEpoch: state.epoch)
+            }
         }
         try Checkpoint.setPointer("final", to: Checkpoint.pointer("latest", in: checkpoints)!, in: checkpoints)
         log("\(title): finished \(state.epoch) epochs in \(formatDuration(Date().timeIntervalSince(runStart))); "
@@ -193,6 +224,7 @@ public final class Trainer {
     private func finishEpoch(_ epochMetrics: EpochMetrics, totalEpochs: Int) throws -> TrainingOutcome? {
         var m = epochMetrics
         progress.finishLine()
+        gan.refreshEMAStatistics(seed: config.seed &+ 5)
         var improved = false
         if config.evalEvery > 0 && m.epoch % config.evalEvery == 0 {
             let (fid, recognition) = try evaluateNow()
@@ -222,6 +254,7 @@ public final class Trainer {
             stopping = state.dominationStreak >= config.autoStopPatience
         }
         state.dropoutRNGs = gan.dropoutLayers.map(\.rng)
+        state.captureExtras(of: gan)
         let folder = try Checkpoint.save(gan: gan, state: state, in: checkpoints)
         try Checkpoint.setPointer("latest", to: folder.lastPathComponent, in: checkpoints)
         if improved { try Checkpoint.setPointer("best", to: folder.lastPathComponent, in: checkpoints) }
@@ -274,11 +307,25 @@ public final class Trainer {
         var rng = RandomGenerator(seed: config.seed).derived(2)
         let z = Tensor(shape: [config.sampleCount, config.model.latentDim])
         rng.fillNormal(z)
-        let images = gan.generator.forward(z, training: false)
+        let images = gan.sample(z, classes: sampleClasses(config.sampleCount, offset: 0, gridRows: true))
         let tiles = (0..<config.sampleCount).map { RGBImage(tensor: images.data + $0 * 3072) }
         let columns = Int(Double(config.sampleCount).squareRoot().rounded(.up))
         try PNG.write(imageGrid(tiles, columns: columns),
                       to: runFolder.appendingPathComponent("samples").appendingPathComponent(String(format: "epoch-%04d.png", epoch)))
+    }
+}
+
+extension Trainer {
+    /// Classes for `n` samples of a conditional model: in turn, or in grid rows of one class each
+    /// (nil for other models).
+    func sampleClasses(_ n: Int, offset: Int, gridRows: Bool = false) -> [Int]? {
+        guard config.model.isConditional else { return nil }
+        let K = config.model.classes
+        if gridRows {
+            let columns = Int(Double(n).squareRoot().rounded(.up))
+            return (0..<n).map { ($0 / columns) % K }
+        }
+        return (0..<n).map { ($0 + offset) % K }
     }
 }
 

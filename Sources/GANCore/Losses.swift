@@ -86,3 +86,45 @@ public final class CrossEntropyLoss {
         return g
     }
 }
+
+/// The hinge loss of SNGAN/BigGAN on discriminator logits (mean over the batch):
+/// `.real` mean(relu(1 − x)), `.fake` mean(relu(1 + x)) for D; `.generator` −mean(x) for G.
+///
+/// ```swift
+/// let loss = HingeLoss()
+/// let value = loss.forward(logits, .real)
+/// let dLogits = loss.backward()
+/// ```
+public final class HingeLoss {
+    public enum Term: Sendable { case real, fake, generator }
+    private var logits: Tensor?, term = Term.real, grad: Tensor?
+    public init() {}
+
+    public func forward(_ x: Tensor, _ term: Term) -> Double {
+        logits = x; self.term = term
+        var s = 0.0
+        for i in 0..<x.count {
+            let v = Double(x[i])
+            switch term {
+            case .real: s += max(0, 1 - v)
+            case .fake: s += max(0, 1 + v)
+            case .generator: s -= v
+            }
+        }
+        return s / Double(x.count)
+    }
+
+    public func backward() -> Tensor {
+        guard let x = logits else { preconditionFailure("HingeLoss.backward before forward") }
+        let g = Tensor.reuse(grad, shape: x.shape); grad = g
+        let k = 1 / Float(x.count)
+        for i in 0..<x.count {
+            switch term {
+            case .real: g[i] = x[i] < 1 ? -k : 0
+            case .fake: g[i] = x[i] > -1 ? k : 0
+            case .generator: g[i] = -k
+            }
+        }
+        return g
+    }
+}

@@ -11,7 +11,10 @@
 public final class BatchNorm: Layer {
     public let numFeatures: Int
     public let eps: Float
-    public let momentum: Float
+    public var momentum: Float
+    /// A cumulative average of every batch's statistics instead of a moving one (PyTorch's
+    /// `momentum=None`), for re-estimating the statistics of a finished model.
+    public var cumulative = false
     public let weight: Parameter
     public let bias: Parameter
     public let runningMean: Tensor
@@ -50,7 +53,7 @@ public final class BatchNorm: Layer {
         output = y; input = x; wasTraining = training
         let xp = x.data, yp = y.data, gp = weight.value.data, bp = bias.value.data
         let mp = mean.data, ip = invStd.data, rm = runningMean.data, rv = runningVar.data
-        let eps = self.eps, mom = momentum
+        let eps = self.eps, mom = cumulative ? 1 / (numBatchesTracked[0] + 1) : momentum
         Parallel.forEachChunk(count: C) { channels, _ in
             for c in channels {
                 var mu: Float, istd: Float
@@ -133,3 +136,14 @@ public final class BatchNorm: Layer {
 public typealias BatchNorm1d = BatchNorm
 /// `torch.nn.BatchNorm2d` ([N, C, H, W] inputs).
 public typealias BatchNorm2d = BatchNorm
+
+/// Every batch norm inside a layer (through Sequential, residual blocks and conditional batch norms).
+public func batchNorms(in layer: Layer) -> [BatchNorm] {
+    switch layer {
+    case let bn as BatchNorm: return [bn]
+    case let cbn as ConditionalBatchNorm: return [cbn.norm]
+    case let seq as Sequential: return seq.layers.flatMap(batchNorms(in:))
+    case let block as ResidualBlock: return batchNorms(in: block.main) + (block.shortcut.map(batchNorms(in:)) ?? [])
+    default: return []
+    }
+}

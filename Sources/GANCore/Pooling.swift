@@ -34,3 +34,113 @@ public final class GlobalAvgPool2d: Layer {
     }
 }
 
+
+/// Global sum pooling, `x.sum(dim=(2, 3))` as in the SNGAN discriminator: [N, C, H, W] → [N, C].
+public final class GlobalSumPool2d: Layer {
+    private let average = GlobalAvgPool2d()
+    private var area: Float = 1, output: Tensor?, inputGrad: Tensor?
+    public init() {}
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        area = Float(x.shape.count == 4 ? x.shape[2] * x.shape[3] : 1)
+        let m = average.forward(x, training: training)
+        let y = Tensor.reuse(output, shape: m.shape); output = y
+        for i in 0..<y.count { y[i] = m[i] * area }
+        return y
+    }
+
+    public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
+        guard inputGradient, let dx = average.backward(dy, weightGradients: false, inputGradient: true) else { return nil }
+        dx.scale(by: area)
+        return dx
+    }
+}
+
+/// 2×2 average pooling with stride 2, `nn.AvgPool2d(2)`: [N, C, H, W] → [N, C, H/2, W/2] (H, W even).
+public final class AvgPool2x2: Layer {
+    private var inputShape: [Int] = [], output: Tensor?, inputGrad: Tensor?
+    public init() {}
+
+    // y[i, j] = ¼ Σ x[2i + a, 2j + b]
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        precondition(x.shape.count == 4 && x.shape[2] % 2 == 0 && x.shape[3] % 2 == 0, "AvgPool2x2 expects [N, C, even H, even W], got \(x.shape)")
+        inputShape = x.shape
+        let planes = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3], OH = H / 2, OW = W / 2
+        let y = Tensor.reuse(output, shape: [x.shape[0], x.shape[1], OH, OW]); output = y
+        let xp = x.data, yp = y.data
+        Parallel.forEachChunk(count: planes) { range, _ in
+            for p in range {
+                let src = xp + p * H * W, dst = yp + p * OH * OW
+                for i in 0..<OH {
+                    let r0 = src + 2 * i * W, r1 = r0 + W
+                    for j in 0..<OW { dst[i * OW + j] = 0.25 * (r0[2 * j] + r0[2 * j + 1] + r1[2 * j] + r1[2 * j + 1]) }
+                }
+            }
+        }
+        return y
+    }
+
+    // dx[2i + a, 2j + b] = ¼ dy[i, j]
+    public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
+        guard inputGradient else { return nil }
+        let dx = Tensor.reuse(inputGrad, shape: inputShape); inputGrad = dx
+        let planes = inputShape[0] * inputShape[1], H = inputShape[2], W = inputShape[3], OH = H / 2, OW = W / 2
+        let dp = dy.data, op = dx.data
+        Parallel.forEachChunk(count: planes) { range, _ in
+            for p in range {
+                let src = dp + p * OH * OW, dst = op + p * H * W
+                for i in 0..<OH {
+                    let r0 = dst + 2 * i * W, r1 = r0 + W
+                    for j in 0..<OW {
+                        let v = 0.25 * src[i * OW + j]
+                        r0[2 * j] = v; r0[2 * j + 1] = v; r1[2 * j] = v; r1[2 * j + 1] = v
+                    }
+                }
+            }
+        }
+        return dx
+    }
+}
+
+/// Nearest-neighbour 2× upsampling, `nn.Upsample(scale_factor=2)`: [N, C, H, W] → [N, C, 2H, 2W].
+public final class Upsample2x: Layer {
+    private var inputShape: [Int] = [], output: Tensor?, inputGrad: Tensor?
+    public init() {}
+
+    // y[2i + a, 2j + b] = x[i, j]
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        precondition(x.shape.count == 4, "Upsample2x expects [N, C, H, W], got \(x.shape)")
+        inputShape = x.shape
+        let planes = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
+        let y = Tensor.reuse(output, shape: [x.shape[0], x.shape[1], 2 * H, 2 * W]); output = y
+        let xp = x.data, yp = y.data
+        Parallel.forEachChunk(count: planes) { range, _ in
+            for p in range {
+                let src = xp + p * H * W, dst = yp + p * 4 * H * W
+                for i in 0..<H {
+                    let r0 = dst + 2 * i * 2 * W, r1 = r0 + 2 * W
+                    for j in 0..<W { let v = src[i * W + j]; r0[2 * j] = v; r0[2 * j + 1] = v; r1[2 * j] = v; r1[2 * j + 1] = v }
+                }
+            }
+        }
+        return y
+    }
+
+    // dx[i, j] = Σ dy[2i + a, 2j + b]
+    public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
+        guard inputGradient else { return nil }
+        let dx = Tensor.reuse(inputGrad, shape: inputShape); inputGrad = dx
+        let planes = inputShape[0] * inputShape[1], H = inputShape[2], W = inputShape[3]
+        let dp = dy.data, op = dx.data
+        Parallel.forEachChunk(count: planes) { range, _ in
+            for p in range {
+                let src = dp + p * 4 * H * W, dst = op + p * H * W
+                for i in 0..<H {
+                    let r0 = src + 2 * i * 2 * W, r1 = r0 + 2 * W
+                    for j in 0..<W { dst[i * W + j] = r0[2 * j] + r0[2 * j + 1] + r1[2 * j] + r1[2 * j + 1] }
+                }
+            }
+        }
+        return dx
+    }
+}

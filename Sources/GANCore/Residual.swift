@@ -1,4 +1,5 @@
-/// A residual block, y = ReLU(main(x) + shortcut(x)), with the shortcut the identity when `shortcut` is nil.
+/// A residual block, y = ReLU(main(x) + shortcut(x)) (or main(x) + shortcut(x) without `finalReLU`, the
+/// pre-activation blocks of SNGAN), with the shortcut the identity when `shortcut` is nil.
 /// Parameters are named `main.N.*` and `shortcut.N.*`, like a PyTorch module with two `nn.Sequential`
 /// attributes of those names (`tools/models.py`).
 ///
@@ -9,22 +10,24 @@ public final class ResidualBlock: Layer {
     public let main: Sequential
     public let shortcut: Sequential?
     private let add = Add()
-    private let relu = ReLU()
+    private let relu: ReLU?
     private var inputGrad: Tensor?
 
-    public init(main: Sequential, shortcut: Sequential?) {
+    public init(main: Sequential, shortcut: Sequential?, finalReLU: Bool = true) {
         self.main = main; self.shortcut = shortcut
+        relu = finalReLU ? ReLU() : nil
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let a = main.forward(x, training: training)
         let b = shortcut?.forward(x, training: training) ?? x
-        return relu.forward(add.forward(a, b), training: training)
+        let sum = add.forward(a, b)
+        return relu?.forward(sum, training: training) ?? sum
     }
 
     // d(sum) flows into both branches; their input gradients add up
     public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
-        guard let dsum = relu.backward(dy, weightGradients: weightGradients, inputGradient: true) else { return nil }
+        guard let dsum = relu.map({ $0.backward(dy, weightGradients: weightGradients, inputGradient: true) }) ?? dy else { return nil }
         let dMain = main.backward(dsum, weightGradients: weightGradients, inputGradient: inputGradient)
         let dShort: Tensor? = shortcut.map { $0.backward(dsum, weightGradients: weightGradients, inputGradient: inputGradient) } ?? dsum
         guard inputGradient, let dMain, let dShort else { return nil }

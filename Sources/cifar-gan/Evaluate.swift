@@ -32,7 +32,8 @@ struct Evaluate: ParsableCommand {
         var groups: [(name: String, pixels: [UInt8])] = []
         var labels: [String: String] = [:]   // group name → class
         if let runFolder {
-            for (name, folder) in try Jobs.modelFolders(in: URL(fileURLWithPath: runFolder), className: className) {
+            for model in try Jobs.modelFolders(in: URL(fileURLWithPath: runFolder), className: className) {
+                let name = model.name, folder = model.folder
                 let n = count ?? 5000
                 var names: [String?] = [checkpoint]
                 if allCheckpoints {
@@ -43,7 +44,7 @@ struct Evaluate: ParsableCommand {
                     let sampler = try Sampler(runFolder: folder, checkpoint: ckName)
                     let label = allCheckpoints ? "\(name)@\(sampler.checkpoint.lastPathComponent)" : name
                     labels[label] = name
-                    groups.append((label, sampler.sample(count: n, seed: seed).flatMap(\.planar)))
+                    groups.append((label, sampler.sample(count: n, seed: seed, classLabel: model.label).flatMap(\.planar)))
                 }
                 if floor {
                     let test = try CIFAR10.load(from: Locations.dataDirectory(dataDir), split: .test)

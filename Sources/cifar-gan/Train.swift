@@ -29,6 +29,12 @@ struct RecipeOptions: ParsableArguments {
     @Option(help: "Samples per in-training evaluation (default 1000).") var evalCount: Int?
     @Option(help: "Stop when FID has not improved for N evaluations (default 0: never).") var evalPatience: Int?
     @Option(help: "Judge folder for in-training evaluation (default: the built-in judge).") var judge: String?
+    @Option(help: "Loss: bce (original, smoothed targets), non_saturating or hinge.") var loss: String?
+    @Option(help: "Differentiable augmentation of D's inputs: any of color,translation,cutout ('none' for off).") var diffAugment: String?
+    @Option(help: "Keep a moving average of G's weights with this decay for samples and evaluation (e.g. 0.999; 0: off).") var emaDecay: Float?
+    @Option(help: "Model architecture: dcgan (original) or resnet (SNGAN's residual blocks).") var architecture: String?
+    @Option(help: "Spectral normalisation of D's layers: on or off.") var spectralNorm: String?
+    @Option(help: "Stop each model after this many minutes of training (the last epoch is then partial).") var timeLimit: Double?
 
     func apply(to c: inout RunConfig) throws {
         if let v = epochs { c.epochs = v }
@@ -61,6 +67,15 @@ struct RecipeOptions: ParsableArguments {
         if let v = evalCount { c.evalCount = v }
         if let v = evalPatience { c.evalPatience = v }
         if let v = judge { c.judge = v }
+        if let v = loss { c.loss = v }
+        if let v = diffAugment { c.diffAugment = v == "none" ? [] : v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        if let v = emaDecay { c.emaDecay = v }
+        if let v = architecture { c.model.architecture = v }
+        if let v = spectralNorm {
+            guard ["on", "off"].contains(v) else { throw ValidationError("--spectral-norm: expected on or off, got '\(v)'") }
+            c.model.spectralNorm = v == "on"
+        }
+        if let v = timeLimit { c.timeLimitMinutes = v }
     }
 
     private func range(_ s: String, _ flag: String) throws -> [Float] {
@@ -97,11 +112,15 @@ struct Train: ParsableCommand {
         Examples:
           cifar-gan train --class cat --epochs 5
           cifar-gan train --class all                  # the original recipe: 150 epochs, ten models
+          cifar-gan train --class cat --preset modern  # the recipe docs/results.md measured best
+          cifar-gan train --conditional --preset modern --time-limit 60   # one model for all ten classes
           cifar-gan train --resume runs/cat            # continue a stopped or killed run
         """)
 
     @Option(name: .customLong("class"), help: "A class name or index, or 'all' for one model per class.") var className: String?
     @Flag(help: "One model on every image, ignoring labels.") var unconditional = false
+    @Flag(help: "One class-conditional model for every class (conditional batch norm in G, projection D).") var conditional = false
+    @Option(help: "Start from a named recipe (\(RunConfig.presetNames.joined(separator: ", "))); other flags override it.") var preset: String?
     @Option(name: .customLong("run"), help: "Run folder (default runs/<class>).") var runFolder: String?
     @Option(help: "Continue the run in this folder exactly where it stopped.") var resume: String?
     @Option(help: "JSON run configuration (the format of a run's config.json; missing fields take defaults).") var config: String?
@@ -127,22 +146,31 @@ struct Train: ParsableCommand {
                 try writeAtomically(try cfg.encoded(), to: url)   // so a later resume keeps the new length
             }
         } else {
-            cfg = try config.map { try RunConfig.load(from: URL(fileURLWithPath: $0)) } ?? RunConfig()
+            guard config == nil || preset == nil else { throw ValidationError("--config and --preset exclude each other") }
+            if let preset {
+                do { cfg = try RunConfig.preset(preset) } catch { throw ValidationError("--preset: \(error)") }
+            } else {
+                cfg = try config.map { try RunConfig.load(from: URL(fileURLWithPath: $0)) } ?? RunConfig()
+            }
             try recipe.apply(to: &cfg)
             if let imageFolder { cfg.imageFolder = imageFolder }
+            guard [className != nil, unconditional, conditional].filter({ $0 }).count <= 1 else {
+                throw ValidationError("--class, --unconditional and --conditional exclude each other")
+            }
             if unconditional {
-                guard className == nil else { throw ValidationError("--class and --unconditional exclude each other") }
                 cfg.target = "unconditional"
+            } else if conditional {
+                cfg.target = "conditional"
             } else if let className {
                 cfg.target = className
             } else if config == nil {
-                throw ValidationError("give --class NAME (or all), --unconditional, or --resume RUN")
+                throw ValidationError("give --class NAME (or all), --unconditional, --conditional, or --resume RUN")
             }
             folder = URL(fileURLWithPath: runFolder ?? "runs/\(cfg.target)")
         }
         do { try cfg.validate() } catch { throw ValidationError("\(error)") }
         let dataset = try Jobs.loadData(cfg, try data.options(), log: log)
-        if cfg.target != "all" && cfg.target != "unconditional" {
+        if !["all", "unconditional", "conditional"].contains(cfg.target) {
             let i = try Jobs.classIndex(cfg.target, in: dataset.classNames)
             cfg.target = dataset.classNames[i]
         }
@@ -157,7 +185,7 @@ struct Generate: ParsableCommand {
         abstract: "Write new images from a trained run (no training data needed).")
 
     @Option(name: .customLong("run"), help: "Run folder.") var runFolder: String
-    @Option(name: .customLong("class"), help: "Only this class (for a run of all classes).") var className: String?
+    @Option(name: .customLong("class"), help: "Only this class (for a run of all classes or a conditional run).") var className: String?
     @Option(help: "Images per class.") var count = 64
     @Option(help: "Output folder.") var out: String
     @Option(help: "Seed of the latent vectors.") var seed: UInt64 = 0
