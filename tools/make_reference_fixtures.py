@@ -4,8 +4,10 @@
 
 Outputs (committed; CI does not need PyTorch):
   Tests/GANCoreTests/Fixtures/reference_ops.safetensors            every op: inputs, weights, outputs, gradients
+  Tests/GANCoreTests/Fixtures/reference_gan_ops.safetensors        spectral norm, conditional BN, projection, …
   Tests/GANCoreTests/Fixtures/reference_seed_iteration.safetensors one D step + G step of the original models
 """
+import copy
 import os
 import sys
 
@@ -123,6 +125,45 @@ for name, make in [
     put(f"{name}.p3", p)
 safetensors_io.save(T, os.path.join(OUT, "reference_ops.safetensors"))
 print(f"reference_ops: {len(T)} tensors")
+
+# ---- The ops beyond the original recipe (issue 5) -------------------------------------------
+T = {}
+torch.manual_seed(5)
+# Spectral norm: one power iteration in training mode (u, v updated), none in eval mode
+for name, module, x in [("sn_linear", nn.Linear(6, 4), torch.randn(5, 6)),
+                        ("sn_conv", nn.Conv2d(3, 4, 3, 2, 1), torch.randn(2, 3, 7, 7))]:
+    for mode in ["train", "eval"]:
+        m = nn.utils.spectral_norm(copy.deepcopy(module))
+        layer_case(f"{name}.{mode}", m, x, training=(mode == "train"))
+# Conditional batch norm (train, eval) and the projection head, with fixed labels
+labels = models.Labels()
+labels.labels = torch.tensor([2, 0, 2, 1])
+put("labels", labels.labels.float())
+for mode in ["train", "eval"]:
+    cbn = models.ConditionalBatchNorm2d(3, 4, labels)
+    with torch.no_grad():
+        cbn.weight.copy_(torch.rand(4, 3) + 0.5)
+        cbn.bias.copy_(torch.randn(4, 3))
+        cbn.bn.running_mean.copy_(torch.randn(3) * 0.3)
+        cbn.bn.running_var.copy_(torch.rand(3) + 0.5)
+    layer_case(f"cbn.{mode}", cbn, torch.randn(4, 3, 3, 3) * 2 + 0.5, training=(mode == "train"))
+layer_case("projection", models.ProjectionHead(nn.Linear(5, 1), 5, 4, labels), torch.randn(4, 5))
+layer_case("projection_sn", models.ProjectionHead(nn.utils.spectral_norm(nn.Linear(5, 1)), 5, 4, labels), torch.randn(4, 5))
+# Resampling and pooling of the residual models
+layer_case("upsample", nn.Upsample(scale_factor=2), torch.randn(2, 3, 3, 4))
+layer_case("avgpool2", nn.AvgPool2d(2), torch.randn(2, 3, 4, 6))
+layer_case("sumpool", models.SumPool(), torch.randn(2, 3, 4, 5))
+# Hinge loss terms
+logits = (torch.randn(9, 1) * 1.5).requires_grad_(True)
+put("hinge.logits", logits)
+for term, f in [("real", lambda x: F.relu(1 - x).mean()), ("fake", lambda x: F.relu(1 + x).mean()), ("generator", lambda x: -x.mean())]:
+    logits.grad = None
+    loss = f(logits)
+    loss.backward()
+    put(f"hinge.{term}.loss", loss.reshape(1))
+    put(f"hinge.{term}.grad", logits.grad)
+safetensors_io.save(T, os.path.join(OUT, "reference_gan_ops.safetensors"))
+print(f"reference_gan_ops: {len(T)} tensors")
 
 # ---- One whole training iteration of the original models -------------------------------------
 # Run in float32 and in float64. The tests compare Swift (float32) with the float64 result, allowing

@@ -43,15 +43,18 @@ def discriminator(width=64, dropout=0.4, slope=0.2, dropout_module=None):
 
 
 class ResidualBlock(nn.Module):
-    """y = relu(main(x) + shortcut(x)); the identity when shortcut is None (GANCore's ResidualBlock)."""
+    """y = relu(main(x) + shortcut(x)) (without the relu when final_relu is False, SNGAN's blocks);
+    the identity when shortcut is None (GANCore's ResidualBlock)."""
 
-    def __init__(self, main, shortcut=None):
+    def __init__(self, main, shortcut=None, final_relu=True):
         super().__init__()
         self.main = main
         self.shortcut = shortcut
+        self.final_relu = final_relu
 
     def forward(self, x):
-        return torch.relu(self.main(x) + (self.shortcut(x) if self.shortcut is not None else x))
+        y = self.main(x) + (self.shortcut(x) if self.shortcut is not None else x)
+        return torch.relu(y) if self.final_relu else y
 
 
 def basic_block(cin, cout, stride):
@@ -76,3 +79,81 @@ class ReplayDropout(nn.Module):
         if not self.training:
             return x
         return x * self.masks.pop(0) / (1 - self.p)
+
+
+class Labels:
+    """The class labels of the current batch, shared by a conditional model's layers (GANCore's ClassLabels)."""
+
+    def __init__(self):
+        self.labels = None
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm without affine, then per-class scale and shift: x̂·weight[y] + bias[y] (GANCore's ConditionalBatchNorm)."""
+
+    def __init__(self, num_features, num_classes, labels):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(num_features, affine=False)
+        self.weight = nn.Parameter(torch.ones(num_classes, num_features))
+        self.bias = nn.Parameter(torch.zeros(num_classes, num_features))
+        self._labels = labels
+
+    def forward(self, x):
+        y = self._labels.labels
+        h = self.bn(x)
+        shape = (x.shape[0], -1) + (1,) * (x.dim() - 2)
+        return h * self.weight[y].view(shape) + self.bias[y].view(shape)
+
+
+class ProjectionHead(nn.Module):
+    """logit = linear(φ) + <embed[y], φ> (Miyato & Koyama 2018; GANCore's ProjectionHead)."""
+
+    def __init__(self, linear, features, num_classes, labels):
+        super().__init__()
+        self.linear = linear
+        self.embed = nn.Embedding(num_classes, features)
+        self._labels = labels
+
+    def forward(self, h):
+        return self.linear(h) + (self.embed(self._labels.labels) * h).sum(1, keepdim=True)
+
+
+class SumPool(nn.Module):
+    def forward(self, x):
+        return x.sum(dim=(2, 3))
+
+
+def resnet_generator(latent_dim=100, width=64, num_classes=0, labels=None):
+    """SNGAN's CIFAR-10 generator (GANCore ModelConfig architecture "resnet")."""
+    w = width
+    norm = (lambda c: ConditionalBatchNorm2d(c, num_classes, labels)) if num_classes else nn.BatchNorm2d
+    layers = [nn.Linear(latent_dim, w * 16), nn.Unflatten(1, (w, 4, 4))]
+    for _ in range(3):
+        main = nn.Sequential(norm(w), nn.ReLU(), nn.Upsample(scale_factor=2), nn.Conv2d(w, w, 3, 1, 1),
+                             norm(w), nn.ReLU(), nn.Conv2d(w, w, 3, 1, 1))
+        layers.append(ResidualBlock(main, nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(w, w, 1)), final_relu=False))
+    layers += [nn.BatchNorm2d(w), nn.ReLU(), nn.Conv2d(w, 3, 3, 1, 1), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+def resnet_discriminator(width=64, spectral_norm=True, num_classes=0, labels=None):
+    """SNGAN's CIFAR-10 discriminator (GANCore ModelConfig architecture "resnet")."""
+    w = width
+    sn = nn.utils.spectral_norm if spectral_norm else (lambda m: m)
+
+    def conv(i, o, k):
+        return sn(nn.Conv2d(i, o, k, 1, k // 2))
+
+    layers = [
+        ResidualBlock(nn.Sequential(conv(3, w, 3), nn.ReLU(), conv(w, w, 3), nn.AvgPool2d(2)),
+                      nn.Sequential(nn.AvgPool2d(2), conv(3, w, 1)), final_relu=False),
+        ResidualBlock(nn.Sequential(nn.ReLU(), conv(w, w, 3), nn.ReLU(), conv(w, w, 3), nn.AvgPool2d(2)),
+                      nn.Sequential(conv(w, w, 1), nn.AvgPool2d(2)), final_relu=False),
+    ]
+    for _ in range(2):
+        layers.append(ResidualBlock(nn.Sequential(nn.ReLU(), conv(w, w, 3), nn.ReLU(), conv(w, w, 3)), None, final_relu=False))
+    head = sn(nn.Linear(w, 1))
+    if num_classes:
+        head = ProjectionHead(head, w, num_classes, labels)
+    layers += [nn.ReLU(), SumPool(), head]
+    return nn.Sequential(*layers)

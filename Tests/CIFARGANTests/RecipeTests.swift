@@ -1,0 +1,165 @@
+import XCTest
+import Foundation
+import CIFARGAN
+import GANCore
+
+/// The options beyond the original recipe, trained end to end on synthetic data: presets, resnet models,
+/// EMA, DiffAugment, losses, the class-conditional model, and the time limit.
+final class RecipeTests: XCTestCase {
+    func syntheticData() throws -> ImageDataset {
+        let dir = temporaryFolder(self)
+        try writeSyntheticCIFAR(to: dir, perClass: 8, files: CIFAR10.trainFiles)
+        return try CIFAR10.load(from: dir, split: .train)
+    }
+
+    /// Every option at once, at toy sizes.
+    func modernTiny(target: String = "cat", architecture: String = "dcgan") throws -> RunConfig {
+        var c = try RunConfig.preset("modern")
+        let tiny = tinyConfig(target: target)
+        c.target = target
+        c.model.generatorWidth = tiny.model.generatorWidth; c.model.discriminatorWidth = tiny.model.discriminatorWidth
+        c.model.latentDim = tiny.model.latentDim; c.model.architecture = architecture
+        c.batchSize = tiny.batchSize; c.epochs = 3; c.checkpointEvery = 1; c.sampleCount = 4; c.seed = 7
+        c.emaDecay = 0.9
+        return c
+    }
+
+    func train(_ config: RunConfig, _ data: ImageDataset, _ folder: URL, resume: Bool = false) throws -> TrainingOutcome {
+        try Jobs.train(config: config, runFolder: folder, resume: resume, data: data, quiet: true, log: { _ in }).values.first!
+    }
+
+    func weights(_ folder: URL, _ file: String) throws -> [String: [Float]] {
+        let ck = try Checkpoint.resolve("latest", in: folder.appendingPathComponent("checkpoints"))
+        return try SafeTensors.read(from: ck.appendingPathComponent(file)).mapValues(\.values)
+    }
+
+    func testResumeIsExactWithEveryOption() throws {
+        let data = try syntheticData()
+        for arch in ["dcgan", "resnet"] {
+            var cfg = try modernTiny(architecture: arch)
+            cfg.diffAugment = ["color", "translation", "cutout"]
+            let whole = temporaryFolder(self), split = temporaryFolder(self)
+            _ = try train(cfg, data, whole)
+            var first = cfg; first.epochs = 1
+            _ = try train(first, data, split)
+            _ = try train(cfg, data, split, resume: true)
+            for file in ["generator.safetensors", "generator_ema.safetensors", "discriminator.safetensors"] {
+                XCTAssertEqual(try weights(whole, file), try weights(split, file), "\(arch) \(file)")
+            }
+            let d = try weights(whole, "discriminator.safetensors")
+            XCTAssert(d.keys.contains { $0.hasSuffix("weight_orig") } && d.keys.contains { $0.hasSuffix("weight_u") }, "spectral norm state saved")
+            XCTAssertNotEqual(try weights(whole, "generator.safetensors"), try weights(whole, "generator_ema.safetensors"), "EMA differs from G")
+        }
+    }
+
+    func testEveryLossAndArchitectureTrainsToFiniteLosses() throws {
+        let data = try syntheticData()
+        for loss in GANLoss.allCases {
+            for arch in ["dcgan", "resnet"] {
+                var cfg = tinyConfig(); cfg.loss = loss.rawValue; cfg.model.architecture = arch; cfg.epochs = 2
+                let folder = temporaryFolder(self)
+                XCTAssertEqual(try train(cfg, data, folder), .finished(epochs: 2))
+                let m = Report.readMetrics(folder.appendingPathComponent("metrics.jsonl"))
+                XCTAssert(m.allSatisfy { $0.lossD.isFinite && $0.lossG.isFinite }, "\(loss) \(arch): \(m.map(\.lossD))")
+            }
+        }
+    }
+
+    func testConditionalModelTrainsAndGeneratesPerClass() throws {
+        let data = try syntheticData()
+        let folder = temporaryFolder(self)
+        let cfg = try modernTiny(target: "conditional")
+        XCTAssertEqual(try train(cfg, data, folder), .finished(epochs: 3))
+        let saved = try RunConfig.load(from: folder.appendingPathComponent("config.json"))
+        XCTAssertEqual(saved.model.classes, 10)
+        XCTAssertEqual(saved.classNames, CIFAR10.classNames)
+        let g = try weights(folder, "generator.safetensors")
+        XCTAssertEqual(g["2.weight"]?.count, 10 * 8, "conditional batch norm: one scale per class and channel")
+        XCTAssertNotNil(try weights(folder, "discriminator.safetensors")["10.embed.weight"], "projection embedding")
+        // One model, sampled per class: `generate --class` works like a per-class run, and classes differ.
+        let out = temporaryFolder(self)
+        try Jobs.generate(runFolder: folder, className: "cat", checkpoint: nil, count: 3, seed: 1, out: out, format: .png, log: { _ in })
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("cat").path).count, 3)
+        let sampler = try Sampler(runFolder: folder, checkpoint: nil)
+        let cats = sampler.sample(count: 2, seed: 1, classLabel: 3), planes = sampler.sample(count: 2, seed: 1, classLabel: 0)
+        XCTAssertNotEqual(cats[0].pixels, planes[0].pixels)
+        XCTAssertEqual(try Jobs.modelFolders(in: folder, className: nil).map(\.label), Array(0..<10).map { Optional($0) })
+        XCTAssertThrowsError(try Jobs.modelFolders(in: folder, className: "unicorn"))
+    }
+
+    func testTimeLimitStopsWithAFinalCheckpoint() throws {
+        let data = try syntheticData()
+        var cfg = tinyConfig(); cfg.epochs = 10_000; cfg.timeLimitMinutes = 0.02   // 1.2 s
+        let folder = temporaryFolder(self)
+        let started = Date()
+        guard case .timeLimit(let epoch) = try train(cfg, data, folder) else { return XCTFail("expected the time limit to stop the run") }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 30)
+        XCTAssertEqual(Checkpoint.pointer("final", in: folder.appendingPathComponent("checkpoints")), Checkpoint.folderName(epoch: epoch))
+        XCTAssertEqual(Report.readMetrics(folder.appendingPathComponent("metrics.jsonl")).count, epoch)
+    }
+
+    func testPresetsAndBadOptionsAreValidated() throws {
+        for name in RunConfig.presetNames { XCTAssertNoThrow(try RunConfig.preset(name).validate(), name) }
+        XCTAssertEqual(try RunConfig.preset("original"), { var c = RunConfig(); c.preset = "original"; return c }())
+        XCTAssertThrowsError(try RunConfig.preset("fancy")) { XCTAssert("\($0)".contains("fancy")) }
+        for (edit, field) in [({ (c: inout RunConfig) in c.loss = "wasserstein" }, "loss"),
+                              ({ $0.diffAugment = ["rotate"] }, "diff_augment"),
+                              ({ $0.emaDecay = 1 }, "ema_decay"),
+                              ({ $0.model.architecture = "vit" }, "architecture"),
+                              ({ $0.timeLimitMinutes = -1 }, "time_limit_minutes")] as [((inout RunConfig) -> Void, String)] {
+            var c = RunConfig(); edit(&c)
+            XCTAssertThrowsError(try c.validate()) { XCTAssert("\($0)".contains(field), "\($0)") }
+        }
+    }
+
+    /// Whole models through finite differences: the residual pairs with spectral norm and class conditioning.
+    func testResNetModelsGradients() throws {
+        var model = ModelConfig()
+        model.architecture = "resnet"; model.generatorWidth = 4; model.discriminatorWidth = 4; model.latentDim = 5
+        model.spectralNorm = true; model.classes = 3
+        let labels = ClassLabels(classes: 3)
+        labels.labels = [0, 2, 1, 2]
+        var rng = RandomGenerator(seed: 3)
+        let g = model.makeGenerator(rng: &rng, labels: labels)
+        let d = model.makeDiscriminator(rng: &rng, labels: labels)
+        let z = Tensor(shape: [4, 5]); rng.fillNormal(z)
+        let x = Tensor(shape: [4, 3, 32, 32]); rng.fillNormal(x)
+        for _ in 0..<5 { _ = d.forward(x, training: true) }   // power iterations: σ near its value, W/σ well conditioned
+        for (net, input, what, training) in [(g, z, "resnet G", true), (d, x, "resnet D", false)] {
+            let failures = modelGradientMismatches(net, input: input, training: training)
+            XCTAssert(failures.isEmpty, "\(what): \(failures.prefix(5))")
+        }
+    }
+}
+
+/// Central differences of L = Σ y·w against backward for a few entries of the input and of every parameter
+/// (a small step: ReLUs behind batch norm make larger ones cross kinks).
+func modelGradientMismatches(_ net: Sequential, input x: Tensor, training: Bool) -> [String] {
+    var rng = RandomGenerator(seed: 5)
+    let y0 = net.forward(x, training: training)
+    let w = Tensor(shape: y0.shape); rng.fillNormal(w)
+    for p in net.parameters { p.grad.fill(0) }
+    _ = net.forward(x, training: training)
+    guard let dx = net.backward(w.clone(), weightGradients: true, inputGradient: true)?.clone() else { return ["no input gradient"] }
+    func loss() -> Double {
+        let y = net.forward(x, training: training)
+        var s = 0.0
+        for i in 0..<y.count { s += Double(y[i]) * Double(w[i]) }
+        return s
+    }
+    var failures: [String] = []
+    func check(_ t: Tensor, _ g: Tensor, _ name: String) {
+        let scale = max(1.0, Double(g.maxAbs()))
+        for k in 0..<3 {
+            let i = (k * 7919 + 13) % t.count, old = t[i], h: Float = 1e-3
+            t[i] = old + h; let lp = loss()
+            t[i] = old - h; let lm = loss()
+            t[i] = old
+            let numeric = (lp - lm) / Double(2 * h)
+            if abs(numeric - Double(g[i])) > 3e-2 * scale { failures.append("\(name)[\(i)]: \(g[i]) vs \(numeric)") }
+        }
+    }
+    check(x, dx, "dx")
+    for (name, p) in net.namedParameters { check(p.value, p.grad.clone(), name) }
+    return failures
+}
