@@ -7,39 +7,58 @@ import torch
 import torch.nn as nn
 
 
-def generator(latent_dim=100, width=128, slope=0.2):
+def generator(latent_dim=100, width=128, slope=0.2, num_classes=0, labels=None):
     w = width
+    norm = (lambda c: ConditionalBatchNorm2d(c, num_classes, labels)) if num_classes else nn.BatchNorm2d
     return nn.Sequential(
         nn.Linear(latent_dim, w * 16),
         nn.Unflatten(1, (w, 4, 4)),
-        nn.BatchNorm2d(w),
+        norm(w),
         nn.LeakyReLU(slope),
         nn.ConvTranspose2d(w, w, 4, 2, 1),
-        nn.BatchNorm2d(w),
+        norm(w),
         nn.LeakyReLU(slope),
         nn.ConvTranspose2d(w, w, 4, 2, 1),
-        nn.BatchNorm2d(w),
+        norm(w),
         nn.LeakyReLU(slope),
         nn.ConvTranspose2d(w, 3, 4, 2, 1),
         nn.Tanh(),
     )
 
 
-def discriminator(width=64, dropout=0.4, slope=0.2, dropout_module=None):
+def discriminator(width=64, dropout=0.4, slope=0.2, dropout_module=None, spectral_norm=False, num_classes=0, labels=None):
     w = width
+    sn = nn.utils.spectral_norm if spectral_norm else (lambda m: m)
+    head = sn(nn.Linear(2 * w * 16, 1))
+    if num_classes:
+        head = ProjectionHead(head, 2 * w * 16, num_classes, labels)
     return nn.Sequential(
-        nn.Conv2d(3, w, 3, 1, 1),
+        sn(nn.Conv2d(3, w, 3, 1, 1)),
         nn.LeakyReLU(slope),
-        nn.Conv2d(w, w, 3, 2, 1),
+        sn(nn.Conv2d(w, w, 3, 2, 1)),
         nn.LeakyReLU(slope),
-        nn.Conv2d(w, 2 * w, 3, 2, 1),
+        sn(nn.Conv2d(w, 2 * w, 3, 2, 1)),
         nn.LeakyReLU(slope),
-        nn.Conv2d(2 * w, 2 * w, 3, 2, 1),
+        sn(nn.Conv2d(2 * w, 2 * w, 3, 2, 1)),
         nn.LeakyReLU(slope),
         nn.Flatten(),
         dropout_module if dropout_module is not None else nn.Dropout(dropout),
-        nn.Linear(2 * w * 16, 1),
+        head,
     )
+
+
+def from_config(model):
+    """The twins of a run's config.json "model" section, with the Labels object a conditional pair shares."""
+    labels = Labels()
+    k = model.get("classes", 0)
+    if model.get("architecture", "dcgan") == "resnet":
+        G = resnet_generator(model["latent_dim"], model["generator_width"], k, labels)
+        D = resnet_discriminator(model["discriminator_width"], model.get("spectral_norm", False), k, labels)
+    else:
+        G = generator(model["latent_dim"], model["generator_width"], model["leaky_slope"], k, labels)
+        D = discriminator(model["discriminator_width"], model["dropout"], model["leaky_slope"],
+                          spectral_norm=model.get("spectral_norm", False), num_classes=k, labels=labels)
+    return G, D, labels
 
 
 class ResidualBlock(nn.Module):

@@ -149,6 +149,10 @@ public final class Trainer {
         let limit = config.timeLimitMinutes * 60
         let conditional = config.model.isConditional
         var realClasses = [Int](repeating: 0, count: N), classesD = realClasses, classesG = realClasses
+        if limit > 0 && secondsBefore >= limit {
+            log("\(title): already trained for its time limit of \(formatDuration(limit)); raise it with --time-limit to continue")
+            return .timeLimit(atEpoch: state.epoch)
+        }
         if state.epoch >= epochs {
             log("\(title): already trained for \(state.epoch) epochs")
             return .finished(epochs: state.epoch)

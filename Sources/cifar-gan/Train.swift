@@ -139,9 +139,11 @@ struct Train: ParsableCommand {
             let url = folder.appendingPathComponent("config.json")
             guard FileManager.default.fileExists(atPath: url.path) else { throw ValidationError("--resume: \(resume) is not a run folder (no config.json)") }
             cfg = try RunConfig.load(from: url)
-            // Only the length of a run may change on resume; everything else would make it another run.
-            if let e = recipe.epochs, e != cfg.epochs {
-                cfg.epochs = e
+            // Only the length of a run (epochs, time limit) may change on resume; anything else would make it another run.
+            let before = cfg
+            if let e = recipe.epochs { cfg.epochs = e }
+            if let t = recipe.timeLimit { cfg.timeLimitMinutes = t }
+            if cfg != before {
                 try cfg.validate()
                 try writeAtomically(try cfg.encoded(), to: url)   // so a later resume keeps the new length
             }

@@ -59,6 +59,12 @@ final class EndToEndTests: XCTestCase {
             (["generate", "--run", root.path, "--out", root.path], "not a run folder"),
             (["generate", "--run", root.path, "--out", root.path, "--count", "0"], "--count"),
             (["bench", "--batch-size", "1"], "--batch-size"),
+            (["train", "--class", "cat", "--preset", "fancy", "--data-dir", dataDir.path], "unknown preset 'fancy'"),
+            (["train", "--class", "cat", "--loss", "wgan", "--data-dir", dataDir.path], "loss"),
+            (["train", "--class", "cat", "--diff-augment", "rotate", "--data-dir", dataDir.path], "rotate"),
+            (["train", "--class", "cat", "--spectral-norm", "yes", "--data-dir", dataDir.path], "--spectral-norm"),
+            (["train", "--class", "cat", "--architecture", "vit", "--data-dir", dataDir.path], "architecture"),
+            (["train", "--class", "cat", "--conditional", "--data-dir", dataDir.path], "exclude each other"),
         ]
         for (args, expected) in cases {
             let r = try runTool(args)
@@ -88,5 +94,23 @@ final class EndToEndTests: XCTestCase {
         let again = try runTool(["train", "--unconditional", "--epochs", "1"] + commonFlags(run))
         XCTAssertNotEqual(again.status, 0)
         XCTAssert(again.output.contains("--resume"), again.output)
+    }
+
+    func testConditionalPresetRunFromTheCommandLine() throws {
+        let root = temporaryFolder(self)
+        let run = root.appendingPathComponent("c")
+        let r = try runTool(["train", "--conditional", "--preset", "modern", "--epochs", "1"] + commonFlags(run))
+        XCTAssertEqual(r.status, 0, r.output)
+        let config = try RunConfig.load(from: run.appendingPathComponent("config.json"))
+        XCTAssertEqual(config.preset, "modern")
+        XCTAssertEqual(config.loss, "hinge")
+        XCTAssertEqual(config.model.generatorWidth, 32, "flags override the preset")
+        let out = root.appendingPathComponent("out")
+        let g = try runTool(["generate", "--run", run.path, "--class", "dog", "--count", "2", "--out", out.path])
+        XCTAssertEqual(g.status, 0, g.output)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("dog").path).count, 2)
+        let all = try runTool(["generate", "--run", run.path, "--count", "1", "--out", root.appendingPathComponent("all").path])
+        XCTAssertEqual(all.status, 0, all.output)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("all").path).filter { $0.hasSuffix("-grid.png") }.count, 10)
     }
 }

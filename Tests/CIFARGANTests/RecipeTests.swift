@@ -96,6 +96,12 @@ final class RecipeTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 30)
         XCTAssertEqual(Checkpoint.pointer("final", in: folder.appendingPathComponent("checkpoints")), Checkpoint.folderName(epoch: epoch))
         XCTAssertEqual(Report.readMetrics(folder.appendingPathComponent("metrics.jsonl")).count, epoch)
+        // The budget is kept across a resume: spent means no more epochs; a larger one continues.
+        XCTAssertEqual(try train(cfg, data, folder, resume: true), .timeLimit(atEpoch: epoch))
+        XCTAssertEqual(Report.readMetrics(folder.appendingPathComponent("metrics.jsonl")).count, epoch)
+        cfg.timeLimitMinutes = 0.04
+        guard case .timeLimit(let later) = try train(cfg, data, folder, resume: true) else { return XCTFail("expected the time limit again") }
+        XCTAssertGreaterThan(later, epoch)
     }
 
     func testPresetsAndBadOptionsAreValidated() throws {

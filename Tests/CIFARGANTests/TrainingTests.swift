@@ -173,6 +173,9 @@ final class TrainingTests: XCTestCase {
         c.optimizer.beta1 = 0.4; c.optimizer.beta2 = 0.95; c.batchSize = 17; c.epochs = 11; c.classEpochs = ["cat": 3]
         c.realTargetRange = [0.7, 0.9]; c.fakeTargetRange = [0.05, 0.2]; c.instanceNoise = 0.2; c.instanceNoiseEpochs = 4
         c.checkpointEvery = 2; c.keepCheckpoints = 5; c.autoStopPatience = 6; c.autoStopAccuracy = 0.8; c.seed = 99; c.sampleCount = 16
+        c.evalEvery = 3; c.evalCount = 500; c.evalPatience = 2; c.judge = "/j"; c.preset = "modern"; c.loss = "hinge"
+        c.diffAugment = ["cutout"]; c.emaDecay = 0.99; c.timeLimitMinutes = 2.5; c.classNames = ["a", "b"]
+        c.model.architecture = "resnet"; c.model.spectralNorm = true; c.model.classes = 2
         let url = temporaryFolder(self).appendingPathComponent("config.json")
         try c.encoded().write(to: url)
         XCTAssertEqual(try RunConfig.load(from: url), c)
