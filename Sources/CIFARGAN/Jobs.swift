@@ -143,10 +143,10 @@ public enum Jobs {
     /// Writes `count` new images per class into `out/<class>/NNNNN.png` and `out/<class>-grid.png`,
     /// or `out/<class>.bin` in the CIFAR-10 binary layout.
     public static func generate(runFolder: URL, className: String?, checkpoint: String?, count: Int, seed: UInt64,
-                                out: URL, format: OutputFormat, log: (String) -> Void) throws {
+                                out: URL, format: OutputFormat, rawGenerator: Bool = false, log: (String) -> Void) throws {
         for model in try modelFolders(in: runFolder, className: className) {
             let name = model.name
-            let sampler = try Sampler(runFolder: model.folder, checkpoint: checkpoint)
+            let sampler = try Sampler(runFolder: model.folder, checkpoint: checkpoint, rawGenerator: rawGenerator)
             let images = sampler.sample(count: count, seed: seed, classLabel: model.label)
             switch format {
             case .png:

@@ -11,8 +11,11 @@ public final class Sampler {
     public let config: RunConfig
     public let gan: GAN
     public let checkpoint: URL
+    /// Sample from G itself even when the run kept a moving average of it.
+    public let rawGenerator: Bool
 
-    public init(runFolder: URL, checkpoint name: String?) throws {
+    public init(runFolder: URL, checkpoint name: String?, rawGenerator: Bool = false) throws {
+        self.rawGenerator = rawGenerator
         let configURL = runFolder.appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: configURL.path) else {
             throw DataError("\(runFolder.path): not a run folder (no config.json)")
@@ -36,7 +39,8 @@ public final class Sampler {
             let n = min(batchSize, count - done)
             let z = Tensor(shape: [n, config.model.latentDim])
             rng.fillNormal(z)
-            let x = gan.sample(z, classes: config.model.isConditional ? Array(repeating: classLabel ?? 0, count: n) : nil)
+            let x = gan.sample(z, classes: config.model.isConditional ? Array(repeating: classLabel ?? 0, count: n) : nil,
+                               generator: rawGenerator ? gan.generator : nil)
             for i in 0..<n { out.append(RGBImage(tensor: x.data + i * 3072)) }
             done += n
         }

@@ -311,25 +311,20 @@ public final class Trainer {
         var rng = RandomGenerator(seed: config.seed).derived(2)
         let z = Tensor(shape: [config.sampleCount, config.model.latentDim])
         rng.fillNormal(z)
-        let images = gan.sample(z, classes: sampleClasses(config.sampleCount, offset: 0, gridRows: true))
+        let images = gan.sample(z, classes: sampleClasses(config.sampleCount, offset: 0))
         let tiles = (0..<config.sampleCount).map { RGBImage(tensor: images.data + $0 * 3072) }
-        let columns = Int(Double(config.sampleCount).squareRoot().rounded(.up))
+        // A conditional model's grid has one column per class.
+        let columns = config.model.isConditional ? config.model.classes : Int(Double(config.sampleCount).squareRoot().rounded(.up))
         try PNG.write(imageGrid(tiles, columns: columns),
                       to: runFolder.appendingPathComponent("samples").appendingPathComponent(String(format: "epoch-%04d.png", epoch)))
     }
 }
 
 extension Trainer {
-    /// Classes for `n` samples of a conditional model: in turn, or in grid rows of one class each
-    /// (nil for other models).
-    func sampleClasses(_ n: Int, offset: Int, gridRows: Bool = false) -> [Int]? {
+    /// Classes for `n` samples of a conditional model, in turn (nil for other models).
+    func sampleClasses(_ n: Int, offset: Int) -> [Int]? {
         guard config.model.isConditional else { return nil }
-        let K = config.model.classes
-        if gridRows {
-            let columns = Int(Double(n).squareRoot().rounded(.up))
-            return (0..<n).map { ($0 / columns) % K }
-        }
-        return (0..<n).map { ($0 + offset) % K }
+        return (0..<n).map { ($0 + offset) % config.model.classes }
     }
 }
 

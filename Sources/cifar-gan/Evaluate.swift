@@ -19,6 +19,7 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "With --run: evaluate every kept checkpoint (epoch-NNNN), not only the final one.") var allCheckpoints = false
     @Flag(help: "Add a row per class for real CIFAR-10 test images against the reference: the floor a generator can reach.") var floor = false
     @Option(help: "Folder with the CIFAR-10 binary files.") var dataDir: String?
+    @Flag(name: .customLong("no-ema"), help: "With --run: sample from G itself, not from the moving average of its weights (runs with --ema-decay).") var noEMA = false
 
     func validate() throws {
         guard (runFolder == nil) != (images == nil) else { throw ValidationError("give exactly one of --run DIR or --images DIR") }
@@ -41,7 +42,7 @@ struct Evaluate: ParsableCommand {
                     names = ((try? FileManager.default.contentsOfDirectory(atPath: ck.path)) ?? []).filter { $0.hasPrefix("epoch-") }.sorted()
                 }
                 for ckName in names {
-                    let sampler = try Sampler(runFolder: folder, checkpoint: ckName)
+                    let sampler = try Sampler(runFolder: folder, checkpoint: ckName, rawGenerator: noEMA)
                     let label = allCheckpoints ? "\(name)@\(sampler.checkpoint.lastPathComponent)" : name
                     labels[label] = name
                     groups.append((label, sampler.sample(count: n, seed: seed, classLabel: model.label).flatMap(\.planar)))

@@ -193,6 +193,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Seed of the latent vectors.") var seed: UInt64 = 0
     @Option(help: "Checkpoint: final (default, else latest), latest, pre-domination, or an epoch number.") var checkpoint: String?
     @Option(help: "png or cifar-bin.") var format = "png"
+    @Flag(name: .customLong("no-ema"), help: "Sample from G itself, not from the moving average of its weights that a run with --ema-decay keeps.") var noEMA = false
 
     func validate() throws {
         guard (1...1_000_000).contains(count) else { throw ValidationError("--count must be in 1…1000000, got \(count)") }
@@ -201,7 +202,8 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         try Jobs.generate(runFolder: URL(fileURLWithPath: runFolder), className: className, checkpoint: checkpoint, count: count,
-                          seed: seed, out: URL(fileURLWithPath: out), format: Jobs.OutputFormat(rawValue: format)!) { say($0) }
+                          seed: seed, out: URL(fileURLWithPath: out), format: Jobs.OutputFormat(rawValue: format)!,
+                          rawGenerator: noEMA) { say($0) }
     }
 }
 

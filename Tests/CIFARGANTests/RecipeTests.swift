@@ -83,6 +83,8 @@ final class RecipeTests: XCTestCase {
         let sampler = try Sampler(runFolder: folder, checkpoint: nil)
         let cats = sampler.sample(count: 2, seed: 1, classLabel: 3), planes = sampler.sample(count: 2, seed: 1, classLabel: 0)
         XCTAssertNotEqual(cats[0].pixels, planes[0].pixels)
+        let raw = try Sampler(runFolder: folder, checkpoint: nil, rawGenerator: true).sample(count: 2, seed: 1, classLabel: 3)
+        XCTAssertNotEqual(raw[0].pixels, cats[0].pixels, "samples come from the moving average unless asked otherwise")
         XCTAssertEqual(try Jobs.modelFolders(in: folder, className: nil).map(\.label), Array(0..<10).map { Optional($0) })
         XCTAssertThrowsError(try Jobs.modelFolders(in: folder, className: "unicorn"))
     }
