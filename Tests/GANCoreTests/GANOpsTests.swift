@@ -108,50 +108,30 @@ final class GANOpsTests: XCTestCase {
         for i in 0..<x.count where abs(abs(x[i]) - 1) < 0.05 { x[i] += 0.1 }   // away from the hinge
         for term in [HingeLoss.Term.real, .fake, .generator] {
             let loss = HingeLoss()
-            _ = loss.forward(x, term)
-            let g = loss.backward().clone()
-            for i in 0..<9 {
-                let old = x[i], h: Float = 1e-2
-                x[i] = old + h; let lp = loss.forward(x, term)
-                x[i] = old - h; let lm = loss.forward(x, term)
-                x[i] = old
-                XCTAssertEqual((lp - lm) / Double(2 * h), Double(g[i]), accuracy: 1e-4, "hinge \(term) d/dx[\(i)]")
-            }
+            assertLossGradient(x, { loss.forward($0, term) }, { loss.backward() }, "hinge \(term)")
         }
     }
 
     // MARK: PyTorch
 
-    func check(_ ref: [String: SafeTensors.Entry], _ prefix: String, _ layer: Layer, training: Bool = true) {
-        for (name, p) in layer.namedParameters { load(p.value, ref.tensor("\(prefix).\(name)")); p.grad.fill(0) }
-        for b in layer.namedBuffers where !b.isInteger { load(b.tensor, ref.tensor("\(prefix).\(b.name)")) }
-        let y = layer.forward(ref.tensor("\(prefix).x"), training: training)
-        assertClose(y, ref.tensor("\(prefix).y"), "\(prefix) y")
-        let dy = ref.tensor("\(prefix).dy"); dy.reshape(y.shape)
-        let dx = layer.backward(dy, weightGradients: true, inputGradient: true)!
-        assertClose(dx, ref.tensor("\(prefix).dx"), "\(prefix) dx")
-        for (name, p) in layer.namedParameters { assertClose(p.grad, ref.tensor("\(prefix).grad.\(name)"), "\(prefix) grad \(name)") }
-        for b in layer.namedBuffers where !b.isInteger { assertClose(b.tensor, ref.tensor("\(prefix).after.\(b.name)"), "\(prefix) \(b.name)") }
-    }
-
     func testAgainstPyTorch() throws {
         let ref = try fixture("reference_gan_ops")
         for mode in ["train", "eval"] {
-            check(ref, "sn_linear.\(mode)", SpectralNorm(Linear(inFeatures: 6, outFeatures: 4, rng: &rng), rng: &rng), training: mode == "train")
-            check(ref, "sn_conv.\(mode)", SpectralNorm(Conv2d(inChannels: 3, outChannels: 4, kernelSize: 3, stride: 2, padding: 1, rng: &rng), rng: &rng),
+            checkAgainstReference(ref, "sn_linear.\(mode)", SpectralNorm(Linear(inFeatures: 6, outFeatures: 4, rng: &rng), rng: &rng), training: mode == "train")
+            checkAgainstReference(ref, "sn_conv.\(mode)", SpectralNorm(Conv2d(inChannels: 3, outChannels: 4, kernelSize: 3, stride: 2, padding: 1, rng: &rng), rng: &rng),
                   training: mode == "train")
         }
         let labels = ClassLabels(classes: 4)
         labels.labels = ref.tensor("labels").toArray().map { Int($0) }
         for mode in ["train", "eval"] {
-            check(ref, "cbn.\(mode)", ConditionalBatchNorm(numFeatures: 3, labels: labels), training: mode == "train")
+            checkAgainstReference(ref, "cbn.\(mode)", ConditionalBatchNorm(numFeatures: 3, labels: labels), training: mode == "train")
         }
-        check(ref, "projection", ProjectionHead(linear: Linear(inFeatures: 5, outFeatures: 1, rng: &rng), features: 5, labels: labels, rng: &rng))
-        check(ref, "projection_sn", ProjectionHead(linear: SpectralNorm(Linear(inFeatures: 5, outFeatures: 1, rng: &rng), rng: &rng),
+        checkAgainstReference(ref, "projection", ProjectionHead(linear: Linear(inFeatures: 5, outFeatures: 1, rng: &rng), features: 5, labels: labels, rng: &rng))
+        checkAgainstReference(ref, "projection_sn", ProjectionHead(linear: SpectralNorm(Linear(inFeatures: 5, outFeatures: 1, rng: &rng), rng: &rng),
                                                    features: 5, labels: labels, rng: &rng))
-        check(ref, "upsample", Upsample2x())
-        check(ref, "avgpool2", AvgPool2x2())
-        check(ref, "sumpool", GlobalSumPool2d())
+        checkAgainstReference(ref, "upsample", Upsample2x())
+        checkAgainstReference(ref, "avgpool2", AvgPool2x2())
+        checkAgainstReference(ref, "sumpool", GlobalSumPool2d())
         for (name, term) in [("real", HingeLoss.Term.real), ("fake", .fake), ("generator", .generator)] {
             let loss = HingeLoss()
             XCTAssertEqual(loss.forward(ref.tensor("hinge.logits"), term), Double(ref.tensor("hinge.\(name).loss")[0]), accuracy: 1e-6, name)

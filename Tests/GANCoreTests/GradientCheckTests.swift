@@ -114,15 +114,7 @@ final class GradientCheckTests: XCTestCase {
         let x = randomTensor([8, 1], &rng, scale: 3), t = Tensor(shape: [8, 1])
         rng.fillUniform(t, 0, 1)
         let loss = BCEWithLogitsLoss()
-        _ = loss.forward(x, t)
-        let g = loss.backward().clone()
-        for i in 0..<8 {
-            let old = x[i], h: Float = 1e-2
-            x[i] = old + h; let lp = loss.forward(x, t)
-            x[i] = old - h; let lm = loss.forward(x, t)
-            x[i] = old
-            XCTAssertEqual((lp - lm) / Double(2 * h), Double(g[i]), accuracy: 1e-4, "BCE d/dx[\(i)]")
-        }
+        assertLossGradient(x, { loss.forward($0, t) }, { loss.backward() }, "BCE")
     }
 
     /// The harness itself must catch a wrong gradient: a layer whose backward is off by a factor fails it.

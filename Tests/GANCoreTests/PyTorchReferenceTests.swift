@@ -8,18 +8,7 @@ final class PyTorchReferenceTests: XCTestCase {
 
     override func setUpWithError() throws { ref = try fixture("reference_ops") }
 
-    /// Loads the case's parameters, runs forward and backward, and compares y, dx and every gradient.
-    func check(_ prefix: String, _ layer: Layer, training: Bool = true) {
-        for (name, p) in layer.namedParameters { load(p.value, ref.tensor("\(prefix).\(name)")); p.grad.fill(0) }
-        for b in layer.namedBuffers where !b.isInteger { load(b.tensor, ref.tensor("\(prefix).\(b.name)")) }
-        let y = layer.forward(ref.tensor("\(prefix).x"), training: training)
-        assertClose(y, ref.tensor("\(prefix).y"), "\(prefix) y")
-        let dy = ref.tensor("\(prefix).dy"); dy.reshape(y.shape)
-        let dx = layer.backward(dy, weightGradients: true, inputGradient: true)!
-        assertClose(dx, ref.tensor("\(prefix).dx"), "\(prefix) dx")
-        for (name, p) in layer.namedParameters { assertClose(p.grad, ref.tensor("\(prefix).grad.\(name)"), "\(prefix) grad \(name)") }
-        for b in layer.namedBuffers where !b.isInteger { assertClose(b.tensor, ref.tensor("\(prefix).after.\(b.name)"), "\(prefix) \(b.name)") }
-    }
+    func check(_ prefix: String, _ layer: Layer, training: Bool = true) { checkAgainstReference(ref, prefix, layer, training: training) }
 
     func testLinear() { check("linear", Linear(inFeatures: 5, outFeatures: 3, rng: &rng)) }
 

@@ -100,3 +100,36 @@ func gradientMismatches(_ layer: Layer, input x: Tensor, training: Bool = true, 
     for (name, p) in layer.namedParameters { check(p.value, p.grad.clone(), "d\(name)") }
     return failures
 }
+
+/// Loads a fixture case's parameters and buffers into `layer`, runs forward and backward, and compares
+/// y, dx, every parameter gradient and every buffer afterwards with PyTorch's (`tools/make_reference_fixtures.py`).
+func checkAgainstReference(_ ref: [String: SafeTensors.Entry], _ prefix: String, _ layer: Layer, training: Bool = true,
+                           file: StaticString = #filePath, line: UInt = #line) {
+    for (name, p) in layer.namedParameters { load(p.value, ref.tensor("\(prefix).\(name)")); p.grad.fill(0) }
+    for b in layer.namedBuffers where !b.isInteger { load(b.tensor, ref.tensor("\(prefix).\(b.name)")) }
+    let y = layer.forward(ref.tensor("\(prefix).x"), training: training)
+    assertClose(y, ref.tensor("\(prefix).y"), "\(prefix) y", file: file, line: line)
+    let dy = ref.tensor("\(prefix).dy"); dy.reshape(y.shape)
+    let dx = layer.backward(dy, weightGradients: true, inputGradient: true)!
+    assertClose(dx, ref.tensor("\(prefix).dx"), "\(prefix) dx", file: file, line: line)
+    for (name, p) in layer.namedParameters {
+        assertClose(p.grad, ref.tensor("\(prefix).grad.\(name)"), "\(prefix) grad \(name)", file: file, line: line)
+    }
+    for b in layer.namedBuffers where !b.isInteger {
+        assertClose(b.tensor, ref.tensor("\(prefix).after.\(b.name)"), "\(prefix) \(b.name)", file: file, line: line)
+    }
+}
+
+/// Central differences (h = 1e-2, loss in double) of a loss of logits `x` against its analytic gradient.
+func assertLossGradient(_ x: Tensor, _ value: (Tensor) -> Double, _ gradient: () -> Tensor, _ what: String,
+                        file: StaticString = #filePath, line: UInt = #line) {
+    _ = value(x)
+    let g = gradient().clone()
+    for i in 0..<x.count {
+        let old = x[i], h: Float = 1e-2
+        x[i] = old + h; let lp = value(x)
+        x[i] = old - h; let lm = value(x)
+        x[i] = old
+        XCTAssertEqual((lp - lm) / Double(2 * h), Double(g[i]), accuracy: 1e-4, "\(what) d/dx[\(i)]", file: file, line: line)
+    }
+}
