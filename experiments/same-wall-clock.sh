@@ -5,9 +5,11 @@
 #   CIFAR10_DIR=... experiments/same-wall-clock.sh OUT [MINUTES] [ROWS...]
 #
 # Per-class rows train cat and automobile side by side, one thread each (both cores busy, the same
-# conditions for every row). The conditional row trains one class-conditional model for 10·MINUTES/5 …
-# see CONDITIONAL_MINUTES below, against the original recipe's ten per-class models sharing the same
-# total time. Results: OUT/<row>/<class>/ (runs) and OUT/<row>/<class>.json (metrics).
+# conditions for every row). The conditional row trains one class-conditional model (the modern preset)
+# for CONDITIONAL_MINUTES against the original recipe's ten per-class models sharing the same total time
+# (CONDITIONAL_MINUTES/10 each), side by side. `evaluate` scores each run's default checkpoint: `best` for
+# runs that measured FID during training (the modern preset, select_best), else `final`.
+# Results: OUT/<row>/<class>/ (runs) and OUT/<row>/<class>.json (metrics); summarize.py makes the tables.
 set -euo pipefail
 OUT=${1:?usage: same-wall-clock.sh OUT [MINUTES] [ROWS...]}
 MINUTES=${2:-8}
@@ -24,11 +26,12 @@ declare -A FLAGS=(
   [spectral_norm]="--spectral-norm on"
   [ema]="--ema-decay 0.999"
   [diff_augment]="--diff-augment color,translation,cutout"
+  [select_best]="--eval-every 1"
   [sngan]="--preset sngan"
   [modern]="--preset modern"
 )
 ROWS=("$@")
-[ ${#ROWS[@]} -gt 0 ] || ROWS=(original non_saturating hinge spectral_norm ema diff_augment sngan modern conditional)
+[ ${#ROWS[@]} -gt 0 ] || ROWS=(original non_saturating hinge spectral_norm ema diff_augment sngan modern conditional select_best)
 
 evaluate() {   # run folder, output json, [class]
   "$BIN" evaluate --run "$1" ${3:+--class "$3"} --json > "$2.tmp" && mv "$2.tmp" "$2"

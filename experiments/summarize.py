@@ -9,8 +9,9 @@ import sys
 OUT = sys.argv[1]
 ROWS = [("original", "original recipe (smoothed BCE, DCGAN)"), ("non_saturating", "+ non-saturating loss"),
         ("hinge", "+ hinge loss"), ("spectral_norm", "+ spectral norm (D)"), ("ema", "+ EMA of G (0.999)"),
-        ("diff_augment", "+ DiffAugment (color, translation, cutout)"), ("sngan", "`sngan` preset (residual, hinge, SN, EMA)"),
-        ("modern", "**`modern` preset**")]
+        ("diff_augment", "+ DiffAugment (color, translation, cutout)"),
+        ("select_best", "+ best-FID checkpoint (FID every epoch)"), ("sngan", "`sngan` preset (residual, hinge, SN, EMA)"),
+        ("modern", "**`modern` preset** (DiffAugment + best-FID checkpoint)")]
 
 
 def seen(run):
@@ -20,15 +21,24 @@ def seen(run):
     return len(lines), sum(m["iterations"] for m in lines) * batch
 
 
+def evaluated(run):
+    """The checkpoint `evaluate` scored by default: best, else final, else latest."""
+    for p in ["best", "final", "latest"]:
+        f = os.path.join(run, "checkpoints", p)
+        if os.path.exists(f):
+            return f"{open(f).read().strip().replace('epoch-', '')} ({p})"
+    return "?"
+
+
 def row(label, cls, r, run):
     epochs, images = seen(run)
     rec = "–" if r.get("recognition_rate") is None else f"{r['recognition_rate']:.3f}"
-    return (f"| {label} | {cls} | {epochs} | {images:,} | {r['fid']:.3f} | {r['kid']:.4f} ± {r['kid_std']:.4f} | "
+    return (f"| {label} | {cls} | {epochs} | {images:,} | {evaluated(run)} | {r['fid']:.3f} | {r['kid']:.4f} ± {r['kid_std']:.4f} | "
             f"{r['precision']:.3f} | {r['recall']:.3f} | {rec} |")
 
 
-head = ("| recipe | class | epochs | images seen | FID ↓ | KID ↓ | precision ↑ | recall ↑ | recognition ↑ |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|")
+head = ("| recipe | class | epochs | images seen | checkpoint | FID ↓ | KID ↓ | precision ↑ | recall ↑ | recognition ↑ |\n"
+        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|")
 print(head)
 best = {}
 for key, label in ROWS:

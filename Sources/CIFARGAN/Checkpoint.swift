@@ -113,7 +113,8 @@ public enum Checkpoint {
         return name.isEmpty ? nil : name
     }
 
-    /// Resolves `final`, `latest`, `best`, `pre-domination`, `epoch-NNNN` or a bare epoch number to a checkpoint folder.
+    /// Resolves `final`, `latest`, `best`, `pre-domination`, `epoch-NNNN` or a bare epoch number to a checkpoint folder;
+    /// nil means `best` when the run evaluated FID during training, else `final`, else `latest`.
     public static func resolve(_ name: String?, in checkpoints: URL) throws -> URL {
         let fm = FileManager.default
         var folder: String
@@ -121,7 +122,8 @@ public enum Checkpoint {
             if let n = Int(name) { folder = folderName(epoch: n) }
             else { folder = pointer(name, in: checkpoints) ?? name }
         } else {
-            guard let p = pointer("final", in: checkpoints) ?? pointer("latest", in: checkpoints) else {
+            // The best in-training FID when the run measured it, else where it ended.
+            guard let p = pointer("best", in: checkpoints) ?? pointer("final", in: checkpoints) ?? pointer("latest", in: checkpoints) else {
                 throw DataError("\(checkpoints.path): no checkpoint yet (no 'latest' or 'final')")
             }
             folder = p

@@ -12,7 +12,7 @@ struct Evaluate: ParsableCommand {
     @Option(name: .customLong("class"), help: "Only this class (for --run), or the class of a flat --images folder.") var className: String?
     @Option(help: "Reference images: train (exact everywhere) or test.") var reference = "train"
     @Option(help: "Images per class (default: 5,000 or the reference size, whichever is smaller).") var count: Int?
-    @Option(help: "Checkpoint of the run (default final, else latest).") var checkpoint: String?
+    @Option(help: "Checkpoint of the run (default: best when the run measured FID, else final, else latest).") var checkpoint: String?
     @Option(help: "Judge folder (default: the built-in one).") var judge: String?
     @Option(help: "Seed of the sampled latents and KID subsets.") var seed: UInt64 = 0
     @Flag(help: "Print one JSON object.") var json = false

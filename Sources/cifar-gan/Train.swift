@@ -191,7 +191,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Images per class.") var count = 64
     @Option(help: "Output folder.") var out: String
     @Option(help: "Seed of the latent vectors.") var seed: UInt64 = 0
-    @Option(help: "Checkpoint: final (default, else latest), latest, pre-domination, or an epoch number.") var checkpoint: String?
+    @Option(help: "Checkpoint: best, final, latest, pre-domination, or an epoch number (default: best when the run measured FID, else final, else latest).") var checkpoint: String?
     @Option(help: "png or cifar-bin.") var format = "png"
     @Flag(name: .customLong("no-ema"), help: "Sample from G itself, not from the moving average of its weights that a run with --ema-decay keeps.") var noEMA = false
 

@@ -14,13 +14,9 @@ final class RecipeTests: XCTestCase {
 
     /// Every option at once, at toy sizes.
     func modernTiny(target: String = "cat", architecture: String = "dcgan") throws -> RunConfig {
-        var c = try RunConfig.preset("modern")
-        let tiny = tinyConfig(target: target)
-        c.target = target
-        c.model.generatorWidth = tiny.model.generatorWidth; c.model.discriminatorWidth = tiny.model.discriminatorWidth
-        c.model.latentDim = tiny.model.latentDim; c.model.architecture = architecture
-        c.batchSize = tiny.batchSize; c.epochs = 3; c.checkpointEvery = 1; c.sampleCount = 4; c.seed = 7
-        c.emaDecay = 0.9
+        var c = tinyConfig(target: target)
+        c.model.architecture = architecture
+        c.loss = "hinge"; c.model.spectralNorm = true; c.emaDecay = 0.9; c.diffAugment = ["color", "translation", "cutout"]
         return c
     }
 
@@ -36,8 +32,7 @@ final class RecipeTests: XCTestCase {
     func testResumeIsExactWithEveryOption() throws {
         let data = try syntheticData()
         for arch in ["dcgan", "resnet"] {
-            var cfg = try modernTiny(architecture: arch)
-            cfg.diffAugment = ["color", "translation", "cutout"]
+            let cfg = try modernTiny(architecture: arch)
             let whole = temporaryFolder(self), split = temporaryFolder(self)
             _ = try train(cfg, data, whole)
             var first = cfg; first.epochs = 1
