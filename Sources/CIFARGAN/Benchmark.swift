@@ -35,15 +35,27 @@ public enum Benchmark {
     /// One iteration = D step on a real and a generated batch, then a G step on a fresh latent batch;
     /// throughput counts real images. Timed for about `seconds` after two warm-up iterations.
     public static func run(model: ModelConfig, batchSize: Int, seconds: Double, generateBatchSize: Int = 256) -> Result {
-        let gan = GAN(model: model, optimizer: OptimizerConfig(), seed: 1)
+        var config = RunConfig()
+        config.model = model
+        return run(config: config, batchSize: batchSize, seconds: seconds, generateBatchSize: generateBatchSize)
+    }
+
+    /// The same for a whole recipe (loss, augmentation, EMA, spectral norm, architecture, classes).
+    /// `train_gflops` counts the original architecture's FLOPs and is 0 for the residual one.
+    public static func run(config: RunConfig, batchSize: Int, seconds: Double, generateBatchSize: Int = 256) -> Result {
+        let model = config.model
+        let gan = GAN(config: config)
         var rng = RandomGenerator(seed: 2)
+        let K = model.classes
+        func classes(_ n: Int) -> [Int] { (0..<n).map { _ in Int(rng.next() % UInt64(max(K, 1))) } }
         let real = Tensor(shape: [batchSize, 3, 32, 32]); rng.fillUniform(real, -1, 1)
         let z1 = Tensor(shape: [batchSize, model.latentDim]), z2 = Tensor(shape: [batchSize, model.latentDim])
         let tReal = Tensor(shape: [batchSize, 1]), tFake = Tensor(shape: [batchSize, 1])
         func step() {
             rng.fillNormal(z1); rng.fillNormal(z2)
             rng.fillUniform(tReal, 0.8, 1.0); rng.fillUniform(tFake, 0, 0.1)
-            gan.iteration(real: real, latentForD: z1, latentForG: z2, realTargets: tReal, fakeTargets: tFake)
+            gan.iteration(real: real, latentForD: z1, latentForG: z2, realTargets: tReal, fakeTargets: tFake,
+                          classes: model.isConditional ? (classes(batchSize), classes(batchSize), classes(batchSize)) : nil)
         }
         step(); step()
         Profiler.reset()
@@ -57,14 +69,15 @@ public enum Benchmark {
 
         let trainPeak = peakResidentMegabytes()
         let z = Tensor(shape: [generateBatchSize, model.latentDim]); rng.fillNormal(z)
-        _ = gan.generator.forward(z, training: false)
+        let zClasses = model.isConditional ? classes(generateBatchSize) : nil
+        _ = gan.sample(z, classes: zClasses, generator: gan.generator)
         var batches = 0
         let genStart = Date()
-        repeat { _ = gan.generator.forward(z, training: false); batches += 1 } while Date().timeIntervalSince(genStart) < max(1, seconds / 3)
+        repeat { _ = gan.sample(z, classes: zClasses, generator: gan.generator); batches += 1 } while Date().timeIntervalSince(genStart) < max(1, seconds / 3)
         let genRate = Double(batches * generateBatchSize) / Date().timeIntervalSince(genStart)
 
         return Result(batchSize: batchSize, threads: Parallel.workerCount, iterations: iterations,
-                      trainImagesPerSec: trainRate, trainGFLOPs: trainRate * model.trainFLOPsPerImage / 1e9,
+                      trainImagesPerSec: trainRate, trainGFLOPs: model.architecture == "dcgan" ? trainRate * model.trainFLOPsPerImage / 1e9 : 0,
                       generateBatchSize: generateBatchSize, generateImagesPerSec: genRate,
                       trainPeakRSSMegabytes: trainPeak, peakRSSMegabytes: peakResidentMegabytes())
     }

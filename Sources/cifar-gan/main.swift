@@ -27,6 +27,10 @@ struct Bench: ParsableCommand {
     var json = false
     @Flag(help: "Print a per-layer time table of the training iteration.")
     var profile = false
+    @Option(help: "Benchmark a named recipe's iteration instead of the original (\(RunConfig.presetNames.joined(separator: ", "))).")
+    var preset: String?
+    @Flag(help: "With --preset: the class-conditional model (10 classes).")
+    var conditional = false
 
     func validate() throws {
         guard batchSize >= 2 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two samples), got \(batchSize)") }
@@ -36,11 +40,16 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        var model = ModelConfig()
-        model.generatorWidth = generatorWidth
-        model.discriminatorWidth = discriminatorWidth
+        var config = RunConfig()
+        if let preset {
+            do { config = try RunConfig.preset(preset) } catch { throw ValidationError("--preset: \(error)") }
+        } else {
+            config.model.generatorWidth = generatorWidth
+            config.model.discriminatorWidth = discriminatorWidth
+        }
+        if conditional { config.model.classes = CIFAR10.classNames.count }
         Profiler.enabled = profile
-        let r = Benchmark.run(model: model, batchSize: batchSize, seconds: seconds)
+        let r = Benchmark.run(config: config, batchSize: batchSize, seconds: seconds)
         if profile {
             func pad(_ s: String) -> String { s.padding(toLength: 46, withPad: " ", startingAt: 0) }
             print(pad("layer and pass (per training iteration)") + "       ms  share")

@@ -59,6 +59,7 @@ final class EndToEndTests: XCTestCase {
             (["generate", "--run", root.path, "--out", root.path], "not a run folder"),
             (["generate", "--run", root.path, "--out", root.path, "--count", "0"], "--count"),
             (["bench", "--batch-size", "1"], "--batch-size"),
+            (["bench", "--preset", "fancy"], "unknown preset 'fancy'"),
             (["train", "--class", "cat", "--preset", "fancy", "--data-dir", dataDir.path], "unknown preset 'fancy'"),
             (["train", "--class", "cat", "--loss", "wgan", "--data-dir", dataDir.path], "loss"),
             (["train", "--class", "cat", "--diff-augment", "rotate", "--data-dir", dataDir.path], "rotate"),
