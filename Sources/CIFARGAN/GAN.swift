@@ -11,6 +11,10 @@ public struct IterationStats: Sendable {
 }
 
 /// The adversarial loss.
+///
+/// ```swift
+/// let gan = GAN(model: ModelConfig(), optimizer: OptimizerConfig(), seed: 1, loss: .hinge)
+/// ```
 public enum GANLoss: String, Codable, CaseIterable, Sendable {
     /// The original system's: binary cross-entropy with smoothed targets for D, target 1 for G.
     case bce

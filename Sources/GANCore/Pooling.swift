@@ -36,6 +36,10 @@ public final class GlobalAvgPool2d: Layer {
 
 
 /// Global sum pooling, `x.sum(dim=(2, 3))` as in the SNGAN discriminator: [N, C, H, W] → [N, C].
+///
+/// ```swift
+/// let features = GlobalSumPool2d().forward(x, training: true)   // [N, 64, 8, 8] → [N, 64]
+/// ```
 public final class GlobalSumPool2d: Layer {
     private let average = GlobalAvgPool2d()
     private var area: Float = 1, output: Tensor?, inputGrad: Tensor?
@@ -57,6 +61,10 @@ public final class GlobalSumPool2d: Layer {
 }
 
 /// 2×2 average pooling with stride 2, `nn.AvgPool2d(2)`: [N, C, H, W] → [N, C, H/2, W/2] (H, W even).
+///
+/// ```swift
+/// let down = AvgPool2x2().forward(x, training: true)   // [N, 64, 32, 32] → [N, 64, 16, 16]
+/// ```
 public final class AvgPool2x2: Layer {
     private var inputShape: [Int] = [], output: Tensor?, inputGrad: Tensor?
     public init() {}
@@ -103,6 +111,10 @@ public final class AvgPool2x2: Layer {
 }
 
 /// Nearest-neighbour 2× upsampling, `nn.Upsample(scale_factor=2)`: [N, C, H, W] → [N, C, 2H, 2W].
+///
+/// ```swift
+/// let up = Upsample2x().forward(x, training: true)   // [N, 64, 8, 8] → [N, 64, 16, 16]
+/// ```
 public final class Upsample2x: Layer {
     private var inputShape: [Int] = [], output: Tensor?, inputGrad: Tensor?
     public init() {}

@@ -1,4 +1,9 @@
 /// A layer whose weight a wrapper may replace before each forward (Linear, Conv2d).
+///
+/// ```swift
+/// let layer: WeightedLayer = Linear(inFeatures: 4, outFeatures: 2, rng: &rng)
+/// let sn = SpectralNorm(layer, rng: &rng)
+/// ```
 public protocol WeightedLayer: Layer {
     var weight: Parameter { get }
     var bias: Parameter? { get }
