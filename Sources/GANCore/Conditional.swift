@@ -99,7 +99,9 @@ public final class ConditionalBatchNorm: Layer {
 
 /// The projection discriminator's output (Miyato & Koyama 2018): logit = ψ(φ) + ⟨embed[label], φ⟩
 /// for features φ [N, F], with ψ a linear layer to one output (possibly spectrally normalised).
-/// State dict like the PyTorch twin: `linear.*` and `embed.weight` [classes, F].
+/// State dict like the PyTorch twin: `linear.*` and `embed.weight` [classes, F]. With spectral norm, ψ is
+/// normalised (wrap `linear` in `SpectralNorm`) but the embedding is not, unlike Miyato & Koyama, who
+/// normalise it too; it starts small (std 1/√F) so the projection term does not dominate early training.
 ///
 /// ```swift
 /// let head = ProjectionHead(linear: Linear(inFeatures: 128, outFeatures: 1, rng: &rng), features: 128, labels: labels, rng: &rng)
