@@ -15,6 +15,7 @@ OUT=${1:?usage: same-wall-clock.sh OUT [MINUTES] [ROWS...]}
 MINUTES=${2:-8}
 shift $(( $# >= 2 ? 2 : 1 ))
 CONDITIONAL_MINUTES=${CONDITIONAL_MINUTES:-16}
+SEED=${SEED:-0}   # the runs' seed (weights, data order, latents); evaluation always samples with seed 0
 BIN=${BIN:-$OUT/bin/cifar-gan}
 mkdir -p "$OUT"
 if [ ! -x "$BIN" ]; then mkdir -p "$(dirname "$BIN")"; cp "$(dirname "$0")/../.build/release/cifar-gan" "$BIN"; fi
@@ -42,8 +43,8 @@ for row in "${ROWS[@]}"; do
   if [ "$row" = conditional ]; then
     per_class=$(python3 -c "print($CONDITIONAL_MINUTES / 10)")
     echo "$(date -u +%T) conditional (modern preset) ${CONDITIONAL_MINUTES} min vs original ten models ${per_class} min each"
-    CIFAR_GAN_THREADS=1 "$BIN" train --conditional --preset modern --time-limit "$CONDITIONAL_MINUTES" --run "$dir/conditional" --quiet --no-download > "$dir.conditional.log" 2>&1 &
-    CIFAR_GAN_THREADS=1 "$BIN" train --class all --preset original --time-limit "$per_class" --run "$dir/original-all" --quiet --no-download > "$dir.original-all.log" 2>&1 &
+    CIFAR_GAN_THREADS=1 "$BIN" train --conditional --preset modern --seed "$SEED" --time-limit "$CONDITIONAL_MINUTES" --run "$dir/conditional" --quiet --no-download > "$dir.conditional.log" 2>&1 &
+    CIFAR_GAN_THREADS=1 "$BIN" train --class all --preset original --seed "$SEED" --time-limit "$per_class" --run "$dir/original-all" --quiet --no-download > "$dir.original-all.log" 2>&1 &
     wait
     evaluate "$dir/conditional" "$dir/conditional.json"
     evaluate "$dir/original-all" "$dir/original-all.json"
@@ -51,7 +52,7 @@ for row in "${ROWS[@]}"; do
   fi
   echo "$(date -u +%T) $row: ${FLAGS[$row]} for $MINUTES min"
   for cls in cat automobile; do
-    CIFAR_GAN_THREADS=1 "$BIN" train --class $cls ${FLAGS[$row]} --time-limit "$MINUTES" --run "$dir/$cls" --quiet --no-download > "$dir.$cls.log" 2>&1 &
+    CIFAR_GAN_THREADS=1 "$BIN" train --class $cls ${FLAGS[$row]} --seed "$SEED" --time-limit "$MINUTES" --run "$dir/$cls" --quiet --no-download > "$dir.$cls.log" 2>&1 &
   done
   wait
   for cls in cat automobile; do evaluate "$dir/$cls" "$dir/$cls.json"; done
