@@ -69,8 +69,9 @@ public final class GAN {
         var augmentSeed = RandomGenerator(seed: seed).derived(4)
         self.augment = augment.isEmpty ? nil : DiffAugment(policy: augment, seed: augmentSeed.next())
         if emaDecay > 0 {
-            var unused = RandomGenerator(seed: seed)
-            let ema = model.makeGenerator(rng: &unused, labels: labels)
+            // Same architecture, started at G's weights (its own initialisation is overwritten).
+            var throwaway = RandomGenerator(seed: 0)
+            let ema = model.makeGenerator(rng: &throwaway, labels: labels)
             for (e, p) in zip(ema.stateDict, generator.stateDict) { e.tensor.copy(from: p.tensor) }
             generatorEMA = ema
         } else {

@@ -29,15 +29,21 @@ public final class DiffAugment: Layer {
         self.policy = policy; rng = RandomGenerator(seed: seed)
     }
 
+    /// Fills the per-image draws in place: the arrays keep their storage from one batch to the next.
     private func draw(_ N: Int, _ H: Int, _ W: Int) {
         let maxShiftY = Int(Float(H) * 0.125 + 0.5), maxShiftX = Int(Float(W) * 0.125 + 0.5)
-        brightness = (0..<N).map { _ in rng.uniform() - 0.5 }
-        saturation = (0..<N).map { _ in rng.uniform() * 2 }
-        contrast = (0..<N).map { _ in rng.uniform() + 0.5 }
-        shiftY = (0..<N).map { _ in Int(rng.next() % UInt64(2 * maxShiftY + 1)) - maxShiftY }
-        shiftX = (0..<N).map { _ in Int(rng.next() % UInt64(2 * maxShiftX + 1)) - maxShiftX }
-        cutY = (0..<N).map { _ in Int(rng.next() % UInt64(H + 1)) }
-        cutX = (0..<N).map { _ in Int(rng.next() % UInt64(W + 1)) }
+        if brightness.count != N {
+            brightness = Array(repeating: 0, count: N); saturation = brightness; contrast = brightness
+            shiftY = Array(repeating: 0, count: N); shiftX = shiftY; cutY = shiftY; cutX = shiftY
+        }
+        // One stream, in the order of the draws' meaning: all brightness values, then all saturations, …
+        for n in 0..<N { brightness[n] = rng.uniform() - 0.5 }
+        for n in 0..<N { saturation[n] = rng.uniform() * 2 }
+        for n in 0..<N { contrast[n] = rng.uniform() + 0.5 }
+        for n in 0..<N { shiftY[n] = Int(rng.next() % UInt64(2 * maxShiftY + 1)) - maxShiftY }
+        for n in 0..<N { shiftX[n] = Int(rng.next() % UInt64(2 * maxShiftX + 1)) - maxShiftX }
+        for n in 0..<N { cutY[n] = Int(rng.next() % UInt64(H + 1)) }
+        for n in 0..<N { cutX[n] = Int(rng.next() % UInt64(W + 1)) }
     }
 
     // x [N, C, H, W] → y [N, C, H, W]

@@ -73,18 +73,8 @@ public final class AvgPool2x2: Layer {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         precondition(x.shape.count == 4 && x.shape[2] % 2 == 0 && x.shape[3] % 2 == 0, "AvgPool2x2 expects [N, C, even H, even W], got \(x.shape)")
         inputShape = x.shape
-        let planes = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3], OH = H / 2, OW = W / 2
-        let y = Tensor.reuse(output, shape: [x.shape[0], x.shape[1], OH, OW]); output = y
-        let xp = x.data, yp = y.data
-        Parallel.forEachChunk(count: planes) { range, _ in
-            for p in range {
-                let src = xp + p * H * W, dst = yp + p * OH * OW
-                for i in 0..<OH {
-                    let r0 = src + 2 * i * W, r1 = r0 + W
-                    for j in 0..<OW { dst[i * OW + j] = 0.25 * (r0[2 * j] + r0[2 * j + 1] + r1[2 * j] + r1[2 * j + 1]) }
-                }
-            }
-        }
+        let y = Tensor.reuse(output, shape: [x.shape[0], x.shape[1], x.shape[2] / 2, x.shape[3] / 2]); output = y
+        sum2x2(x.data, into: y.data, planes: x.shape[0] * x.shape[1], height: x.shape[2] / 2, width: x.shape[3] / 2, scale: 0.25)
         return y
     }
 
@@ -92,20 +82,7 @@ public final class AvgPool2x2: Layer {
     public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
         guard inputGradient else { return nil }
         let dx = Tensor.reuse(inputGrad, shape: inputShape); inputGrad = dx
-        let planes = inputShape[0] * inputShape[1], H = inputShape[2], W = inputShape[3], OH = H / 2, OW = W / 2
-        let dp = dy.data, op = dx.data
-        Parallel.forEachChunk(count: planes) { range, _ in
-            for p in range {
-                let src = dp + p * OH * OW, dst = op + p * H * W
-                for i in 0..<OH {
-                    let r0 = dst + 2 * i * W, r1 = r0 + W
-                    for j in 0..<OW {
-                        let v = 0.25 * src[i * OW + j]
-                        r0[2 * j] = v; r0[2 * j + 1] = v; r1[2 * j] = v; r1[2 * j + 1] = v
-                    }
-                }
-            }
-        }
+        spread2x2(dy.data, into: dx.data, planes: inputShape[0] * inputShape[1], height: inputShape[2] / 2, width: inputShape[3] / 2, scale: 0.25)
         return dx
     }
 }
@@ -123,18 +100,8 @@ public final class Upsample2x: Layer {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         precondition(x.shape.count == 4, "Upsample2x expects [N, C, H, W], got \(x.shape)")
         inputShape = x.shape
-        let planes = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
-        let y = Tensor.reuse(output, shape: [x.shape[0], x.shape[1], 2 * H, 2 * W]); output = y
-        let xp = x.data, yp = y.data
-        Parallel.forEachChunk(count: planes) { range, _ in
-            for p in range {
-                let src = xp + p * H * W, dst = yp + p * 4 * H * W
-                for i in 0..<H {
-                    let r0 = dst + 2 * i * 2 * W, r1 = r0 + 2 * W
-                    for j in 0..<W { let v = src[i * W + j]; r0[2 * j] = v; r0[2 * j + 1] = v; r1[2 * j] = v; r1[2 * j + 1] = v }
-                }
-            }
-        }
+        let y = Tensor.reuse(output, shape: [x.shape[0], x.shape[1], 2 * x.shape[2], 2 * x.shape[3]]); output = y
+        spread2x2(x.data, into: y.data, planes: x.shape[0] * x.shape[1], height: x.shape[2], width: x.shape[3], scale: 1)
         return y
     }
 
@@ -142,17 +109,41 @@ public final class Upsample2x: Layer {
     public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
         guard inputGradient else { return nil }
         let dx = Tensor.reuse(inputGrad, shape: inputShape); inputGrad = dx
-        let planes = inputShape[0] * inputShape[1], H = inputShape[2], W = inputShape[3]
-        let dp = dy.data, op = dx.data
-        Parallel.forEachChunk(count: planes) { range, _ in
-            for p in range {
-                let src = dp + p * 4 * H * W, dst = op + p * H * W
-                for i in 0..<H {
-                    let r0 = src + 2 * i * 2 * W, r1 = r0 + 2 * W
-                    for j in 0..<W { dst[i * W + j] = r0[2 * j] + r0[2 * j + 1] + r1[2 * j] + r1[2 * j + 1] }
+        sum2x2(dy.data, into: dx.data, planes: inputShape[0] * inputShape[1], height: inputShape[2], width: inputShape[3], scale: 1)
+        return dx
+    }
+}
+
+// Average pooling and nearest upsampling are each other's adjoints up to a factor of 4, so both layers
+// are made of these two loops. `height`/`width` are the small side's; each plane is done by one worker.
+
+/// small[i, j] = scale · Σ large[2i + a, 2j + b]
+private func sum2x2(_ large: UnsafeMutablePointer<Float>, into small: UnsafeMutablePointer<Float>,
+                    planes: Int, height H: Int, width W: Int, scale: Float) {
+    Parallel.forEachChunk(count: planes) { range, _ in
+        for p in range {
+            let src = large + p * 4 * H * W, dst = small + p * H * W
+            for i in 0..<H {
+                let r0 = src + 2 * i * 2 * W, r1 = r0 + 2 * W
+                for j in 0..<W { dst[i * W + j] = scale * (r0[2 * j] + r0[2 * j + 1] + r1[2 * j] + r1[2 * j + 1]) }
+            }
+        }
+    }
+}
+
+/// large[2i + a, 2j + b] = scale · small[i, j]
+private func spread2x2(_ small: UnsafeMutablePointer<Float>, into large: UnsafeMutablePointer<Float>,
+                       planes: Int, height H: Int, width W: Int, scale: Float) {
+    Parallel.forEachChunk(count: planes) { range, _ in
+        for p in range {
+            let src = small + p * H * W, dst = large + p * 4 * H * W
+            for i in 0..<H {
+                let r0 = dst + 2 * i * 2 * W, r1 = r0 + 2 * W
+                for j in 0..<W {
+                    let v = scale * src[i * W + j]
+                    r0[2 * j] = v; r0[2 * j + 1] = v; r1[2 * j] = v; r1[2 * j + 1] = v
                 }
             }
         }
-        return dx
     }
 }

@@ -27,7 +27,11 @@ public final class ResidualBlock: Layer {
 
     // d(sum) flows into both branches; their input gradients add up
     public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
-        guard let dsum = relu.map({ $0.backward(dy, weightGradients: weightGradients, inputGradient: true) }) ?? dy else { return nil }
+        var dsum = dy
+        if let relu {
+            guard let d = relu.backward(dy, weightGradients: weightGradients, inputGradient: true) else { return nil }
+            dsum = d
+        }
         let dMain = main.backward(dsum, weightGradients: weightGradients, inputGradient: inputGradient)
         let dShort: Tensor? = shortcut.map { $0.backward(dsum, weightGradients: weightGradients, inputGradient: inputGradient) } ?? dsum
         guard inputGradient, let dMain, let dShort else { return nil }
