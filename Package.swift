@@ -23,9 +23,14 @@ let package = Package(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
         ),
+        // oneDNN's convolutions, loaded at run time when installed (libdnnl-dev); see the target's header.
+        .target(
+            name: "COneDNN",
+            linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]
+        ),
         .target(
             name: "GANCore",
-            dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux]))],
+            dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux])), "COneDNN"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .target(

@@ -207,6 +207,10 @@ public final class Conv2d: Layer {
     private let workspace = Workspace(slots: 5)
     /// The weight in patch order [out][k][k][in], refreshed every forward (the optimizer changes the weight).
     private let patchWeight: Tensor
+    /// oneDNN's primitives for the last input shape, when `ConvolutionKernels.current` is `.onednn`.
+    private var oneDNN: OneDNNConvolution?
+    /// Whether the last forward ran on oneDNN (its backward then does too).
+    private var forwardUsedOneDNN = false
 
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                 bias: Bool = true, rng: inout RandomGenerator) {
@@ -232,6 +236,16 @@ public final class Conv2d: Layer {
                              stride: stride, padding: padding, gridHeight: oh, gridWidth: ow)
     }
 
+    /// oneDNN's primitives for this input shape, or nil to run the BLAS kernels.
+    private func oneDNNPlan(for x: Tensor) -> OneDNNConvolution? {
+        let (oh, ow) = outputSize(x.shape[2], x.shape[3])
+        guard ConvolutionKernels.useOneDNN(outputPositions: oh * ow) else { return nil }
+        if let plan = oneDNN, plan.shape == x.shape { return plan }
+        oneDNN = OneDNNConvolution(inputShape: x.shape, outChannels: outChannels, kernel: kernelSize,
+                                   stride: stride, padding: padding)
+        return oneDNN
+    }
+
     /// Builds the patch matrix of samples n..<n+nb into `rows` ([nb·P][K]), via a channels-last copy.
     @inline(__always)
     private func patches(_ g: PatchGeometry, _ xp: UnsafePointer<Float>, _ n: Int, _ nb: Int,
@@ -249,6 +263,12 @@ public final class Conv2d: Layer {
         let g = geometry(x), N = x.shape[0], O = outChannels, P = g.positions, K = g.patchSize
         let y = Tensor.reuse(output, shape: [N, O, g.gridHeight, g.gridWidth])
         output = y; input = x
+        if let plan = oneDNNPlan(for: x) {
+            forwardUsedOneDNN = true
+            plan.forward(x: x.data, weight: weight.value.data, bias: bias?.value.data, y: y.data)
+            return y
+        }
+        forwardUsedOneDNN = false
         kernelToPatchOrder(weight.value.data, patchWeight.data, rows: O, channels: inChannels, kernel: kernelSize)
         let group = samplesPerGroup(positions: P)
         let xp = x.data, yp = y.data, wp = patchWeight.data, bp = bias?.value.data, ws = workspace
@@ -274,6 +294,13 @@ public final class Conv2d: Layer {
         let g = geometry(x), N = x.shape[0], O = outChannels, P = g.positions, K = g.patchSize
         let dx: Tensor? = inputGradient ? Tensor.reuse(inputGrad, shape: x.shape) : nil
         if let dx { inputGrad = dx }
+        if forwardUsedOneDNN, let plan = oneDNN {
+            if weightGradients {
+                plan.backwardWeights(x: x.data, dy: dy.data, weightGrad: weight.grad.data, biasGrad: bias?.grad.data)
+            }
+            if let dx { plan.backwardData(dy: dy.data, weight: weight.value.data, dx: dx.data) }
+            return dx
+        }
         let group = samplesPerGroup(positions: P)
         let xp = x.data, dyp = dy.data, wp = patchWeight.data, dxp = dx?.data, ws = workspace
         let hasBias = bias != nil, HW = g.height * g.width

@@ -12,10 +12,12 @@ final class GradientCheckTests: XCTestCase {
 
     func testConv2dOptions() {
         // (in, out, kernel, stride, padding, size, bias)
-        for (c, o, k, s, p, h, b) in [(3, 4, 3, 1, 1, 7, true), (2, 3, 3, 2, 1, 8, true), (2, 3, 4, 2, 0, 9, false),
-                                      (3, 2, 1, 1, 0, 5, true), (2, 2, 5, 3, 2, 11, true), (2, 3, 3, 2, 1, 4, true)] {
-            let conv = Conv2d(inChannels: c, outChannels: o, kernelSize: k, stride: s, padding: p, bias: b, rng: &rng)
-            gradientCheck(conv, input: randomTensor([3, c, h, h], &rng), "Conv2d k\(k) s\(s) p\(p) h\(h)")
+        forEachConvolutionKernel { kernel in
+            for (c, o, k, s, p, h, b) in [(3, 4, 3, 1, 1, 7, true), (2, 3, 3, 2, 1, 8, true), (2, 3, 4, 2, 0, 9, false),
+                                          (3, 2, 1, 1, 0, 5, true), (2, 2, 5, 3, 2, 11, true), (2, 3, 3, 2, 1, 4, true)] {
+                let conv = Conv2d(inChannels: c, outChannels: o, kernelSize: k, stride: s, padding: p, bias: b, rng: &rng)
+                gradientCheck(conv, input: randomTensor([3, c, h, h], &rng), "Conv2d k\(k) s\(s) p\(p) h\(h) (\(kernel))")
+            }
         }
     }
 

@@ -19,12 +19,14 @@ final class KernelTests: XCTestCase {
     /// Batch sizes that split unevenly over workers and over sample groups exercise the grouping code.
     func testConvolutionsAgainstNaive() {
         for n in [1, 3, 17] {
-            for (c, o, k, s, p, h) in [(3, 8, 3, 1, 1, 8), (4, 6, 3, 2, 1, 8), (5, 4, 4, 2, 0, 10), (6, 6, 3, 2, 1, 4)] {
-                let conv = Conv2d(inChannels: c, outChannels: o, kernelSize: k, stride: s, padding: p, rng: &rng)
-                let x = randomTensor([n, c, h, h], &rng)
-                assertClose(conv.forward(x, training: true),
-                            naiveConv2d(x: x, weight: conv.weight.value, bias: conv.bias?.value, stride: s, padding: p),
-                            "Conv2d n\(n) k\(k) s\(s)")
+            forEachConvolutionKernel { kernel in
+                for (c, o, k, s, p, h) in [(3, 8, 3, 1, 1, 8), (4, 6, 3, 2, 1, 8), (5, 4, 4, 2, 0, 10), (6, 6, 3, 2, 1, 4)] {
+                    let conv = Conv2d(inChannels: c, outChannels: o, kernelSize: k, stride: s, padding: p, rng: &rng)
+                    let x = randomTensor([n, c, h, h], &rng)
+                    assertClose(conv.forward(x, training: true),
+                                naiveConv2d(x: x, weight: conv.weight.value, bias: conv.bias?.value, stride: s, padding: p),
+                                "Conv2d n\(n) k\(k) s\(s) (\(kernel))")
+                }
             }
             for (c, o, k, s, p, op, h) in [(8, 3, 4, 2, 1, 0, 4), (4, 5, 3, 2, 1, 1, 5), (6, 6, 4, 2, 1, 0, 2)] {
                 let conv = ConvTranspose2d(inChannels: c, outChannels: o, kernelSize: k, stride: s, padding: p, outputPadding: op, rng: &rng)
@@ -36,8 +38,36 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// oneDNN and BLAS agree on a discriminator-sized layer whose batch does not divide into oneDNN's chunks,
+    /// and `auto` picks oneDNN only for convolutions with at least 64 output positions.
+    func testOneDNNAgreesWithBLASOnModelShapes() throws {
+        try XCTSkipUnless(ConvolutionKernels.oneDNNAvailable, "oneDNN not available: \(ConvolutionKernels.oneDNNUnavailableReason)")
+        let saved = ConvolutionKernels.current
+        defer { ConvolutionKernels.current = saved }
+        let conv = Conv2d(inChannels: 16, outChannels: 24, kernelSize: 3, stride: 2, padding: 1, rng: &rng)
+        let x = randomTensor([21, 16, 32, 32], &rng), dy = randomTensor([21, 24, 16, 16], &rng)
+        var results: [[Tensor]] = []
+        for kernel in [ConvolutionKernels.blas, .onednn] {
+            ConvolutionKernels.current = kernel
+            conv.weight.grad.fill(0); conv.bias!.grad.fill(0)
+            let y = conv.forward(x, training: true).clone()
+            let dx = conv.backward(dy, weightGradients: true, inputGradient: true)!.clone()
+            results.append([y, dx, conv.weight.grad.clone(), conv.bias!.grad.clone()])
+        }
+        for (i, name) in ["y", "dx", "dW", "db"].enumerated() {
+            assertClose(results[1][i], results[0][i], rtol: 1e-4, atol: 1e-4, "oneDNN vs BLAS \(name)")
+        }
+        ConvolutionKernels.current = .auto
+        XCTAssertTrue(ConvolutionKernels.useOneDNN(outputPositions: 64))
+        XCTAssertFalse(ConvolutionKernels.useOneDNN(outputPositions: 16))
+    }
+
     /// Running a layer twice (buffers reused) gives the same result; gradients accumulate across backward calls.
     func testBufferReuseAndGradientAccumulation() {
+        forEachConvolutionKernel { _ in checkBufferReuseAndGradientAccumulation() }
+    }
+
+    private func checkBufferReuseAndGradientAccumulation() {
         let conv = Conv2d(inChannels: 3, outChannels: 4, kernelSize: 3, stride: 2, padding: 1, rng: &rng)
         let x = randomTensor([5, 3, 8, 8], &rng)
         let y1 = conv.forward(x, training: true).clone()

@@ -13,9 +13,12 @@ final class PyTorchReferenceTests: XCTestCase {
     func testLinear() { check("linear", Linear(inFeatures: 5, outFeatures: 3, rng: &rng)) }
 
     func testConv2d() {
-        for (c, o, k, s, p, h) in [(3, 4, 3, 1, 1, 7), (2, 3, 3, 2, 1, 8), (2, 3, 4, 2, 0, 9), (3, 2, 1, 1, 0, 5), (2, 2, 5, 3, 2, 11)] {
-            check("conv2d.c\(c)o\(o)k\(k)s\(s)p\(p)h\(h)",
-                  Conv2d(inChannels: c, outChannels: o, kernelSize: k, stride: s, padding: p, rng: &rng))
+        forEachConvolutionKernel { kernel in
+            for (c, o, k, s, p, h) in [(3, 4, 3, 1, 1, 7), (2, 3, 3, 2, 1, 8), (2, 3, 4, 2, 0, 9), (3, 2, 1, 1, 0, 5), (2, 2, 5, 3, 2, 11)] {
+                checkAgainstReference(ref, "conv2d.c\(c)o\(o)k\(k)s\(s)p\(p)h\(h)",
+                                      Conv2d(inChannels: c, outChannels: o, kernelSize: k, stride: s, padding: p, rng: &rng),
+                                      note: " (\(kernel))")
+            }
         }
     }
 

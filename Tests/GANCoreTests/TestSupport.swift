@@ -104,19 +104,19 @@ func gradientMismatches(_ layer: Layer, input x: Tensor, training: Bool = true, 
 /// Loads a fixture case's parameters and buffers into `layer`, runs forward and backward, and compares
 /// y, dx, every parameter gradient and every buffer afterwards with PyTorch's (`tools/make_reference_fixtures.py`).
 func checkAgainstReference(_ ref: [String: SafeTensors.Entry], _ prefix: String, _ layer: Layer, training: Bool = true,
-                           file: StaticString = #filePath, line: UInt = #line) {
+                           note: String = "", file: StaticString = #filePath, line: UInt = #line) {
     for (name, p) in layer.namedParameters { load(p.value, ref.tensor("\(prefix).\(name)")); p.grad.fill(0) }
     for b in layer.namedBuffers where !b.isInteger { load(b.tensor, ref.tensor("\(prefix).\(b.name)")) }
     let y = layer.forward(ref.tensor("\(prefix).x"), training: training)
-    assertClose(y, ref.tensor("\(prefix).y"), "\(prefix) y", file: file, line: line)
+    assertClose(y, ref.tensor("\(prefix).y"), "\(prefix) y\(note)", file: file, line: line)
     let dy = ref.tensor("\(prefix).dy"); dy.reshape(y.shape)
     let dx = layer.backward(dy, weightGradients: true, inputGradient: true)!
-    assertClose(dx, ref.tensor("\(prefix).dx"), "\(prefix) dx", file: file, line: line)
+    assertClose(dx, ref.tensor("\(prefix).dx"), "\(prefix) dx\(note)", file: file, line: line)
     for (name, p) in layer.namedParameters {
-        assertClose(p.grad, ref.tensor("\(prefix).grad.\(name)"), "\(prefix) grad \(name)", file: file, line: line)
+        assertClose(p.grad, ref.tensor("\(prefix).grad.\(name)"), "\(prefix) grad \(name)\(note)", file: file, line: line)
     }
     for b in layer.namedBuffers where !b.isInteger {
-        assertClose(b.tensor, ref.tensor("\(prefix).after.\(b.name)"), "\(prefix) \(b.name)", file: file, line: line)
+        assertClose(b.tensor, ref.tensor("\(prefix).after.\(b.name)"), "\(prefix) \(b.name)\(note)", file: file, line: line)
     }
 }
 
@@ -133,3 +133,18 @@ func assertLossGradient(_ x: Tensor, _ value: (Tensor) -> Double, _ gradient: ()
         XCTAssertEqual((lp - lm) / Double(2 * h), Double(g[i]), accuracy: 1e-4, "\(what) d/dx[\(i)]", file: file, line: line)
     }
 }
+
+/// Runs `body` once per convolution kernel this machine has: BLAS always, oneDNN where its library loads
+/// (a machine without it says so once and checks BLAS only). Restores the previous choice afterwards.
+func forEachConvolutionKernel(_ body: (ConvolutionKernels) throws -> Void) rethrows {
+    let saved = ConvolutionKernels.current
+    defer { ConvolutionKernels.current = saved }
+    var kernels: [ConvolutionKernels] = [.blas]
+    if ConvolutionKernels.oneDNNAvailable { kernels.append(.onednn) } else { reportOneDNNMissing }
+    for kernel in kernels {
+        ConvolutionKernels.current = kernel
+        try body(kernel)
+    }
+}
+
+private let reportOneDNNMissing: Void = print("note: oneDNN not available (\(ConvolutionKernels.oneDNNUnavailableReason)); convolution tests check the BLAS kernels only")

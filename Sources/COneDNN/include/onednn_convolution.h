@@ -1,0 +1,50 @@
+// A small C interface to oneDNN's convolution primitives for GANCore: PyTorch layouts in and out
+// (NCHW activations, [out, in, k, k] weights), oneDNN's own blocked layouts inside.
+//
+// oneDNN is loaded at run time (dlopen of libdnnl.so.2), so building needs only its headers and running
+// needs nothing: without them every call reports "unavailable" and GANCore keeps its BLAS kernels.
+#ifndef ONEDNN_CONVOLUTION_H
+#define ONEDNN_CONVOLUTION_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// 1 when oneDNN could be loaded (first call loads it), else 0. `threads` sets OpenMP's thread count
+/// when the environment does not (OMP_NUM_THREADS).
+int onednn_available(int threads);
+
+/// Why the last `onednn_available` returned 0, or "" — for diagnostics.
+const char *onednn_unavailable_reason(void);
+
+/// One convolution shape with its primitives and scratch memory, created once and reused.
+typedef struct onednn_convolution onednn_convolution;
+
+/// A 2-d convolution of x [batch, in, height, width] with a [out, in, kernel, kernel] weight and a bias,
+/// stride and symmetric zero padding. NULL when oneDNN is unavailable or refuses the shape.
+onednn_convolution *onednn_convolution_create(int batch, int in_channels, int height, int width,
+                                              int out_channels, int kernel, int stride, int padding);
+void onednn_convolution_destroy(onednn_convolution *conv);
+
+/// Output height and width.
+int onednn_convolution_output_height(const onednn_convolution *conv);
+int onednn_convolution_output_width(const onednn_convolution *conv);
+
+/// Which implementation oneDNN chose for the forward pass (e.g. "jit:avx2").
+const char *onednn_convolution_implementation(const onednn_convolution *conv);
+
+// Each returns 0 on success, else oneDNN's status code.
+
+/// y = conv(x, weight) + bias (bias may be NULL).
+int onednn_convolution_forward(onednn_convolution *conv, const float *x, const float *weight,
+                               const float *bias, float *y);
+/// dx = conv_transpose(dy, weight): overwrites dx.
+int onednn_convolution_backward_data(onednn_convolution *conv, const float *dy, const float *weight, float *dx);
+/// weight_grad += dW, bias_grad += db (bias_grad may be NULL): accumulates, like PyTorch's .grad.
+int onednn_convolution_backward_weights(onednn_convolution *conv, const float *x, const float *dy,
+                                        float *weight_grad, float *bias_grad);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,311 @@
+// See include/onednn_convolution.h. Every oneDNN entry point is looked up with dlsym, so the library is a
+// run-time option: the package builds and runs (on its BLAS kernels) where oneDNN is not installed.
+#define _GNU_SOURCE
+#include "onednn_convolution.h"
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__linux__) && !defined(CIFAR_GAN_WITHOUT_ONEDNN) && __has_include(<oneapi/dnnl/dnnl.h>)
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <oneapi/dnnl/dnnl.h>
+
+#define ONEDNN_FUNCTIONS(X) \
+    X(dnnl_engine_create) X(dnnl_stream_create) X(dnnl_stream_wait) X(dnnl_memory_desc_init_by_tag) \
+    X(dnnl_memory_desc_equal) X(dnnl_memory_desc_get_size) X(dnnl_memory_create) X(dnnl_memory_destroy) X(dnnl_memory_set_data_handle) \
+    X(dnnl_convolution_forward_desc_init) X(dnnl_convolution_backward_data_desc_init) \
+    X(dnnl_convolution_backward_weights_desc_init) X(dnnl_primitive_desc_create) \
+    X(dnnl_primitive_desc_query_md) X(dnnl_primitive_desc_query) X(dnnl_primitive_desc_destroy) \
+    X(dnnl_reorder_primitive_desc_create) X(dnnl_primitive_create) X(dnnl_primitive_execute) \
+    X(dnnl_primitive_destroy)
+
+#define DECLARE(f) static __typeof__(&f) call_##f;
+ONEDNN_FUNCTIONS(DECLARE)
+#define D(f) call_##f
+
+static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+static int load_threads = 0;
+static int loaded = 0;
+static char reason[256] = "";
+static dnnl_engine_t engine;
+static dnnl_stream_t stream;
+
+static void load(void) {
+    // OpenMP reads its settings when the library loads: size its team like GANCore's workers unless the
+    // user chose otherwise.
+    if (load_threads > 0 && !getenv("OMP_NUM_THREADS")) {
+        char n[16]; snprintf(n, sizeof n, "%d", load_threads); setenv("OMP_NUM_THREADS", n, 0);
+    }
+    // Between oneDNN calls GANCore's own workers use the cores; OpenMP's default of spinning after each
+    // parallel region would take them away (measured: 13% slower training).
+    setenv("OMP_WAIT_POLICY", "passive", 0);
+    void *lib = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) { snprintf(reason, sizeof reason, "cannot load libdnnl.so.2: %s", dlerror()); return; }
+#define LOOKUP(f) if (!(call_##f = (__typeof__(&f))dlsym(lib, #f))) { snprintf(reason, sizeof reason, "libdnnl.so.2 lacks %s", #f); return; }
+    ONEDNN_FUNCTIONS(LOOKUP)
+    if (D(dnnl_engine_create)(&engine, dnnl_cpu, 0) != dnnl_success ||
+        D(dnnl_stream_create)(&stream, engine, dnnl_stream_default_flags) != dnnl_success) {
+        snprintf(reason, sizeof reason, "oneDNN could not create a CPU engine"); return;
+    }
+    loaded = 1;
+}
+
+int onednn_available(int threads) {
+    load_threads = threads;
+    pthread_once(&load_once, load);
+    return loaded;
+}
+
+const char *onednn_unavailable_reason(void) { return reason; }
+
+// Buffers in oneDNN's layouts live only during one call, so all convolutions share one arena with a slot
+// per role (input-sized, output-sized, weight-sized), grown on demand: memory stays at one layer's worth.
+enum { SLOT_INPUT, SLOT_OUTPUT, SLOT_WEIGHT, SLOT_COUNT };
+static void *arena[SLOT_COUNT];
+static size_t arena_bytes[SLOT_COUNT];
+static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;  // held for each call
+
+static void *arena_slot(int slot, size_t bytes) {
+    if (arena_bytes[slot] < bytes) {
+        free(arena[slot]);
+        arena[slot] = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        arena_bytes[slot] = arena[slot] ? bytes : 0;
+    }
+    return arena[slot];
+}
+
+/// A caller's plain-layout buffer and the primitive's own layout for it, with the reorder between them.
+typedef struct {
+    dnnl_memory_t user;        // wraps the caller's pointer, set per call
+    dnnl_memory_t inner;       // the primitive's layout (== user when they agree), backed by an arena slot
+    dnnl_primitive_t reorder;  // user → inner for inputs, inner → user for outputs; NULL when they agree
+    int is_output, slot;
+    size_t inner_bytes;
+} port;
+
+static dnnl_status_t port_init(port *p, const dnnl_memory_desc_t *user_md, const dnnl_memory_desc_t *inner_md,
+                               int is_output, int slot) {
+    dnnl_status_t s;
+    memset(p, 0, sizeof *p);
+    p->is_output = is_output; p->slot = slot;
+    if ((s = D(dnnl_memory_create)(&p->user, user_md, engine, DNNL_MEMORY_NONE)) != dnnl_success) return s;
+    if (D(dnnl_memory_desc_equal)(user_md, inner_md)) { p->inner = p->user; return dnnl_success; }
+    p->inner_bytes = D(dnnl_memory_desc_get_size)(inner_md);
+    if ((s = D(dnnl_memory_create)(&p->inner, inner_md, engine, DNNL_MEMORY_NONE)) != dnnl_success) return s;
+    dnnl_primitive_desc_t pd;
+    s = is_output ? D(dnnl_reorder_primitive_desc_create)(&pd, inner_md, engine, user_md, engine, NULL)
+                  : D(dnnl_reorder_primitive_desc_create)(&pd, user_md, engine, inner_md, engine, NULL);
+    if (s != dnnl_success) return s;
+    s = D(dnnl_primitive_create)(&p->reorder, pd);
+    D(dnnl_primitive_desc_destroy)(pd);
+    return s;
+}
+
+static void port_destroy(port *p) {
+    if (p->reorder) D(dnnl_primitive_destroy)(p->reorder);
+    if (p->inner && p->inner != p->user) D(dnnl_memory_destroy)(p->inner);
+    if (p->user) D(dnnl_memory_destroy)(p->user);
+}
+
+/// Points the port at the caller's buffer; for an input, brings it into the primitive's layout.
+static dnnl_status_t port_bind(port *p, const float *data) {
+    dnnl_status_t s = D(dnnl_memory_set_data_handle)(p->user, (void *)data);
+    if (s != dnnl_success || !p->reorder) return s;
+    void *inner = arena_slot(p->slot, p->inner_bytes);
+    if (!inner) return dnnl_out_of_memory;
+    if ((s = D(dnnl_memory_set_data_handle)(p->inner, inner)) != dnnl_success || p->is_output) return s;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, p->user}, {DNNL_ARG_TO, p->inner}};
+    return D(dnnl_primitive_execute)(p->reorder, stream, 2, args);
+}
+
+/// For an output: copies the primitive's result into the caller's buffer.
+static dnnl_status_t port_finish(port *p) {
+    if (!p->reorder) return dnnl_success;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, p->inner}, {DNNL_ARG_TO, p->user}};
+    return D(dnnl_primitive_execute)(p->reorder, stream, 2, args);
+}
+
+struct onednn_convolution {
+    int out_height, out_width;
+    size_t weight_count, bias_count;
+    dnnl_primitive_t forward, backward_data, backward_weights;
+    dnnl_memory_t bias;  // plain [out], bound per call
+    port fwd_x, fwd_w, fwd_y;
+    port bd_dy, bd_w, bd_dx;
+    port bw_x, bw_dy, bw_dw;
+    dnnl_memory_t bw_db;
+    float *dw_scratch, *db_scratch;  // oneDNN overwrites; PyTorch's .grad accumulates
+    char implementation[64];
+};
+
+#define TRY(x) do { if ((x) != dnnl_success) goto fail; } while (0)
+
+onednn_convolution *onednn_convolution_create(int batch, int in_channels, int height, int width,
+                                              int out_channels, int kernel, int stride, int padding) {
+    if (!onednn_available(0)) return NULL;
+    int oh = (height + 2 * padding - kernel) / stride + 1, ow = (width + 2 * padding - kernel) / stride + 1;
+    if (oh <= 0 || ow <= 0) return NULL;
+    onednn_convolution *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->out_height = oh; c->out_width = ow;
+    c->weight_count = (size_t)out_channels * in_channels * kernel * kernel;
+    c->bias_count = (size_t)out_channels;
+    dnnl_dims_t x_dims = {batch, in_channels, height, width}, y_dims = {batch, out_channels, oh, ow};
+    dnnl_dims_t w_dims = {out_channels, in_channels, kernel, kernel}, b_dims = {out_channels};
+    dnnl_dims_t strides = {stride, stride}, pad = {padding, padding};
+    dnnl_memory_desc_t x_user, y_user, w_user, b_md, x_any, y_any, w_any;
+    TRY(D(dnnl_memory_desc_init_by_tag)(&x_user, 4, x_dims, dnnl_f32, dnnl_nchw));
+    TRY(D(dnnl_memory_desc_init_by_tag)(&y_user, 4, y_dims, dnnl_f32, dnnl_nchw));
+    TRY(D(dnnl_memory_desc_init_by_tag)(&w_user, 4, w_dims, dnnl_f32, dnnl_oihw));
+    TRY(D(dnnl_memory_desc_init_by_tag)(&b_md, 1, b_dims, dnnl_f32, dnnl_x));
+    TRY(D(dnnl_memory_desc_init_by_tag)(&x_any, 4, x_dims, dnnl_f32, dnnl_format_tag_any));
+    TRY(D(dnnl_memory_desc_init_by_tag)(&y_any, 4, y_dims, dnnl_f32, dnnl_format_tag_any));
+    TRY(D(dnnl_memory_desc_init_by_tag)(&w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
+
+    dnnl_convolution_desc_t fd, bdd, bwd;
+    TRY(D(dnnl_convolution_forward_desc_init)(&fd, dnnl_forward_training, dnnl_convolution_direct,
+                                             &x_any, &w_any, &b_md, &y_any, strides, pad, pad));
+    TRY(D(dnnl_convolution_backward_data_desc_init)(&bdd, dnnl_convolution_direct, &x_any, &w_any, &y_any,
+                                                   strides, pad, pad));
+    TRY(D(dnnl_convolution_backward_weights_desc_init)(&bwd, dnnl_convolution_direct, &x_any, &w_any, &b_md,
+                                                      &y_any, strides, pad, pad));
+    dnnl_primitive_desc_t fpd = NULL, bdpd = NULL, bwpd = NULL;
+    TRY(D(dnnl_primitive_desc_create)(&fpd, &fd, NULL, engine, NULL));
+    TRY(D(dnnl_primitive_desc_create)(&bdpd, &bdd, NULL, engine, fpd));
+    TRY(D(dnnl_primitive_desc_create)(&bwpd, &bwd, NULL, engine, fpd));
+    const char *impl = "";
+    D(dnnl_primitive_desc_query)(fpd, dnnl_query_impl_info_str, 0, &impl);
+    snprintf(c->implementation, sizeof c->implementation, "%s", impl);
+
+#define MD(pd, what) D(dnnl_primitive_desc_query_md)(pd, what, 0)
+    TRY(port_init(&c->fwd_x, &x_user, MD(fpd, dnnl_query_src_md), 0, SLOT_INPUT));
+    TRY(port_init(&c->fwd_w, &w_user, MD(fpd, dnnl_query_weights_md), 0, SLOT_WEIGHT));
+    TRY(port_init(&c->fwd_y, &y_user, MD(fpd, dnnl_query_dst_md), 1, SLOT_OUTPUT));
+    TRY(port_init(&c->bd_dy, &y_user, MD(bdpd, dnnl_query_diff_dst_md), 0, SLOT_OUTPUT));
+    TRY(port_init(&c->bd_w, &w_user, MD(bdpd, dnnl_query_weights_md), 0, SLOT_WEIGHT));
+    TRY(port_init(&c->bd_dx, &x_user, MD(bdpd, dnnl_query_diff_src_md), 1, SLOT_INPUT));
+    TRY(port_init(&c->bw_x, &x_user, MD(bwpd, dnnl_query_src_md), 0, SLOT_INPUT));
+    TRY(port_init(&c->bw_dy, &y_user, MD(bwpd, dnnl_query_diff_dst_md), 0, SLOT_OUTPUT));
+    TRY(port_init(&c->bw_dw, &w_user, MD(bwpd, dnnl_query_diff_weights_md), 1, SLOT_WEIGHT));
+    TRY(D(dnnl_memory_create)(&c->bias, &b_md, engine, DNNL_MEMORY_NONE));
+    c->dw_scratch = malloc(c->weight_count * sizeof(float));
+    c->db_scratch = malloc(c->bias_count * sizeof(float));
+    if (!c->dw_scratch || !c->db_scratch) goto fail;
+    TRY(D(dnnl_memory_create)(&c->bw_db, &b_md, engine, c->db_scratch));
+    TRY(D(dnnl_primitive_create)(&c->forward, fpd));
+    TRY(D(dnnl_primitive_create)(&c->backward_data, bdpd));
+    TRY(D(dnnl_primitive_create)(&c->backward_weights, bwpd));
+    D(dnnl_primitive_desc_destroy)(fpd); D(dnnl_primitive_desc_destroy)(bdpd); D(dnnl_primitive_desc_destroy)(bwpd);
+    return c;
+fail:
+    if (fpd) D(dnnl_primitive_desc_destroy)(fpd);
+    if (bdpd) D(dnnl_primitive_desc_destroy)(bdpd);
+    if (bwpd) D(dnnl_primitive_desc_destroy)(bwpd);
+    onednn_convolution_destroy(c);
+    return NULL;
+}
+
+void onednn_convolution_destroy(onednn_convolution *c) {
+    if (!c) return;
+    if (c->forward) D(dnnl_primitive_destroy)(c->forward);
+    if (c->backward_data) D(dnnl_primitive_destroy)(c->backward_data);
+    if (c->backward_weights) D(dnnl_primitive_destroy)(c->backward_weights);
+    port *ports[] = {&c->fwd_x, &c->fwd_w, &c->fwd_y, &c->bd_dy, &c->bd_w, &c->bd_dx, &c->bw_x, &c->bw_dy, &c->bw_dw};
+    for (size_t i = 0; i < sizeof ports / sizeof *ports; i++) port_destroy(ports[i]);
+    if (c->bias) D(dnnl_memory_destroy)(c->bias);
+    if (c->bw_db) D(dnnl_memory_destroy)(c->bw_db);
+    free(c->dw_scratch); free(c->db_scratch); free(c);
+}
+
+int onednn_convolution_output_height(const onednn_convolution *c) { return c->out_height; }
+int onednn_convolution_output_width(const onednn_convolution *c) { return c->out_width; }
+const char *onednn_convolution_implementation(const onednn_convolution *c) { return c->implementation; }
+
+#define CHECK(x) do { dnnl_status_t s_ = (x); if (s_ != dnnl_success) return (int)s_; } while (0)
+
+static int forward_unlocked(onednn_convolution *c, const float *x, const float *weight, const float *bias, float *y) {
+    static float zeros[4096];
+    CHECK(port_bind(&c->fwd_x, x));
+    CHECK(port_bind(&c->fwd_w, weight));
+    CHECK(port_bind(&c->fwd_y, y));
+    // A convolution without bias passes zeros (the primitive was made with one).
+    if (!bias && c->bias_count > sizeof zeros / sizeof *zeros) return (int)dnnl_invalid_arguments;
+    CHECK(D(dnnl_memory_set_data_handle)(c->bias, (void *)(bias ? bias : zeros)));
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->fwd_x.inner}, {DNNL_ARG_WEIGHTS, c->fwd_w.inner},
+                               {DNNL_ARG_BIAS, c->bias}, {DNNL_ARG_DST, c->fwd_y.inner}};
+    CHECK(D(dnnl_primitive_execute)(c->forward, stream, 4, args));
+    CHECK(port_finish(&c->fwd_y));
+    return (int)D(dnnl_stream_wait)(stream);
+}
+
+static int backward_data_unlocked(onednn_convolution *c, const float *dy, const float *weight, float *dx) {
+    CHECK(port_bind(&c->bd_dy, dy));
+    CHECK(port_bind(&c->bd_w, weight));
+    CHECK(port_bind(&c->bd_dx, dx));
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, c->bd_dy.inner}, {DNNL_ARG_WEIGHTS, c->bd_w.inner},
+                               {DNNL_ARG_DIFF_SRC, c->bd_dx.inner}};
+    CHECK(D(dnnl_primitive_execute)(c->backward_data, stream, 3, args));
+    CHECK(port_finish(&c->bd_dx));
+    return (int)D(dnnl_stream_wait)(stream);
+}
+
+static int backward_weights_unlocked(onednn_convolution *c, const float *x, const float *dy,
+                                        float *weight_grad, float *bias_grad) {
+    CHECK(port_bind(&c->bw_x, x));
+    CHECK(port_bind(&c->bw_dy, dy));
+    CHECK(port_bind(&c->bw_dw, c->dw_scratch));
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->bw_x.inner}, {DNNL_ARG_DIFF_DST, c->bw_dy.inner},
+                               {DNNL_ARG_DIFF_WEIGHTS, c->bw_dw.inner}, {DNNL_ARG_DIFF_BIAS, c->bw_db}};
+    CHECK(D(dnnl_primitive_execute)(c->backward_weights, stream, 4, args));
+    CHECK(port_finish(&c->bw_dw));
+    CHECK(D(dnnl_stream_wait)(stream));
+    for (size_t i = 0; i < c->weight_count; i++) weight_grad[i] += c->dw_scratch[i];
+    if (bias_grad) for (size_t i = 0; i < c->bias_count; i++) bias_grad[i] += c->db_scratch[i];
+    return 0;
+}
+
+// Calls share the arena, so they take turns (GANCore calls from one thread at a time anyway).
+int onednn_convolution_forward(onednn_convolution *c, const float *x, const float *weight, const float *bias, float *y) {
+    pthread_mutex_lock(&arena_lock);
+    int status = forward_unlocked(c, x, weight, bias, y);
+    pthread_mutex_unlock(&arena_lock);
+    return status;
+}
+
+int onednn_convolution_backward_data(onednn_convolution *c, const float *dy, const float *weight, float *dx) {
+    pthread_mutex_lock(&arena_lock);
+    int status = backward_data_unlocked(c, dy, weight, dx);
+    pthread_mutex_unlock(&arena_lock);
+    return status;
+}
+
+int onednn_convolution_backward_weights(onednn_convolution *c, const float *x, const float *dy,
+                                        float *weight_grad, float *bias_grad) {
+    pthread_mutex_lock(&arena_lock);
+    int status = backward_weights_unlocked(c, x, dy, weight_grad, bias_grad);
+    pthread_mutex_unlock(&arena_lock);
+    return status;
+}
+
+#else  // no oneDNN headers at build time: every entry reports "unavailable"
+
+int onednn_available(int threads) { (void)threads; return 0; }
+const char *onednn_unavailable_reason(void) { return "built without oneDNN headers (install libdnnl-dev and rebuild)"; }
+onednn_convolution *onednn_convolution_create(int b, int i, int h, int w, int o, int k, int s, int p) {
+    (void)b; (void)i; (void)h; (void)w; (void)o; (void)k; (void)s; (void)p; return NULL;
+}
+void onednn_convolution_destroy(onednn_convolution *c) { (void)c; }
+int onednn_convolution_output_height(const onednn_convolution *c) { (void)c; return 0; }
+int onednn_convolution_output_width(const onednn_convolution *c) { (void)c; return 0; }
+const char *onednn_convolution_implementation(const onednn_convolution *c) { (void)c; return ""; }
+int onednn_convolution_forward(onednn_convolution *c, const float *x, const float *w, const float *b, float *y) {
+    (void)c; (void)x; (void)w; (void)b; (void)y; return -1;
+}
+int onednn_convolution_backward_data(onednn_convolution *c, const float *dy, const float *w, float *dx) {
+    (void)c; (void)dy; (void)w; (void)dx; return -1;
+}
+int onednn_convolution_backward_weights(onednn_convolution *c, const float *x, const float *dy, float *dw, float *db) {
+    (void)c; (void)x; (void)dy; (void)dw; (void)db; return -1;
+}
+#endif

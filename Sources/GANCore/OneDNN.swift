@@ -1,0 +1,99 @@
+import COneDNN
+import Foundation
+
+/// Which kernels run `Conv2d`: this package's patch-matrix GEMMs on BLAS, oneDNN's direct convolutions, or
+/// (`auto`, the default) oneDNN where it measured faster — convolutions with at least 64 output positions per
+/// image; on the 4×4 outputs of the original discriminator's last layer the BLAS kernels win.
+///
+/// oneDNN is used only where its library loads (Linux with `libdnnl2`; `scripts/install-deps` installs it);
+/// elsewhere every choice means BLAS. `CIFAR_GAN_CONVOLUTION=blas|onednn|auto` sets the choice at start-up;
+/// tests switch it per case. Both kernels compute the same function and are each checked against PyTorch.
+///
+/// ```swift
+/// ConvolutionKernels.current = .blas
+/// ```
+public enum ConvolutionKernels: String, Sendable {
+    case blas, onednn, auto
+
+    /// Whether oneDNN could be loaded on this machine.
+    public static let oneDNNAvailable: Bool = onednn_available(Int32(Parallel.workerCount)) != 0
+
+    /// Why oneDNN is not available, for messages.
+    public static var oneDNNUnavailableReason: String { String(cString: onednn_unavailable_reason()) }
+
+    nonisolated(unsafe) public static var current: ConvolutionKernels =
+        ConvolutionKernels(rawValue: ProcessInfo.processInfo.environment["CIFAR_GAN_CONVOLUTION"] ?? "") ?? .auto
+
+    /// Whether a convolution with this many output positions per image runs on oneDNN.
+    public static func useOneDNN(outputPositions: Int) -> Bool {
+        switch current {
+        case .blas: return false
+        case .onednn: return oneDNNAvailable
+        case .auto: return oneDNNAvailable && outputPositions >= 64
+        }
+    }
+}
+
+/// oneDNN's primitives for one input shape (batch, channels, size) of a convolution; recreated when the
+/// shape changes. The batch runs in chunks of `chunkSize` samples so that the copies in oneDNN's layouts
+/// stay small (they are the size of one chunk's activations, shared by all layers) and warm in cache.
+final class OneDNNConvolution {
+    /// Samples per oneDNN call; measured on the original models (docs/performance.md).
+    nonisolated(unsafe) static var chunkSize = Int(ProcessInfo.processInfo.environment["CIFAR_GAN_ONEDNN_CHUNK"] ?? "") ?? 16
+
+    let shape: [Int]
+    private let full: OpaquePointer          // chunkSize samples (or the whole batch when smaller)
+    private let remainder: OpaquePointer?    // the last, shorter chunk
+    private let chunk: Int, inputStride: Int, outputStride: Int
+
+    init?(inputShape: [Int], outChannels: Int, kernel: Int, stride: Int, padding: Int) {
+        guard ConvolutionKernels.oneDNNAvailable, inputShape.count == 4, inputShape[0] > 0 else { return nil }
+        let n = inputShape[0], c = inputShape[1], h = inputShape[2], w = inputShape[3]
+        func create(_ batch: Int) -> OpaquePointer? {
+            onednn_convolution_create(Int32(batch), Int32(c), Int32(h), Int32(w), Int32(outChannels), Int32(kernel),
+                                      Int32(stride), Int32(padding))
+        }
+        chunk = min(n, max(1, Self.chunkSize))
+        guard let full = create(chunk) else { return nil }
+        self.full = full
+        if n % chunk != 0 {
+            guard let r = create(n % chunk) else { onednn_convolution_destroy(full); return nil }
+            remainder = r
+        } else { remainder = nil }
+        shape = inputShape
+        inputStride = c * h * w
+        outputStride = outChannels * Int(onednn_convolution_output_height(full)) * Int(onednn_convolution_output_width(full))
+    }
+    deinit { onednn_convolution_destroy(full); if let remainder { onednn_convolution_destroy(remainder) } }
+
+    var implementation: String { String(cString: onednn_convolution_implementation(full)) }
+
+    /// Calls `body(handle, first sample)` for each chunk of the batch, in order.
+    private func forEachChunk(_ what: String, _ body: (OpaquePointer, Int) -> Int32) {
+        var n = 0
+        while n < shape[0] {
+            let handle = shape[0] - n >= chunk ? full : remainder!
+            let status = body(handle, n)
+            // oneDNN accepted these shapes at creation, so a failure is a programming error, not bad input.
+            precondition(status == 0, "oneDNN convolution \(what) failed (status \(status))")
+            n += min(chunk, shape[0] - n)
+        }
+    }
+
+    func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>) {
+        let xs = inputStride, ys = outputStride
+        forEachChunk("forward") { h, n in onednn_convolution_forward(h, x + n * xs, weight, bias, y + n * ys) }
+    }
+    func backwardData(dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {
+        let xs = inputStride, ys = outputStride
+        forEachChunk("backward-data") { h, n in onednn_convolution_backward_data(h, dy + n * ys, weight, dx + n * xs) }
+    }
+    /// Accumulates into the gradients, chunk after chunk (a fixed order, so results do not depend on timing).
+    func backwardWeights(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, weightGrad: UnsafeMutablePointer<Float>,
+                         biasGrad: UnsafeMutablePointer<Float>?) {
+        let xs = inputStride, ys = outputStride
+        forEachChunk("backward-weights") { h, n in
+            onednn_convolution_backward_weights(h, x + n * xs, dy + n * ys, weightGrad, biasGrad)
+        }
+    }
+}
