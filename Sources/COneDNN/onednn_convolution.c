@@ -18,7 +18,8 @@
     X(dnnl_convolution_backward_weights_desc_init) X(dnnl_primitive_desc_create) \
     X(dnnl_primitive_desc_query_md) X(dnnl_primitive_desc_query) X(dnnl_primitive_desc_destroy) \
     X(dnnl_reorder_primitive_desc_create) X(dnnl_primitive_create) X(dnnl_primitive_execute) \
-    X(dnnl_primitive_destroy)
+    X(dnnl_primitive_destroy) X(dnnl_primitive_attr_create) X(dnnl_primitive_attr_destroy) \
+    X(dnnl_primitive_attr_set_post_ops) X(dnnl_post_ops_create) X(dnnl_post_ops_destroy) X(dnnl_post_ops_append_eltwise)
 
 #define DECLARE(f) static __typeof__(&f) call_##f;
 ONEDNN_FUNCTIONS(DECLARE)
@@ -142,12 +143,17 @@ struct onednn_convolution {
 #define TRY(x) do { if ((x) != dnnl_success) goto fail; } while (0)
 
 onednn_convolution *onednn_convolution_create(int batch, int in_channels, int height, int width,
-                                              int out_channels, int kernel, int stride, int padding) {
+                                              int out_channels, int kernel, int stride, int padding,
+                                              int leaky_relu, float negative_slope) {
     if (!onednn_available(0)) return NULL;
     int oh = (height + 2 * padding - kernel) / stride + 1, ow = (width + 2 * padding - kernel) / stride + 1;
     if (oh <= 0 || ow <= 0) return NULL;
     onednn_convolution *c = calloc(1, sizeof *c);
     if (!c) return NULL;
+    // Declared before the first TRY: its failure path reads them.
+    dnnl_primitive_desc_t fpd = NULL, bdpd = NULL, bwpd = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t post_ops = NULL;
     c->out_height = oh; c->out_width = ow;
     c->weight_count = (size_t)out_channels * in_channels * kernel * kernel;
     c->bias_count = (size_t)out_channels;
@@ -170,8 +176,14 @@ onednn_convolution *onednn_convolution_create(int batch, int in_channels, int he
                                                    strides, pad, pad));
     TRY(D(dnnl_convolution_backward_weights_desc_init)(&bwd, dnnl_convolution_direct, &x_any, &w_any, &b_md,
                                                       &y_any, strides, pad, pad));
-    dnnl_primitive_desc_t fpd = NULL, bdpd = NULL, bwpd = NULL;
-    TRY(D(dnnl_primitive_desc_create)(&fpd, &fd, NULL, engine, NULL));
+    if (leaky_relu) {
+        // oneDNN's eltwise_relu with alpha is LeakyReLU: x > 0 ? x : alpha·x.
+        TRY(D(dnnl_primitive_attr_create)(&attr));
+        TRY(D(dnnl_post_ops_create)(&post_ops));
+        TRY(D(dnnl_post_ops_append_eltwise)(post_ops, 1.0f, dnnl_eltwise_relu, negative_slope, 0.0f));
+        TRY(D(dnnl_primitive_attr_set_post_ops)(attr, post_ops));
+    }
+    TRY(D(dnnl_primitive_desc_create)(&fpd, &fd, attr, engine, NULL));
     TRY(D(dnnl_primitive_desc_create)(&bdpd, &bdd, NULL, engine, fpd));
     TRY(D(dnnl_primitive_desc_create)(&bwpd, &bwd, NULL, engine, fpd));
     const char *impl = "";
@@ -197,8 +209,12 @@ onednn_convolution *onednn_convolution_create(int batch, int in_channels, int he
     TRY(D(dnnl_primitive_create)(&c->backward_data, bdpd));
     TRY(D(dnnl_primitive_create)(&c->backward_weights, bwpd));
     D(dnnl_primitive_desc_destroy)(fpd); D(dnnl_primitive_desc_destroy)(bdpd); D(dnnl_primitive_desc_destroy)(bwpd);
+    if (post_ops) D(dnnl_post_ops_destroy)(post_ops);
+    if (attr) D(dnnl_primitive_attr_destroy)(attr);
     return c;
 fail:
+    if (post_ops) D(dnnl_post_ops_destroy)(post_ops);
+    if (attr) D(dnnl_primitive_attr_destroy)(attr);
     if (fpd) D(dnnl_primitive_desc_destroy)(fpd);
     if (bdpd) D(dnnl_primitive_desc_destroy)(bdpd);
     if (bwpd) D(dnnl_primitive_desc_destroy)(bwpd);
@@ -292,8 +308,8 @@ int onednn_convolution_backward_weights(onednn_convolution *c, const float *x, c
 
 int onednn_available(int threads) { (void)threads; return 0; }
 const char *onednn_unavailable_reason(void) { return "built without oneDNN headers (install libdnnl-dev and rebuild)"; }
-onednn_convolution *onednn_convolution_create(int b, int i, int h, int w, int o, int k, int s, int p) {
-    (void)b; (void)i; (void)h; (void)w; (void)o; (void)k; (void)s; (void)p; return NULL;
+onednn_convolution *onednn_convolution_create(int b, int i, int h, int w, int o, int k, int s, int p, int l, float a) {
+    (void)b; (void)i; (void)h; (void)w; (void)o; (void)k; (void)s; (void)p; (void)l; (void)a; return NULL;
 }
 void onednn_convolution_destroy(onednn_convolution *c) { (void)c; }
 int onednn_convolution_output_height(const onednn_convolution *c) { (void)c; return 0; }

@@ -109,15 +109,24 @@ func gatherChannelMajor(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer
     }
 }
 
-/// Channel-major [C][nb·P] → sample-major [nb][C][P], adding `bias[c]` when given.
+/// Channel-major [C][nb·P] → sample-major [nb][C][P], adding `bias[c]` when given and then applying
+/// LeakyReLU(`leakySlope`) when given.
 @inline(__always)
-func scatterSampleMajor(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, samples nb: Int, channels C: Int, positions P: Int, bias: UnsafePointer<Float>?) {
+func scatterSampleMajor(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, samples nb: Int, channels C: Int,
+                        positions P: Int, bias: UnsafePointer<Float>?, leakySlope: Float? = nil) {
     let ld = nb &* P
     for s in 0..<nb {
         for c in 0..<C {
             let o: UnsafeMutablePointer<Float> = dst + (s &* C &+ c) &* P
             let i: UnsafePointer<Float> = src + (c &* ld &+ s &* P)
-            if let bias { let b = bias[c]; for q in 0..<P { o[q] = i[q] + b } } else { o.update(from: i, count: P) }
+            let b = bias?[c] ?? 0
+            if let a = leakySlope {
+                for q in 0..<P { let v = i[q] + b; o[q] = v > 0 ? v : v * a }
+            } else if bias != nil {
+                for q in 0..<P { o[q] = i[q] + b }
+            } else {
+                o.update(from: i, count: P)
+            }
         }
     }
 }
@@ -197,7 +206,7 @@ func addKernelFromPatchOrder(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePo
 /// let conv = Conv2d(inChannels: 3, outChannels: 64, kernelSize: 3, stride: 1, padding: 1, rng: &rng)
 /// let y = conv.forward(x, training: true)   // [N, 3, 32, 32] → [N, 64, 32, 32]
 /// ```
-public final class Conv2d: Layer {
+public final class Conv2d: LeakyReLUFusing {
     public let inChannels, outChannels, kernelSize, stride, padding: Int
     public let weight: Parameter
     public let bias: Parameter?
@@ -211,6 +220,8 @@ public final class Conv2d: Layer {
     private var oneDNN: OneDNNConvolution?
     /// Whether the last forward ran on oneDNN (its backward then does too).
     private var forwardUsedOneDNN = false
+    /// The slope of a LeakyReLU applied to the output (set by `Sequential`, see `LeakyReLUFusing`).
+    public private(set) var fusedLeakyReLUSlope: Float?
 
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                 bias: Bool = true, rng: inout RandomGenerator) {
@@ -236,13 +247,19 @@ public final class Conv2d: Layer {
                              stride: stride, padding: padding, gridHeight: oh, gridWidth: ow)
     }
 
+    public func fuseLeakyReLU(negativeSlope: Float) -> Bool {
+        fusedLeakyReLUSlope = negativeSlope
+        oneDNN = nil
+        return true
+    }
+
     /// oneDNN's primitives for this input shape, or nil to run the BLAS kernels.
     private func oneDNNPlan(for x: Tensor) -> OneDNNConvolution? {
         let (oh, ow) = outputSize(x.shape[2], x.shape[3])
         guard ConvolutionKernels.useOneDNN(outputPositions: oh * ow) else { return nil }
         if let plan = oneDNN, plan.shape == x.shape { return plan }
         oneDNN = OneDNNConvolution(inputShape: x.shape, outChannels: outChannels, kernel: kernelSize,
-                                   stride: stride, padding: padding)
+                                   stride: stride, padding: padding, leakyReLUSlope: fusedLeakyReLUSlope)
         return oneDNN
     }
 
@@ -272,6 +289,7 @@ public final class Conv2d: Layer {
         kernelToPatchOrder(weight.value.data, patchWeight.data, rows: O, channels: inChannels, kernel: kernelSize)
         let group = samplesPerGroup(positions: P)
         let xp = x.data, yp = y.data, wp = patchWeight.data, bp = bias?.value.data, ws = workspace
+        let slope = fusedLeakyReLUSlope
         Parallel.forEachChunk(count: N) { range, worker in
             let image = ws.buffer(worker: worker, slot: 3, count: g.imageSize)
             var n = range.lowerBound
@@ -281,7 +299,7 @@ public final class Conv2d: Layer {
                 patches(g, xp, n, nb, rows, image)
                 let tmp = ws.buffer(worker: worker, slot: 1, count: O * cols)
                 gemm(transA: false, transB: true, m: O, n: cols, k: K, a: wp, lda: K, b: rows, ldb: K, c: tmp, ldc: cols)
-                scatterSampleMajor(tmp, yp + n * O * P, samples: nb, channels: O, positions: P, bias: bp)
+                scatterSampleMajor(tmp, yp + n * O * P, samples: nb, channels: O, positions: P, bias: bp, leakySlope: slope)
                 n += nb
             }
         }

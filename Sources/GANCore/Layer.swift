@@ -60,7 +60,17 @@ public final class Sequential: Layer {
     public let layers: [Layer]
     /// A label for profiles ("G", "D").
     public var name = ""
-    public init(_ layers: [Layer]) { self.layers = layers }
+    public init(_ layers: [Layer]) {
+        self.layers = layers
+        // A layer followed by an in-place LeakyReLU writes the activated output itself (one memory pass fewer);
+        // only in-place ones, because then nothing else can read the pre-activation values.
+        for (layer, next) in zip(layers, layers.dropFirst()) {
+            if let fusing = layer as? LeakyReLUFusing, let act = next as? LeakyReLU, act.inPlace,
+               fusing.fuseLeakyReLU(negativeSlope: act.negativeSlope) {
+                act.inputArrivesActivated = true
+            }
+        }
+    }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         var h = x

@@ -8,7 +8,7 @@
 /// let bn = BatchNorm(numFeatures: 128)
 /// let y = bn.forward(x, training: true)   // [N, 128, 4, 4] → same shape
 /// ```
-public final class BatchNorm: Layer {
+public final class BatchNorm: LeakyReLUFusing {
     public let numFeatures: Int
     public let eps: Float
     public var momentum: Float
@@ -26,6 +26,8 @@ public final class BatchNorm: Layer {
     private var output: Tensor?
     private var inputGrad: Tensor?
     private var wasTraining = true
+    /// The slope of a LeakyReLU applied to the output (set by `Sequential`, see `LeakyReLUFusing`).
+    public private(set) var fusedLeakyReLUSlope: Float?
     private let mean: Tensor
     private let invStd: Tensor
 
@@ -53,26 +55,15 @@ public final class BatchNorm: Layer {
         output = y; input = x; wasTraining = training
         let xp = x.data, yp = y.data, gp = weight.value.data, bp = bias.value.data
         let mp = mean.data, ip = invStd.data, rm = runningMean.data, rv = runningVar.data
-        let eps = self.eps, mom = cumulative ? 1 / (numBatchesTracked[0] + 1) : momentum
+        let eps = self.eps, mom = cumulative ? 1 / (numBatchesTracked[0] + 1) : momentum, slope = fusedLeakyReLUSlope
         Parallel.forEachChunk(count: C) { channels, _ in
             for c in channels {
                 var mu: Float, istd: Float
                 if training {
                     var s = 0.0, ss = 0.0
-                    for n in 0..<N {
-                        let p = xp + (n * C + c) * S
-                        var a: Float = 0
-                        for q in 0..<S { a += p[q] }
-                        s += Double(a)
-                    }
+                    for n in 0..<N { s += Double(vectorSum(xp + (n * C + c) * S, S)) }
                     let m = s / Double(M)
-                    for n in 0..<N {
-                        let p = xp + (n * C + c) * S
-                        var a: Float = 0
-                        let mf = Float(m)
-                        for q in 0..<S { let d = p[q] - mf; a += d * d }
-                        ss += Double(a)
-                    }
+                    for n in 0..<N { ss += Double(vectorSumOfSquaredDeviations(xp + (n * C + c) * S, S, from: Float(m))) }
                     let biasedVar = ss / Double(M)
                     mu = Float(m)
                     istd = Float(1 / (biasedVar + Double(eps)).squareRoot())
@@ -86,13 +77,19 @@ public final class BatchNorm: Layer {
                 let scale = gp[c] * istd, shift = bp[c] - mu * scale
                 for n in 0..<N {
                     let p = xp + (n * C + c) * S, o = yp + (n * C + c) * S
-                    for q in 0..<S { o[q] = p[q] * scale + shift }
+                    if let a = slope {
+                        for q in 0..<S { let v = p[q] * scale + shift; o[q] = v > 0 ? v : v * a }
+                    } else {
+                        for q in 0..<S { o[q] = p[q] * scale + shift }
+                    }
                 }
             }
         }
         if training { numBatchesTracked[0] += 1 }
         return y
     }
+
+    public func fuseLeakyReLU(negativeSlope: Float) -> Bool { fusedLeakyReLUSlope = negativeSlope; return true }
 
     // dy → dx = γ·istd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)) in training mode, γ·istd·dy in eval mode
     public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
@@ -108,8 +105,8 @@ public final class BatchNorm: Layer {
                 let mu = mp[c], istd = ip[c]
                 var sumDy: Float = 0, sumDyXhat: Float = 0
                 for n in 0..<N {
-                    let p = xp + (n * C + c) * S, d = dyp + (n * C + c) * S
-                    for q in 0..<S { sumDy += d[q]; sumDyXhat += d[q] * (p[q] - mu) * istd }
+                    let (s, dot) = vectorSumAndCenteredDot(dyp + (n * C + c) * S, xp + (n * C + c) * S, S, mean: mu)
+                    sumDy += s; sumDyXhat += dot * istd
                 }
                 if weightGradients { gw[c] += sumDyXhat; gb[c] += sumDy }
                 guard let dxp else { continue }

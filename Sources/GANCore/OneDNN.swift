@@ -46,12 +46,12 @@ final class OneDNNConvolution {
     private let remainder: OpaquePointer?    // the last, shorter chunk
     private let chunk: Int, inputStride: Int, outputStride: Int
 
-    init?(inputShape: [Int], outChannels: Int, kernel: Int, stride: Int, padding: Int) {
+    init?(inputShape: [Int], outChannels: Int, kernel: Int, stride: Int, padding: Int, leakyReLUSlope: Float?) {
         guard ConvolutionKernels.oneDNNAvailable, inputShape.count == 4, inputShape[0] > 0 else { return nil }
         let n = inputShape[0], c = inputShape[1], h = inputShape[2], w = inputShape[3]
         func create(_ batch: Int) -> OpaquePointer? {
             onednn_convolution_create(Int32(batch), Int32(c), Int32(h), Int32(w), Int32(outChannels), Int32(kernel),
-                                      Int32(stride), Int32(padding))
+                                      Int32(stride), Int32(padding), leakyReLUSlope == nil ? 0 : 1, leakyReLUSlope ?? 0)
         }
         chunk = min(n, max(1, Self.chunkSize))
         guard let full = create(chunk) else { return nil }

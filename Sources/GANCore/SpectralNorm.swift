@@ -12,6 +12,12 @@ public protocol WeightedLayer: Layer {
 extension Linear: WeightedLayer {}
 extension Conv2d: WeightedLayer {}
 
+extension SpectralNorm: LeakyReLUFusing {
+    public func fuseLeakyReLU(negativeSlope: Float) -> Bool {
+        (inner as? LeakyReLUFusing)?.fuseLeakyReLU(negativeSlope: negativeSlope) ?? false
+    }
+}
+
 /// Spectral normalisation of a layer's weight (Miyato et al. 2018), `torch.nn.utils.spectral_norm`
 /// semantics: the trained parameter is `weight_orig`; each training-mode forward runs one power
 /// iteration on the buffers `weight_u` [out] and `weight_v` [in·k·k] (v ← Wᵀu/‖Wᵀu‖, u ← Wv/‖Wv‖)

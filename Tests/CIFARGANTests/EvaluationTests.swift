@@ -56,7 +56,8 @@ final class EvaluationTests: XCTestCase {
             XCTAssertEqual(metrics.count - bestEpoch, 2, "stopped two evaluations after the best: \(fids)")
             XCTAssert(tr.output.contains("early stop"), tr.output)
         } else {
-            XCTAssertLessThan(6 - bestEpoch, 2, "would have stopped: \(fids)")
+            // The rule may fire at the last epoch itself (best at epoch 4, patience 2).
+            XCTAssertLessThanOrEqual(6 - bestEpoch, 2, "would have stopped: \(fids)")
         }
         XCTAssert(try String(contentsOf: evalRun.appendingPathComponent("report.html"), encoding: .utf8).contains("FID"))
 

@@ -1,4 +1,5 @@
 import XCTest
+import Foundation
 import GANCore
 
 /// The fast kernels against the naive reference kernels kept beside them.
@@ -60,6 +61,51 @@ final class KernelTests: XCTestCase {
         ConvolutionKernels.current = .auto
         XCTAssertTrue(ConvolutionKernels.useOneDNN(outputPositions: 64))
         XCTAssertFalse(ConvolutionKernels.useOneDNN(outputPositions: 16))
+    }
+
+    /// A convolution or batch norm followed by an in-place LeakyReLU inside a Sequential writes the activated
+    /// output itself; forward and backward must equal the two layers run apart (both convolution kernels, and
+    /// through a spectral-norm wrapper).
+    func testFusedLeakyReLUMatchesSeparateLayers() {
+        forEachConvolutionKernel { kernel in
+            let makers: [(String, (inout RandomGenerator) -> Layer)] = [
+                ("conv", { Conv2d(inChannels: 3, outChannels: 8, kernelSize: 3, stride: 1, padding: 1, rng: &$0) }),
+                ("sn conv", { SpectralNorm(Conv2d(inChannels: 3, outChannels: 8, kernelSize: 3, stride: 2, padding: 1, rng: &$0), rng: &$0) }),
+                ("batch norm", { _ in BatchNorm(numFeatures: 3) }),
+            ]
+            for (name, make) in makers {
+                var r1 = RandomGenerator(seed: 9), r2 = RandomGenerator(seed: 9)
+                let fusedFirst = make(&r1), apart = make(&r2)
+                let fused = Sequential([fusedFirst, LeakyReLU(0.2, inPlace: true)])
+                let act = LeakyReLU(0.2)
+                let x = randomTensor([17, 3, 8, 8], &rng)
+                let y1 = fused.forward(x, training: true).clone()
+                let y2 = act.forward(apart.forward(x, training: true), training: true)
+                assertClose(y1, y2, rtol: 1e-6, "\(name) forward (\(kernel))")
+                XCTAssertLessThan(y1.toArray().filter { $0 < 0 }.count, y1.count, "\(name): some outputs positive")
+                let dy = randomTensor(y1.shape, &rng)
+                let dx1 = fused.backward(dy.clone(), weightGradients: true, inputGradient: true)!
+                let dx2 = apart.backward(act.backward(dy, weightGradients: true, inputGradient: true)!, weightGradients: true, inputGradient: true)!
+                assertClose(dx1, dx2, rtol: 1e-5, "\(name) dx (\(kernel))")
+                for ((pn, p1), (_, p2)) in zip(fusedFirst.namedParameters, apart.namedParameters) {
+                    assertClose(p1.grad, p2.grad, rtol: 1e-5, "\(name) d\(pn) (\(kernel))")
+                }
+            }
+        }
+    }
+
+    func testFastTanhAgainstLibm() {
+        var worst: Double = 0
+        for i in -200_000...200_000 {
+            let x = Float(i) * 1e-4  // −20…20, both branches and the saturated tails
+            let exact = Foundation.tanh(Double(x))
+            if exact != 0 { worst = max(worst, abs(Double(Tanh.evaluate(x)) - exact) / abs(exact)) }
+        }
+        XCTAssertLessThan(worst, 5e-7)
+        XCTAssertEqual(Tanh.evaluate(0), 0)
+        XCTAssertEqual(Tanh.evaluate(1e-30), 1e-30)
+        XCTAssertEqual(Tanh.evaluate(100), 1)
+        XCTAssertEqual(Tanh.evaluate(-100), -1)
     }
 
     /// Running a layer twice (buffers reused) gives the same result; gradients accumulate across backward calls.

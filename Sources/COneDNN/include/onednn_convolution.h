@@ -21,9 +21,12 @@ const char *onednn_unavailable_reason(void);
 typedef struct onednn_convolution onednn_convolution;
 
 /// A 2-d convolution of x [batch, in, height, width] with a [out, in, kernel, kernel] weight and a bias,
-/// stride and symmetric zero padding. NULL when oneDNN is unavailable or refuses the shape.
+/// stride and symmetric zero padding; with `leaky_relu` nonzero the forward output is LeakyReLU(y) with
+/// slope `negative_slope` (fused into the convolution's output pass). NULL when oneDNN is unavailable or
+/// refuses the shape.
 onednn_convolution *onednn_convolution_create(int batch, int in_channels, int height, int width,
-                                              int out_channels, int kernel, int stride, int padding);
+                                              int out_channels, int kernel, int stride, int padding,
+                                              int leaky_relu, float negative_slope);
 void onednn_convolution_destroy(onednn_convolution *conv);
 
 /// Output height and width.
