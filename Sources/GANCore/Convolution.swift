@@ -360,10 +360,22 @@ public final class Conv2d: LeakyReLUFusing {
     }
 }
 
+/// The output rows (or columns) of one stride phase of a transposed convolution: the Y with
+/// (Y + padding) mod stride = phase, 0 ≤ Y < size. Each such Y reads input rows (Y + padding − phase)/stride − t
+/// through kernel taps phase + stride·t.
+@inline(__always)
+func phaseRange(phase r: Int, stride s: Int, padding p: Int, size: Int) -> (first: Int, count: Int) {
+    let first = ((r &- p) % s &+ s) % s
+    return (first, first < size ? (size &- 1 &- first) / s &+ 1 : 0)
+}
+
 /// Transposed 2-d convolution, `torch.nn.ConvTranspose2d` semantics: weight [in, out, k, k], bias [out],
 /// output size (H − 1)·stride − 2·padding + k + outputPadding.
 ///
-/// Its forward pass is the convolution's backward-data pass: one GEMM to the patch matrix, then row2im.
+/// Its forward pass is the convolution's backward-data pass: one GEMM to the patch matrix, then row2im. When the
+/// kernel is a multiple of the stride (DCGAN's 4×4, stride 2) it runs instead as stride² ordinary convolutions,
+/// one per output phase ("sub-pixel"), each with (kernel/stride)² taps: same FLOPs, but the GEMM writes each
+/// output once instead of a patch matrix that must be zeroed, summed back and transposed.
 ///
 /// ```swift
 /// let up = ConvTranspose2d(inChannels: 128, outChannels: 64, kernelSize: 4, stride: 2, padding: 1, rng: &rng)
@@ -379,6 +391,11 @@ public final class ConvTranspose2d: Layer {
     private let workspace = Workspace(slots: 5)
     /// The weight in patch order [in][k][k][out], refreshed every forward.
     private let patchWeight: Tensor
+    /// For the sub-pixel forward: per output phase (ry, rx), the taps as a [(t, u, in)][out] matrix.
+    private let phaseWeight: Tensor
+    /// Whether the forward pass runs as one ordinary convolution per output phase: measured faster for wide
+    /// outputs only (with 3 output channels, G's last layer, the GEMM would be 3 columns wide).
+    private let usesPhases: Bool
 
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                 outputPadding: Int = 0, bias: Bool = true, rng: inout RandomGenerator) {
@@ -388,6 +405,8 @@ public final class ConvTranspose2d: Layer {
         weight = Parameter(Tensor(shape: [inChannels, outChannels, kernelSize, kernelSize]))
         self.bias = bias ? Parameter(Tensor(shape: [outChannels])) : nil
         patchWeight = Tensor(shape: [inChannels, kernelSize * kernelSize * outChannels])
+        usesPhases = kernelSize % stride == 0 && outChannels >= 64
+        phaseWeight = Tensor(shape: [usesPhases ? kernelSize * kernelSize * inChannels * outChannels : 0])
         // PyTorch computes fan_in from weight.size(1), which is out_channels here.
         pytorchDefaultInit(weight.value, self.bias?.value, fanIn: outChannels * kernelSize * kernelSize, rng: &rng)
     }
@@ -414,6 +433,7 @@ public final class ConvTranspose2d: Layer {
         let y = Tensor.reuse(output, shape: [N, outChannels, g.height, g.width])
         output = y; input = x
         kernelToPatchOrder(weight.value.data, patchWeight.data, rows: C, channels: outChannels, kernel: kernelSize)
+        if usesPhases { forwardByPhases(x, y); return y }
         let group = samplesPerGroup(positions: P)
         let xp = x.data, yp = y.data, wp = patchWeight.data, bp = bias?.value.data, ws = workspace
         let OHW = g.height * g.width
@@ -435,6 +455,78 @@ public final class ConvTranspose2d: Layer {
             }
         }
         return y
+    }
+
+    /// Output phase (ry, rx) as a convolution: y[o, Y, X] = b[o] + Σ_{t,u,c} x[c, qy − t, qx − u]·w[c, o, ry + s·t, rx + s·u]
+    /// with qy = (Y + p − ry)/s, for the Y, X of that phase. Per group of samples and phase: a patch matrix of
+    /// (k/s)²·C columns from channels-last images, one GEMM, and a strided write into y.
+    private func forwardByPhases(_ x: Tensor, _ y: Tensor) {
+        let N = x.shape[0], C = inChannels, O = outChannels, H = x.shape[2], W = x.shape[3]
+        let OH = y.shape[2], OW = y.shape[3], s = stride, p = padding, k = kernelSize, T = k / s
+        let K = T * T * C  // patch length
+        // phaseWeight[phase][(t·T + u)·C + c][o] = w[c][o][ry + s·t][rx + s·u]
+        let w = weight.value.data, pw = phaseWeight.data
+        for ry in 0..<s { for rx in 0..<s {
+            let base = pw + (ry * s + rx) * K * O
+            for t in 0..<T { for u in 0..<T { for c in 0..<C {
+                let row = base + ((t * T + u) * C + c) * O, src = w + c * O * k * k + (ry + s * t) * k + rx + s * u
+                for o in 0..<O { row[o] = src[o * k * k] }
+            } } }
+        } }
+        let maxPositions = ((OH + s - 1) / s) * ((OW + s - 1) / s)
+        let group = samplesPerGroup(positions: maxPositions)
+        let xp = x.data, yp = y.data, bp = bias?.value.data, ws = workspace, HWC = H * W * C
+        Parallel.forEachChunk(count: N) { range, worker in
+            var n = range.lowerBound
+            while n < range.upperBound {
+                let nb = min(group, range.upperBound - n)
+                let images = ws.buffer(worker: worker, slot: 3, count: nb * HWC)
+                for j in 0..<nb { channelsLast(xp + (n + j) * C * H * W, images + j * HWC, channels: C, positions: H * W) }
+                let rows = ws.buffer(worker: worker, slot: 0, count: nb * maxPositions * K)
+                let out = ws.buffer(worker: worker, slot: 1, count: nb * maxPositions * O)
+                for ry in 0..<s { for rx in 0..<s {
+                    let (y0, ny) = phaseRange(phase: ry, stride: s, padding: p, size: OH)
+                    let (x0, nx) = phaseRange(phase: rx, stride: s, padding: p, size: OW)
+                    if ny == 0 || nx == 0 { continue }
+                    // Patch rows (sample, Y, X) of this phase, columns (t, u, c).
+                    var row = rows
+                    for j in 0..<nb {
+                        let image = images + j * HWC
+                        for yi in 0..<ny {
+                            let qy = (y0 + yi * s + p - ry) / s
+                            for xi in 0..<nx {
+                                let qx = (x0 + xi * s + p - rx) / s
+                                for t in 0..<T {
+                                    let iy = qy - t
+                                    for u in 0..<T {
+                                        let ix = qx - u
+                                        if iy < 0 || iy >= H || ix < 0 || ix >= W { row.update(repeating: 0, count: C) } else {
+                                            row.update(from: image + (iy * W + ix) * C, count: C)
+                                        }
+                                        row += C
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    let m = nb * ny * nx
+                    gemm(transA: false, transB: false, m: m, n: O, k: K, a: rows, lda: K,
+                         b: pw + (ry * s + rx) * K * O, ldb: O, c: out, ldc: O)
+                    // out[(j, yi, xi)][o] → y[n + j][o][y0 + s·yi][x0 + s·xi] (+ bias)
+                    for j in 0..<nb {
+                        for o in 0..<O {
+                            let b = bp?[o] ?? 0
+                            let src = out + j * ny * nx * O + o, dst = yp + ((n + j) * O + o) * OH * OW
+                            for yi in 0..<ny {
+                                let d = dst + (y0 + yi * s) * OW + x0, sr = src + yi * nx * O
+                                for xi in 0..<nx { d[xi * s] = sr[xi * O] + b }
+                            }
+                        }
+                    }
+                } }
+                n += nb
+            }
+        }
     }
 
     // dy [N, Cout, OH, OW] → dx [N, Cin, H, W]; dW += x·patches(dy); db += Σ dy

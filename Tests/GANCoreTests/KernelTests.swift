@@ -29,7 +29,10 @@ final class KernelTests: XCTestCase {
                                 "Conv2d n\(n) k\(k) s\(s) (\(kernel))")
                 }
             }
-            for (c, o, k, s, p, op, h) in [(8, 3, 4, 2, 1, 0, 4), (4, 5, 3, 2, 1, 1, 5), (6, 6, 4, 2, 1, 0, 2)] {
+            // The last three have ≥ 64 output channels and a kernel that is a multiple of the stride: the
+            // forward pass runs one convolution per output phase.
+            for (c, o, k, s, p, op, h) in [(8, 3, 4, 2, 1, 0, 4), (4, 5, 3, 2, 1, 1, 5), (6, 6, 4, 2, 1, 0, 2),
+                                           (8, 64, 4, 2, 1, 0, 4), (5, 64, 4, 2, 2, 1, 3), (6, 64, 3, 1, 1, 0, 5)] {
                 let conv = ConvTranspose2d(inChannels: c, outChannels: o, kernelSize: k, stride: s, padding: p, outputPadding: op, rng: &rng)
                 let x = randomTensor([n, c, h, h], &rng)
                 assertClose(conv.forward(x, training: true),
