@@ -16,6 +16,9 @@ public final class LeakyReLU: Layer {
     /// Set by `Sequential` when the layer before applies this activation to its own output
     /// (`LeakyReLUFusing`): the forward pass then only records its output; the backward pass is unchanged.
     public internal(set) var inputArrivesActivated = false
+    /// Set by `Sequential` when the layer after reads this activation's output as its input and applies the
+    /// gradient rule itself (`LeakyReLUGradientFusing`): the backward pass then passes dy through.
+    public internal(set) var gradientAppliedByNext = false
     private var input: Tensor?, output: Tensor?, inputGrad: Tensor?
     public init(_ negativeSlope: Float = 0.01, inPlace: Bool = false) {
         precondition(negativeSlope >= 0, "LeakyReLU: negative slope must be ≥ 0")
@@ -38,9 +41,10 @@ public final class LeakyReLU: Layer {
         guard inputGradient, let x = input, let y = output else { return nil }
         let dx = inPlace ? dy : Tensor.reuse(inputGrad, shape: x.shape)
         if !inPlace { inputGrad = dx }
+        if gradientAppliedByNext { return dy }
         let a = negativeSlope, sp = (inPlace ? y : x).data, dp = dy.data, op = dx.data
         Parallel.forEachChunk(count: x.count, minimumPerWorker: 1 << 15) { r, _ in
-            for i in r { op[i] = sp[i] > 0 ? dp[i] : dp[i] * a }
+            leakyReLUGradient(dy: dp + r.lowerBound, sign: sp + r.lowerBound, into: op + r.lowerBound, count: r.count, slope: a)
         }
         return dx
     }
@@ -57,6 +61,25 @@ public final class LeakyReLU: Layer {
 public protocol LeakyReLUFusing: Layer {
     /// Applies LeakyReLU(negativeSlope) to every later forward output; false if this layer cannot.
     func fuseLeakyReLU(negativeSlope: Float) -> Bool
+}
+
+/// A layer whose backward-data pass can apply the gradient rule of the in-place LeakyReLU before it — its input is
+/// that LeakyReLU's output, whose sign is the rule's — while dx is still in cache. `Sequential` arranges it.
+///
+/// ```swift
+/// let d = Sequential([LeakyReLU(0.2, inPlace: true), Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, rng: &rng)])
+/// // d.layers[1]'s dx is already the gradient with respect to d.layers[0]'s input.
+/// ```
+public protocol LeakyReLUGradientFusing: Layer {
+    /// Multiplies every later dx by LeakyReLU′ read from the input's sign; false if this layer cannot.
+    func fuseInputLeakyReLUGradient(negativeSlope: Float) -> Bool
+}
+
+/// dx = dy · (sign > 0 ? 1 : slope) over `count` values; `into` may be `dy`.
+@inline(__always)
+func leakyReLUGradient(dy: UnsafePointer<Float>, sign: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>,
+                       count: Int, slope a: Float) {
+    for i in 0..<count { dx[i] = sign[i] > 0 ? dy[i] : dy[i] * a }
 }
 
 /// `torch.nn.ReLU`: y = max(x, 0); the gradient at 0 is 0, as in PyTorch. `inPlace` as for `LeakyReLU`.

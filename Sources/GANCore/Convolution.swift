@@ -206,7 +206,7 @@ func addKernelFromPatchOrder(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePo
 /// let conv = Conv2d(inChannels: 3, outChannels: 64, kernelSize: 3, stride: 1, padding: 1, rng: &rng)
 /// let y = conv.forward(x, training: true)   // [N, 3, 32, 32] → [N, 64, 32, 32]
 /// ```
-public final class Conv2d: LeakyReLUFusing {
+public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
     public let inChannels, outChannels, kernelSize, stride, padding: Int
     public let weight: Parameter
     public let bias: Parameter?
@@ -222,6 +222,9 @@ public final class Conv2d: LeakyReLUFusing {
     private var forwardUsedOneDNN = false
     /// The slope of a LeakyReLU applied to the output (set by `Sequential`, see `LeakyReLUFusing`).
     public private(set) var fusedLeakyReLUSlope: Float?
+    /// The slope of the LeakyReLU whose output is this layer's input, when dx applies its gradient rule
+    /// (set by `Sequential`, see `LeakyReLUGradientFusing`).
+    public private(set) var inputLeakyReLUSlope: Float?
 
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                 bias: Bool = true, rng: inout RandomGenerator) {
@@ -250,6 +253,11 @@ public final class Conv2d: LeakyReLUFusing {
     public func fuseLeakyReLU(negativeSlope: Float) -> Bool {
         fusedLeakyReLUSlope = negativeSlope
         oneDNN = nil
+        return true
+    }
+
+    public func fuseInputLeakyReLUGradient(negativeSlope: Float) -> Bool {
+        inputLeakyReLUSlope = negativeSlope
         return true
     }
 
@@ -316,12 +324,14 @@ public final class Conv2d: LeakyReLUFusing {
             if weightGradients {
                 plan.backwardWeights(x: x.data, dy: dy.data, weightGrad: weight.grad.data, biasGrad: bias?.grad.data)
             }
-            if let dx { plan.backwardData(dy: dy.data, weight: weight.value.data, dx: dx.data) }
+            if let dx {
+                plan.backwardData(dy: dy.data, weight: weight.value.data, dx: dx.data, leakyReLUInput: inputLeakyReLUSlope.map { (UnsafePointer(x.data), $0) })
+            }
             return dx
         }
         let group = samplesPerGroup(positions: P)
         let xp = x.data, dyp = dy.data, wp = patchWeight.data, dxp = dx?.data, ws = workspace
-        let hasBias = bias != nil, HW = g.height * g.width
+        let hasBias = bias != nil, HW = g.height * g.width, inputSlope = inputLeakyReLUSlope
         Parallel.forEachChunk(count: N) { range, worker in
             let dW = ws.buffer(worker: worker, slot: 2, count: O * K + O)
             if weightGradients { dW.update(repeating: 0, count: O * K + O) }
@@ -346,7 +356,11 @@ public final class Conv2d: LeakyReLUFusing {
                     for s in 0..<nb {
                         image.update(repeating: 0, count: g.imageSize)
                         row2im(g, rows: rows + s * P * K, image: image)
-                        channelsFirst(image, dxp + (n + s) * g.imageSize, channels: g.channels, positions: HW)
+                        let dxs = dxp + (n + s) * g.imageSize
+                        channelsFirst(image, dxs, channels: g.channels, positions: HW)
+                        if let a = inputSlope {
+                            leakyReLUGradient(dy: dxs, sign: xp + (n + s) * g.imageSize, into: dxs, count: g.imageSize, slope: a)
+                        }
                     }
                 }
                 n += nb

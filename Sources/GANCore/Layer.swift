@@ -62,12 +62,17 @@ public final class Sequential: Layer {
     public var name = ""
     public init(_ layers: [Layer]) {
         self.layers = layers
-        // A layer followed by an in-place LeakyReLU writes the activated output itself (one memory pass fewer);
-        // only in-place ones, because then nothing else can read the pre-activation values.
+        // A layer followed by an in-place LeakyReLU writes the activated output itself, and a layer after one
+        // applies its gradient rule in its own backward pass (one memory pass fewer each way); only in-place
+        // ones, because then nothing else can read the pre-activation values.
         for (layer, next) in zip(layers, layers.dropFirst()) {
             if let fusing = layer as? LeakyReLUFusing, let act = next as? LeakyReLU, act.inPlace,
                fusing.fuseLeakyReLU(negativeSlope: act.negativeSlope) {
                 act.inputArrivesActivated = true
+            }
+            if let act = layer as? LeakyReLU, act.inPlace, let fusing = next as? LeakyReLUGradientFusing,
+               fusing.fuseInputLeakyReLUGradient(negativeSlope: act.negativeSlope) {
+                act.gradientAppliedByNext = true
             }
         }
     }

@@ -84,9 +84,22 @@ final class OneDNNConvolution {
         let xs = inputStride, ys = outputStride
         forEachChunk("forward") { h, n in onednn_convolution_forward(h, x + n * xs, weight, bias, y + n * ys) }
     }
-    func backwardData(dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {
-        let xs = inputStride, ys = outputStride
-        forEachChunk("backward-data") { h, n in onednn_convolution_backward_data(h, dy + n * ys, weight, dx + n * xs) }
+    /// With `leakyReLUInput` (the input x and a slope), each chunk's dx is then multiplied by LeakyReLU′ read from
+    /// x's sign while it is in cache (`LeakyReLUGradientFusing`).
+    func backwardData(dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
+                      leakyReLUInput: (UnsafePointer<Float>, Float)? = nil) {
+        let xs = inputStride, ys = outputStride, chunk = self.chunk, total = shape[0] * xs
+        forEachChunk("backward-data") { h, n in
+            let status = onednn_convolution_backward_data(h, dy + n * ys, weight, dx + n * xs)
+            if status == 0, let (x, a) = leakyReLUInput {
+                let first = n * xs, count = min(chunk * xs, total - first)
+                Parallel.forEachChunk(count: count, minimumPerWorker: 1 << 14) { r, _ in
+                    let i = first + r.lowerBound
+                    leakyReLUGradient(dy: dx + i, sign: x + i, into: dx + i, count: r.count, slope: a)
+                }
+            }
+            return status
+        }
     }
     /// Accumulates into the gradients, chunk after chunk (a fixed order, so results do not depend on timing).
     func backwardWeights(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, weightGrad: UnsafeMutablePointer<Float>,

@@ -12,6 +12,12 @@ public protocol WeightedLayer: Layer {
 extension Linear: WeightedLayer {}
 extension Conv2d: WeightedLayer {}
 
+extension SpectralNorm: LeakyReLUGradientFusing {
+    public func fuseInputLeakyReLUGradient(negativeSlope: Float) -> Bool {
+        (inner as? LeakyReLUGradientFusing)?.fuseInputLeakyReLUGradient(negativeSlope: negativeSlope) ?? false
+    }
+}
+
 extension SpectralNorm: LeakyReLUFusing {
     public func fuseLeakyReLU(negativeSlope: Float) -> Bool {
         (inner as? LeakyReLUFusing)?.fuseLeakyReLU(negativeSlope: negativeSlope) ?? false

@@ -97,6 +97,38 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// conv → in-place LeakyReLU → conv: the first writes the activation, the second applies its gradient rule;
+    /// everything must equal the three layers run apart (both kernels, plain and spectrally normalised).
+    func testLeakyReLUBetweenConvolutionsMatchesSeparateLayers() {
+        forEachConvolutionKernel { kernel in
+            for sn in [false, true] {
+                func make(_ r: inout RandomGenerator) -> [Layer] {
+                    let a = Conv2d(inChannels: 3, outChannels: 8, kernelSize: 3, stride: 1, padding: 1, rng: &r)
+                    let b = Conv2d(inChannels: 8, outChannels: 6, kernelSize: 3, stride: 2, padding: 1, rng: &r)
+                    return sn ? [SpectralNorm(a, rng: &r), SpectralNorm(b, rng: &r)] : [a, b]
+                }
+                var r1 = RandomGenerator(seed: 4), r2 = RandomGenerator(seed: 4)
+                let f = make(&r1), apart = make(&r2)
+                let fused = Sequential([f[0], LeakyReLU(0.2, inPlace: true), f[1]])
+                let act = LeakyReLU(0.2)
+                let x = randomTensor([19, 3, 10, 10], &rng)
+                let y1 = fused.forward(x, training: true).clone()
+                let y2 = apart[1].forward(act.forward(apart[0].forward(x, training: true), training: true), training: true)
+                assertClose(y1, y2, rtol: 1e-5, "forward sn=\(sn) (\(kernel))")
+                let dy = randomTensor(y1.shape, &rng)
+                let dx1 = fused.backward(dy.clone(), weightGradients: true, inputGradient: true)!
+                let g = apart[1].backward(dy, weightGradients: true, inputGradient: true)!
+                let dx2 = apart[0].backward(act.backward(g, weightGradients: true, inputGradient: true)!, weightGradients: true, inputGradient: true)!
+                assertClose(dx1, dx2, rtol: 1e-5, "dx sn=\(sn) (\(kernel))")
+                for (l1, l2) in zip(f, apart) {
+                    for ((name, p1), (_, p2)) in zip(l1.namedParameters, l2.namedParameters) {
+                        assertClose(p1.grad, p2.grad, rtol: 1e-5, "d\(name) sn=\(sn) (\(kernel))")
+                    }
+                }
+            }
+        }
+    }
+
     func testFastTanhAgainstLibm() {
         var worst: Double = 0
         for i in -200_000...200_000 {
