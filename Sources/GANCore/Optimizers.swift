@@ -44,11 +44,14 @@ public final class Adam: Optimizer {
         let b1 = beta1, b2 = beta2, eps = self.eps, wd = weightDecay
         for (i, p) in parameters.enumerated() {
             let w = p.value.data, g = p.grad.data, m = expAvg[i].data, v = expAvgSq[i].data
-            for j in 0..<p.value.count {
-                let gj = wd == 0 ? g[j] : g[j] + wd * w[j]
-                m[j] = b1 * m[j] + (1 - b1) * gj
-                v[j] = b2 * v[j] + (1 - b2) * gj * gj
-                w[j] -= stepSize * m[j] / (v[j].squareRoot() / bc2Sqrt + eps)
+            // Elementwise, so any split over workers gives the same result.
+            Parallel.forEachChunk(count: p.value.count, minimumPerWorker: 1 << 15) { r, _ in
+                for j in r {
+                    let gj = wd == 0 ? g[j] : g[j] + wd * w[j]
+                    m[j] = b1 * m[j] + (1 - b1) * gj
+                    v[j] = b2 * v[j] + (1 - b2) * gj * gj
+                    w[j] -= stepSize * m[j] / (v[j].squareRoot() / bc2Sqrt + eps)
+                }
             }
         }
     }
