@@ -11,6 +11,9 @@ public enum Benchmark {
     /// With `Profiler.enabled`: per-layer seconds and calls per training iteration, and the iteration's seconds.
     nonisolated(unsafe) public static var trainProfile: [(String, Double, Int)] = []
     nonisolated(unsafe) public static var trainProfileTotal = 0.0
+    /// The same for one generation batch (eval mode).
+    nonisolated(unsafe) public static var generateProfile: [(String, Double, Int)] = []
+    nonisolated(unsafe) public static var generateProfileTotal = 0.0
 
     public struct Result: Codable, Sendable {
         public var batchSize: Int
@@ -72,9 +75,13 @@ public enum Benchmark {
         let zClasses = model.isConditional ? classes(generateBatchSize) : nil
         _ = gan.sample(z, classes: zClasses, generator: gan.generator)
         var batches = 0
+        Profiler.reset()
         let genStart = Date()
         repeat { _ = gan.sample(z, classes: zClasses, generator: gan.generator); batches += 1 } while Date().timeIntervalSince(genStart) < max(1, seconds / 3)
-        let genRate = Double(batches * generateBatchSize) / Date().timeIntervalSince(genStart)
+        let genSeconds = Date().timeIntervalSince(genStart)
+        let genRate = Double(batches * generateBatchSize) / genSeconds
+        generateProfile = Profiler.report().map { ($0.0, $0.1 / Double(batches), $0.2 / batches) }
+        generateProfileTotal = genSeconds / Double(batches)
 
         return Result(batchSize: batchSize, threads: Parallel.workerCount, iterations: iterations,
                       trainImagesPerSec: trainRate, trainGFLOPs: model.architecture == "dcgan" ? trainRate * model.trainFLOPsPerImage / 1e9 : 0,

@@ -59,6 +59,10 @@ struct Bench: ParsableCommand {
             let covered = Benchmark.trainProfile.reduce(0) { $0 + $1.1 }
             print(pad("other (loss, optimizer, data)") + String(format: "%9.2f %5.1f%%",
                          (Benchmark.trainProfileTotal - covered) * 1000, 100 * (1 - covered / Benchmark.trainProfileTotal)))
+            print(pad("\nlayer (per generation batch of 256)") + "       ms  share")
+            for (label, s, calls) in Benchmark.generateProfile {
+                print(pad(label) + String(format: "%9.2f %5.1f%%", s * 1000, 100 * s / Benchmark.generateProfileTotal))
+            }
         }
         if json {
             let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
