@@ -142,10 +142,42 @@ struct onednn_convolution {
 
 #define TRY(x) do { if ((x) != dnnl_success) goto fail; } while (0)
 
+static dnnl_format_tag_t activation_tag(int block) {
+    return block == 0 ? dnnl_nchw : block == 8 ? dnnl_nChw8c : block == 16 ? dnnl_nChw16c : dnnl_format_tag_undef;
+}
+
+int onednn_preferred_channel_block(void) {
+    if (!onednn_available(0)) return 0;
+    // Ask for the layout of a typical discriminator convolution's output (64 → 64 channels, 3×3, 16×16).
+    dnnl_dims_t x_dims = {16, 64, 16, 16}, w_dims = {64, 64, 3, 3}, b_dims = {64}, strides = {1, 1}, pad = {1, 1};
+    dnnl_memory_desc_t x_any, w_any, b_md, y_any;
+    dnnl_convolution_desc_t fd;
+    dnnl_primitive_desc_t pd;
+    if (D(dnnl_memory_desc_init_by_tag)(&x_any, 4, x_dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        D(dnnl_memory_desc_init_by_tag)(&y_any, 4, x_dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        D(dnnl_memory_desc_init_by_tag)(&w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        D(dnnl_memory_desc_init_by_tag)(&b_md, 1, b_dims, dnnl_f32, dnnl_x) != dnnl_success ||
+        D(dnnl_convolution_forward_desc_init)(&fd, dnnl_forward_training, dnnl_convolution_direct, &x_any, &w_any,
+                                             &b_md, &y_any, strides, pad, pad) != dnnl_success ||
+        D(dnnl_primitive_desc_create)(&pd, &fd, NULL, engine, NULL) != dnnl_success) return 0;
+    const dnnl_memory_desc_t *chosen = D(dnnl_primitive_desc_query_md)(pd, dnnl_query_dst_md, 0);
+    int block = 0;
+    for (int b = 8; b <= 16; b += 8) {
+        dnnl_memory_desc_t md;
+        if (D(dnnl_memory_desc_init_by_tag)(&md, 4, x_dims, dnnl_f32, activation_tag(b)) == dnnl_success &&
+            D(dnnl_memory_desc_equal)(&md, chosen)) block = b;
+    }
+    D(dnnl_primitive_desc_destroy)(pd);
+    return block;
+}
+
 onednn_convolution *onednn_convolution_create(int batch, int in_channels, int height, int width,
                                               int out_channels, int kernel, int stride, int padding,
-                                              int leaky_relu, float negative_slope) {
+                                              int leaky_relu, float negative_slope,
+                                              int input_block, int output_block) {
     if (!onednn_available(0)) return NULL;
+    dnnl_format_tag_t x_tag = activation_tag(input_block), y_tag = activation_tag(output_block);
+    if (x_tag == dnnl_format_tag_undef || y_tag == dnnl_format_tag_undef) return NULL;
     int oh = (height + 2 * padding - kernel) / stride + 1, ow = (width + 2 * padding - kernel) / stride + 1;
     if (oh <= 0 || ow <= 0) return NULL;
     onednn_convolution *c = calloc(1, sizeof *c);
@@ -161,8 +193,8 @@ onednn_convolution *onednn_convolution_create(int batch, int in_channels, int he
     dnnl_dims_t w_dims = {out_channels, in_channels, kernel, kernel}, b_dims = {out_channels};
     dnnl_dims_t strides = {stride, stride}, pad = {padding, padding};
     dnnl_memory_desc_t x_user, y_user, w_user, b_md, x_any, y_any, w_any;
-    TRY(D(dnnl_memory_desc_init_by_tag)(&x_user, 4, x_dims, dnnl_f32, dnnl_nchw));
-    TRY(D(dnnl_memory_desc_init_by_tag)(&y_user, 4, y_dims, dnnl_f32, dnnl_nchw));
+    TRY(D(dnnl_memory_desc_init_by_tag)(&x_user, 4, x_dims, dnnl_f32, x_tag));
+    TRY(D(dnnl_memory_desc_init_by_tag)(&y_user, 4, y_dims, dnnl_f32, y_tag));
     TRY(D(dnnl_memory_desc_init_by_tag)(&w_user, 4, w_dims, dnnl_f32, dnnl_oihw));
     TRY(D(dnnl_memory_desc_init_by_tag)(&b_md, 1, b_dims, dnnl_f32, dnnl_x));
     TRY(D(dnnl_memory_desc_init_by_tag)(&x_any, 4, x_dims, dnnl_f32, dnnl_format_tag_any));
@@ -308,8 +340,12 @@ int onednn_convolution_backward_weights(onednn_convolution *c, const float *x, c
 
 int onednn_available(int threads) { (void)threads; return 0; }
 const char *onednn_unavailable_reason(void) { return "built without oneDNN headers (install libdnnl-dev and rebuild)"; }
-onednn_convolution *onednn_convolution_create(int b, int i, int h, int w, int o, int k, int s, int p, int l, float a) {
-    (void)b; (void)i; (void)h; (void)w; (void)o; (void)k; (void)s; (void)p; (void)l; (void)a; return NULL;
+onednn_convolution *onednn_convolution_create(int b, int i, int h, int w, int o, int k, int s, int p, int l, float a,
+                                              int xb, int yb) {
+    (void)b; (void)i; (void)h; (void)w; (void)o; (void)k; (void)s; (void)p; (void)l; (void)a; (void)xb; (void)yb;
+    return NULL;
+}
+int onednn_preferred_channel_block(void) { return 0;
 }
 void onednn_convolution_destroy(onednn_convolution *c) { (void)c; }
 int onednn_convolution_output_height(const onednn_convolution *c) { (void)c; return 0; }

@@ -197,6 +197,17 @@ func addKernelFromPatchOrder(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePo
     }
 }
 
+/// The link between two convolutions that may pass an activation in oneDNN's blocked layout (see
+/// `Conv2d.outputHandoff`). The producer decides per forward pass and records it in `activeBlock`.
+final class BlockedHandoff {
+    /// 8 or 16: the channel block of oneDNN's preferred activation layout (nChw8c / nChw16c).
+    let block: Int
+    weak var consumer: Conv2d?
+    /// The block in use for the current forward pass, 0 for NCHW.
+    var activeBlock = 0
+    init(block: Int, consumer: Conv2d) { self.block = block; self.consumer = consumer }
+}
+
 /// 2-d convolution, `torch.nn.Conv2d` semantics: weight [out, in, k, k], bias [out].
 ///
 /// Each core takes a slice of the batch; per group of samples it builds the patch matrix from channels-last
@@ -220,6 +231,14 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
     private var oneDNN: OneDNNConvolution?
     /// Whether the last forward ran on oneDNN (its backward then does too).
     private var forwardUsedOneDNN = false
+    /// Set by `Sequential` between two convolutions joined by a fused in-place LeakyReLU: when both run on
+    /// oneDNN, the activation (and its gradient) passes between them in oneDNN's channel-blocked layout instead
+    /// of being converted to NCHW and back. Only the two layers read that tensor (the LeakyReLU between them
+    /// passes it through both ways), which is what makes the private layout safe.
+    var outputHandoff: BlockedHandoff?
+    var inputHandoff: BlockedHandoff?
+    /// Whether the last forward pass handed its output to the next convolution in oneDNN's blocked layout.
+    public var handedOutputInBlockedLayout: Bool { (outputHandoff?.activeBlock ?? 0) > 0 }
     /// The slope of a LeakyReLU applied to the output (set by `Sequential`, see `LeakyReLUFusing`).
     public private(set) var fusedLeakyReLUSlope: Float?
     /// The slope of the LeakyReLU whose output is this layer's input, when dx applies its gradient rule
@@ -264,11 +283,32 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
     /// oneDNN's primitives for this input shape, or nil to run the BLAS kernels.
     private func oneDNNPlan(for x: Tensor) -> OneDNNConvolution? {
         let (oh, ow) = outputSize(x.shape[2], x.shape[3])
-        guard ConvolutionKernels.useOneDNN(outputPositions: oh * ow) else { return nil }
-        if let plan = oneDNN, plan.shape == x.shape { return plan }
-        oneDNN = OneDNNConvolution(inputShape: x.shape, outChannels: outChannels, kernel: kernelSize,
-                                   stride: stride, padding: padding, leakyReLUSlope: fusedLeakyReLUSlope)
+        let inputBlock = inputHandoff?.activeBlock ?? 0
+        guard willUseOneDNN(inputHeight: x.shape[2], inputWidth: x.shape[3]) else {
+            precondition(inputBlock == 0, "Conv2d: input arrived in oneDNN's layout but this layer runs on BLAS")
+            outputHandoff?.activeBlock = 0
+            return nil
+        }
+        var outputBlock = 0
+        if let handoff = outputHandoff, outChannels % handoff.block == 0,
+           handoff.consumer?.willUseOneDNN(inputHeight: oh, inputWidth: ow) == true {
+            outputBlock = handoff.block
+        }
+        outputHandoff?.activeBlock = outputBlock
+        if let plan = oneDNN, plan.shape == x.shape, plan.inputBlock == inputBlock, plan.outputBlock == outputBlock {
+            return plan
+        }
+        oneDNN = OneDNNConvolution(inputShape: x.shape, outChannels: outChannels, kernel: kernelSize, stride: stride,
+                                   padding: padding, leakyReLUSlope: fusedLeakyReLUSlope,
+                                   inputBlock: inputBlock, outputBlock: outputBlock)
+        precondition(oneDNN != nil || (inputBlock == 0 && outputBlock == 0), "oneDNN refused a blocked-layout convolution")
         return oneDNN
+    }
+
+    /// Whether a forward pass on an input of this size runs on oneDNN.
+    func willUseOneDNN(inputHeight: Int, inputWidth: Int) -> Bool {
+        let (oh, ow) = outputSize(inputHeight, inputWidth)
+        return ConvolutionKernels.useOneDNN(outputPositions: oh * ow)
     }
 
     /// Builds the patch matrix of samples n..<n+nb into `rows` ([nb·P][K]), via a channels-last copy.

@@ -49,6 +49,11 @@ extension Layer {
     public var namedBuffers: [StateEntry] { [] }
 }
 
+/// The convolution a layer is, or wraps (spectral norm).
+private func convolution(in layer: Layer) -> Conv2d? {
+    (layer as? Conv2d) ?? ((layer as? SpectralNorm)?.inner as? Conv2d)
+}
+
 /// Layers applied in order, named "0", "1", … exactly like `torch.nn.Sequential`,
 /// so state-dict keys read `3.weight`, `2.running_mean`.
 ///
@@ -74,6 +79,15 @@ public final class Sequential: Layer {
                fusing.fuseInputLeakyReLUGradient(negativeSlope: act.negativeSlope) {
                 act.gradientAppliedByNext = true
             }
+        }
+        // conv → LeakyReLU fused both ways → conv: the two convolutions may pass the activation in oneDNN's layout.
+        for i in layers.indices.dropFirst().dropLast() {
+            guard let act = layers[i] as? LeakyReLU, act.inputArrivesActivated, act.gradientAppliedByNext,
+                  let producer = convolution(in: layers[i - 1]), let consumer = convolution(in: layers[i + 1]),
+                  ConvolutionKernels.oneDNNAvailable, OneDNNConvolution.preferredChannelBlock > 0 else { continue }
+            let handoff = BlockedHandoff(block: OneDNNConvolution.preferredChannelBlock, consumer: consumer)
+            producer.outputHandoff = handoff
+            consumer.inputHandoff = handoff
         }
     }
 

@@ -46,12 +46,20 @@ final class OneDNNConvolution {
     private let remainder: OpaquePointer?    // the last, shorter chunk
     private let chunk: Int, inputStride: Int, outputStride: Int
 
-    init?(inputShape: [Int], outChannels: Int, kernel: Int, stride: Int, padding: Int, leakyReLUSlope: Float?) {
+    /// The layouts of x/dx and y/dy: 0 for NCHW, else oneDNN's channel block (see `BlockedHandoff`).
+    let inputBlock: Int, outputBlock: Int
+
+    /// The channel block of oneDNN's preferred activation layout on this CPU, or 0.
+    static let preferredChannelBlock: Int = Int(onednn_preferred_channel_block())
+
+    init?(inputShape: [Int], outChannels: Int, kernel: Int, stride: Int, padding: Int, leakyReLUSlope: Float?,
+          inputBlock: Int = 0, outputBlock: Int = 0) {
         guard ConvolutionKernels.oneDNNAvailable, inputShape.count == 4, inputShape[0] > 0 else { return nil }
         let n = inputShape[0], c = inputShape[1], h = inputShape[2], w = inputShape[3]
         func create(_ batch: Int) -> OpaquePointer? {
             onednn_convolution_create(Int32(batch), Int32(c), Int32(h), Int32(w), Int32(outChannels), Int32(kernel),
-                                      Int32(stride), Int32(padding), leakyReLUSlope == nil ? 0 : 1, leakyReLUSlope ?? 0)
+                                      Int32(stride), Int32(padding), leakyReLUSlope == nil ? 0 : 1, leakyReLUSlope ?? 0,
+                                      Int32(inputBlock), Int32(outputBlock))
         }
         chunk = min(n, max(1, Self.chunkSize))
         guard let full = create(chunk) else { return nil }
@@ -61,6 +69,9 @@ final class OneDNNConvolution {
             remainder = r
         } else { remainder = nil }
         shape = inputShape
+        self.inputBlock = inputBlock; self.outputBlock = outputBlock
+        // Per-sample strides hold for the blocked layouts too: a sample is contiguous in nChw8c/nChw16c, and
+        // blocked layouts are only used when the channels fill whole blocks.
         inputStride = c * h * w
         outputStride = outChannels * Int(onednn_convolution_output_height(full)) * Int(onednn_convolution_output_width(full))
     }

@@ -129,6 +129,47 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Three convolutions joined by fused LeakyReLUs (the discriminator's pattern, 16 channels so that any
+    /// channel block fits): on oneDNN the activations and gradients pass between them in oneDNN's blocked layout;
+    /// outputs, dx and every gradient must equal the layers run apart, and the last convolution (followed by a
+    /// reshape, not a convolution) must hand over plain NCHW.
+    func testBlockedHandoffBetweenConvolutionsMatchesSeparateLayers() throws {
+        try XCTSkipUnless(ConvolutionKernels.oneDNNAvailable, "oneDNN not available: \(ConvolutionKernels.oneDNNUnavailableReason)")
+        let saved = ConvolutionKernels.current
+        defer { ConvolutionKernels.current = saved }
+        ConvolutionKernels.current = .onednn
+        func make(_ r: inout RandomGenerator) -> [Conv2d] {
+            [Conv2d(inChannels: 3, outChannels: 16, kernelSize: 3, stride: 1, padding: 1, rng: &r),
+             Conv2d(inChannels: 16, outChannels: 32, kernelSize: 3, stride: 2, padding: 1, rng: &r),
+             Conv2d(inChannels: 32, outChannels: 16, kernelSize: 3, stride: 2, padding: 1, rng: &r)]
+        }
+        var r1 = RandomGenerator(seed: 6), r2 = RandomGenerator(seed: 6)
+        let f = make(&r1), apart = make(&r2)
+        let fused = Sequential([f[0], LeakyReLU(0.2, inPlace: true), f[1], LeakyReLU(0.2, inPlace: true), f[2], Flatten(16 * 16)])
+        let x = randomTensor([21, 3, 16, 16], &rng)
+        for pass in 0..<2 {  // the second pass reuses every buffer and plan
+            for l in f + apart { l.weight.grad.fill(0); l.bias!.grad.fill(0) }
+            let y1 = fused.forward(x, training: true).clone()
+            XCTAssertTrue(f[0].handedOutputInBlockedLayout && f[1].handedOutputInBlockedLayout)
+            XCTAssertFalse(f[2].handedOutputInBlockedLayout)
+            let acts = [LeakyReLU(0.2), LeakyReLU(0.2)]
+            let y2 = apart[2].forward(acts[1].forward(apart[1].forward(acts[0].forward(apart[0].forward(x, training: true), training: true), training: true), training: true), training: true)
+            let y2flat = y2.clone(); y2flat.reshape([21, 256])
+            assertClose(y1, y2flat, rtol: 1e-5, "forward, pass \(pass)")
+            let dy = randomTensor(y1.shape, &rng)
+            let dx1 = fused.backward(dy.clone(), weightGradients: true, inputGradient: true)!
+            let dyApart = dy.clone(); dyApart.reshape(y2.shape)
+            var g = apart[2].backward(dyApart, weightGradients: true, inputGradient: true)!
+            g = apart[1].backward(acts[1].backward(g, weightGradients: true, inputGradient: true)!, weightGradients: true, inputGradient: true)!
+            let dx2 = apart[0].backward(acts[0].backward(g, weightGradients: true, inputGradient: true)!, weightGradients: true, inputGradient: true)!
+            assertClose(dx1, dx2, rtol: 1e-5, "dx, pass \(pass)")
+            for (i, (a, b)) in zip(f, apart).enumerated() {
+                assertClose(a.weight.grad, b.weight.grad, rtol: 1e-5, "conv \(i) dW, pass \(pass)")
+                assertClose(a.bias!.grad, b.bias!.grad, rtol: 1e-5, "conv \(i) db, pass \(pass)")
+            }
+        }
+    }
+
     func testFastTanhAgainstLibm() {
         var worst: Double = 0
         for i in -200_000...200_000 {

@@ -24,9 +24,17 @@ typedef struct onednn_convolution onednn_convolution;
 /// stride and symmetric zero padding; with `leaky_relu` nonzero the forward output is LeakyReLU(y) with
 /// slope `negative_slope` (fused into the convolution's output pass). NULL when oneDNN is unavailable or
 /// refuses the shape.
+///
+/// `input_block` / `output_block` give the layout of x (and dx) / y (and dy) in the caller's memory: 0 for NCHW,
+/// 8 or 16 for oneDNN's channel-blocked nChw8c / nChw16c, in which consecutive convolutions can pass
+/// activations without converting them (see `onednn_preferred_channel_block`).
 onednn_convolution *onednn_convolution_create(int batch, int in_channels, int height, int width,
                                               int out_channels, int kernel, int stride, int padding,
-                                              int leaky_relu, float negative_slope);
+                                              int leaky_relu, float negative_slope,
+                                              int input_block, int output_block);
+
+/// The channel block (8 or 16) of the layout oneDNN picks for activations on this CPU, or 0 if it picks none.
+int onednn_preferred_channel_block(void);
 void onednn_convolution_destroy(onednn_convolution *conv);
 
 /// Output height and width.
