@@ -3,7 +3,9 @@
     python3 bench/compare.py [--batch-sizes 64,128] [--seconds 10] [--rounds 2]
 
 PyTorch runs at its fastest known setting: channels_last plus glibc malloc tunables that stop it
-returning large buffers to the kernel each step, and also in its default layout. Rounds alternate the
+returning large buffers to the kernel each step, and also in its default layout. cifar-gan runs with its
+default kernels (oneDNN convolutions where installed) and with BLAS kernels only
+(CIFAR_GAN_CONVOLUTION=blas, what a machine without oneDNN gets). Rounds alternate the
 two programs so that drift in this shared machine's speed hits both alike; the ratio uses the best
 round of each. Needs `swift build -c release` (done here) and `pip install torch`.
 """
@@ -38,6 +40,8 @@ def main():
         for _ in range(args.rounds):
             runs = {
                 "swift": lambda: run([swift, "bench", "--json", "--batch-size", str(n), "--seconds", str(args.seconds)]),
+                "swift_blas": lambda: run([swift, "bench", "--json", "--batch-size", str(n), "--seconds", str(args.seconds)],
+                                          dict(os.environ, CIFAR_GAN_CONVOLUTION="blas")),
                 "torch_fastest": lambda: run([sys.executable, "bench/pytorch_bench.py", "--channels-last",
                                              "--batch-size", str(n), "--seconds", str(args.seconds)], fast_env),
             }
@@ -51,13 +55,16 @@ def main():
                 best[(name, "peak_rss_mb")] = r.get("train_peak_rss_mb", r["peak_rss_mb"])
         rows.append((n, best))
     print(f"{'batch':>5}  {'swift img/s':>11}  {'torch fastest':>13}  {'ratio':>6}  {'torch default':>13}  {'ratio':>6}  "
-          f"{'swift gen/s':>11}  {'torch gen/s':>11}  {'ratio':>6}  {'swift MB':>8}  {'torch MB':>8}")
+          f"{'swift gen/s':>11}  {'torch gen/s':>11}  {'ratio':>6}  {'swift MB':>8}  {'torch MB':>8}  "
+          f"{'BLAS-only img/s':>15}  {'ratio':>6}  {'gen/s':>6}  {'ratio':>6}")
     for n, b in rows:
         s, t = b[("swift", "train_images_per_sec")], b[("torch_fastest", "train_images_per_sec")]
         d = b.get(("torch_default", "train_images_per_sec"), float("nan"))
         sg, tg = b[("swift", "generate_images_per_sec")], b[("torch_fastest", "generate_images_per_sec")]
         print(f"{n:>5}  {s:>11.1f}  {t:>13.1f}  {s / t:>6.2f}  {d:>13.1f}  {s / d:>6.2f}  "
-              f"{sg:>11.1f}  {tg:>11.1f}  {sg / tg:>6.2f}  {b[('swift', 'peak_rss_mb')]:>8.0f}  {b[('torch_fastest', 'peak_rss_mb')]:>8.0f}")
+              f"{sg:>11.1f}  {tg:>11.1f}  {sg / tg:>6.2f}  {b[('swift', 'peak_rss_mb')]:>8.0f}  {b[('torch_fastest', 'peak_rss_mb')]:>8.0f}  "
+              f"{b[('swift_blas', 'train_images_per_sec')]:>15.1f}  {b[('swift_blas', 'train_images_per_sec')] / t:>6.2f}  "
+              f"{b[('swift_blas', 'generate_images_per_sec')]:>6.0f}  {b[('swift_blas', 'generate_images_per_sec')] / tg:>6.2f}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ public struct ImageDataset: Sendable {
     public var count: Int { labels.count }
 
     public func subset(label: Int) -> ImageDataset {
+        // Already one class (loaded with `label:`): share the storage instead of copying it.
+        if labels.allSatisfy({ Int($0) == label }) { return self }
         var p = [UInt8](), l = [UInt8]()
         for i in 0..<count where Int(labels[i]) == label {
             p.append(contentsOf: pixels[(i * Self.imageBytes)..<((i + 1) * Self.imageBytes)])
@@ -91,7 +93,8 @@ public enum CIFAR10 {
         files(split).allSatisfy { FileManager.default.fileExists(atPath: dir.appendingPathComponent($0).path) }
     }
 
-    public static func load(from dir: URL, split: Split) throws -> ImageDataset {
+    /// Reads the split's files; with `label`, keeps only that class's images (a tenth of the memory).
+    public static func load(from dir: URL, split: Split, label only: Int? = nil) throws -> ImageDataset {
         var pixels = [UInt8](), labels = [UInt8]()
         for name in files(split) {
             let url = dir.appendingPathComponent(name)
@@ -104,12 +107,13 @@ public enum CIFAR10 {
                 throw DataError("\(url.path): \(data.count) bytes is not a whole number of \(recordBytes)-byte CIFAR-10 records (truncated or not CIFAR-10 binary)")
             }
             let n = data.count / recordBytes
-            pixels.reserveCapacity(pixels.count + n * 3072)
+            pixels.reserveCapacity(pixels.count + (only == nil ? n : n / 8) * 3072)
             try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
                 let b = raw.bindMemory(to: UInt8.self)
                 for r in 0..<n {
                     let label = b[r * recordBytes]
                     guard label < 10 else { throw DataError("\(url.path): record \(r) has label \(label); CIFAR-10 labels are 0–9") }
+                    if let only, Int(label) != only { continue }
                     labels.append(label)
                     pixels.append(contentsOf: b[(r * recordBytes + 1)..<((r + 1) * recordBytes)])
                 }

@@ -97,6 +97,28 @@ public final class GAN {
         return (g ?? samplingGenerator).forward(z, training: false)
     }
 
+    /// `sample` in batches of `b` latents (the last one padded with zero latents), so that the generator's
+    /// layers keep the buffers of that batch size — the training batch size, for samples drawn during training.
+    /// Eval mode treats samples independently, so the padding changes no image (beyond float rounding).
+    public func sample(_ z: Tensor, classes: [Int]? = nil, inBatchesOf b: Int, generator g: Sequential? = nil) -> Tensor {
+        let n = z.shape[0], d = z.shape[1]
+        let batch = Tensor(shape: [b, d])
+        var out: Tensor?
+        var done = 0
+        while done < n {
+            let m = min(b, n - done)
+            batch.fill(0)
+            batch.data.update(from: z.data + done * d, count: m * d)
+            let cls = classes.map { Array($0[done..<(done + m)]) + Array(repeating: 0, count: b - m) }
+            let x = sample(batch, classes: cls, generator: g)
+            let per = x.count / b
+            if out == nil { out = Tensor(shape: [n] + Array(x.shape.dropFirst())) }
+            out!.data.advanced(by: done * per).update(from: x.data, count: m * per)
+            done += m
+        }
+        return out ?? Tensor(shape: [0])
+    }
+
     /// One D step then one G step. `instanceNoise` (σ, with its generator) is added to every D input.
     /// For a conditional model, `classes` holds the real batch's labels and the labels drawn for each latent batch.
     @discardableResult

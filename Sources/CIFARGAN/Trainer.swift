@@ -123,7 +123,7 @@ public final class Trainer {
         while done < config.evalCount {
             let n = min(250, config.evalCount - done)
             let z = Tensor(shape: [n, config.model.latentDim]); rng.fillNormal(z)
-            let x = gan.sample(z, classes: sampleClasses(n, offset: done))
+            let x = gan.sample(z, classes: sampleClasses(n, offset: done), inBatchesOf: config.batchSize)
             for i in 0..<n { pixels.append(contentsOf: RGBImage(tensor: x.data + i * 3072).planar) }
             done += n
         }
@@ -309,9 +309,11 @@ public final class Trainer {
     /// The same latent batch every epoch, drawn from the seed, rendered in eval mode.
     private func saveSampleGrid(epoch: Int) throws {
         var rng = RandomGenerator(seed: config.seed).derived(2)
+        // In training-sized batches: G's layers keep buffers for one shape, and sampling at another size would
+        // reallocate all of them twice per epoch (a higher peak memory).
         let z = Tensor(shape: [config.sampleCount, config.model.latentDim])
         rng.fillNormal(z)
-        let images = gan.sample(z, classes: sampleClasses(config.sampleCount, offset: 0))
+        let images = gan.sample(z, classes: sampleClasses(config.sampleCount, offset: 0), inBatchesOf: config.batchSize)
         let tiles = (0..<config.sampleCount).map { RGBImage(tensor: images.data + $0 * 3072) }
         // A conditional model's grid has one column per class.
         let columns = config.model.isConditional ? config.model.classes : Int(Double(config.sampleCount).squareRoot().rounded(.up))

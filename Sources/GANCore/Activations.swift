@@ -64,7 +64,8 @@ public protocol LeakyReLUFusing: Layer {
 }
 
 /// A layer whose backward-data pass can apply the gradient rule of the in-place LeakyReLU before it — its input is
-/// that LeakyReLU's output, whose sign is the rule's — while dx is still in cache. `Sequential` arranges it.
+/// that LeakyReLU's output, whose sign is the rule's — while dx is still in cache. `Sequential` arranges it. Like
+/// the in-place LeakyReLU itself, the layer then writes dx over its input, which nothing else reads.
 ///
 /// ```swift
 /// let d = Sequential([LeakyReLU(0.2, inPlace: true), Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, rng: &rng)])

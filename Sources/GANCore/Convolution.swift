@@ -358,14 +358,21 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
     public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
         guard let x = input else { preconditionFailure("Conv2d.backward before forward") }
         let g = geometry(x), N = x.shape[0], O = outChannels, P = g.positions, K = g.patchSize
-        let dx: Tensor? = inputGradient ? Tensor.reuse(inputGrad, shape: x.shape) : nil
-        if let dx { inputGrad = dx }
+        // After an in-place LeakyReLU whose gradient rule this layer applies, nothing but this layer reads x, and
+        // not after its backward pass: dx overwrites x, as an in-place LeakyReLU's dx overwrites dy.
+        let inPlace = inputLeakyReLUSlope != nil
+        let dx: Tensor? = inputGradient ? (inPlace ? x : Tensor.reuse(inputGrad, shape: x.shape)) : nil
+        if inPlace { inputGrad = nil } else if let dx { inputGrad = dx }
         if forwardUsedOneDNN, let plan = oneDNN {
             if weightGradients {
                 plan.backwardWeights(x: x.data, dy: dy.data, weightGrad: weight.grad.data, biasGrad: bias?.grad.data)
             }
             if let dx {
-                plan.backwardData(dy: dy.data, weight: weight.value.data, dx: dx.data, leakyReLUInput: inputLeakyReLUSlope.map { (UnsafePointer(x.data), $0) })
+                if let a = inputLeakyReLUSlope {
+                    plan.backwardDataOverwritingLeakyReLUInput(dy: dy.data, weight: weight.value.data, x: x.data, slope: a)
+                } else {
+                    plan.backwardData(dy: dy.data, weight: weight.value.data, dx: dx.data)
+                }
             }
             return dx
         }
@@ -397,9 +404,13 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
                         image.update(repeating: 0, count: g.imageSize)
                         row2im(g, rows: rows + s * P * K, image: image)
                         let dxs = dxp + (n + s) * g.imageSize
-                        channelsFirst(image, dxs, channels: g.channels, positions: HW)
                         if let a = inputSlope {
-                            leakyReLUGradient(dy: dxs, sign: xp + (n + s) * g.imageSize, into: dxs, count: g.imageSize, slope: a)
+                            // dx replaces x (== dxs) sample by sample; this group's patches were built already.
+                            let plain = ws.buffer(worker: worker, slot: 4, count: g.imageSize)
+                            channelsFirst(image, plain, channels: g.channels, positions: HW)
+                            leakyReLUGradient(dy: plain, sign: dxs, into: dxs, count: g.imageSize, slope: a)
+                        } else {
+                            channelsFirst(image, dxs, channels: g.channels, positions: HW)
                         }
                     }
                 }

@@ -95,22 +95,40 @@ final class OneDNNConvolution {
         let xs = inputStride, ys = outputStride
         forEachChunk("forward") { h, n in onednn_convolution_forward(h, x + n * xs, weight, bias, y + n * ys) }
     }
-    /// With `leakyReLUInput` (the input x and a slope), each chunk's dx is then multiplied by LeakyReLU′ read from
-    /// x's sign while it is in cache (`LeakyReLUGradientFusing`).
-    func backwardData(dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
-                      leakyReLUInput: (UnsafePointer<Float>, Float)? = nil) {
+    func backwardData(dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {
+        let xs = inputStride, ys = outputStride
+        forEachChunk("backward-data") { h, n in onednn_convolution_backward_data(h, dy + n * ys, weight, dx + n * xs) }
+    }
+
+    /// The same for an input x that is the output of an in-place LeakyReLU(slope) (`LeakyReLUGradientFusing`):
+    /// each chunk's dx goes to a chunk-sized scratch buffer, then LeakyReLU′(x)·dx replaces x chunk by chunk while
+    /// both are in cache. x then holds the gradient with respect to the LeakyReLU's input.
+    func backwardDataOverwritingLeakyReLUInput(dy: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                               x: UnsafeMutablePointer<Float>, slope a: Float) {
         let xs = inputStride, ys = outputStride, chunk = self.chunk, total = shape[0] * xs
+        let scratch = Self.scratch(count: chunk * xs)
         forEachChunk("backward-data") { h, n in
-            let status = onednn_convolution_backward_data(h, dy + n * ys, weight, dx + n * xs)
-            if status == 0, let (x, a) = leakyReLUInput {
-                let first = n * xs, count = min(chunk * xs, total - first)
-                Parallel.forEachChunk(count: count, minimumPerWorker: 1 << 14) { r, _ in
-                    let i = first + r.lowerBound
-                    leakyReLUGradient(dy: dx + i, sign: x + i, into: dx + i, count: r.count, slope: a)
-                }
+            let status = onednn_convolution_backward_data(h, dy + n * ys, weight, scratch)
+            guard status == 0 else { return status }
+            let first = n * xs, count = min(chunk * xs, total - first)
+            Parallel.forEachChunk(count: count, minimumPerWorker: 1 << 14) { r, _ in
+                let i = first + r.lowerBound
+                leakyReLUGradient(dy: scratch + r.lowerBound, sign: x + i, into: x + i, count: r.count, slope: a)
             }
             return status
         }
+    }
+
+    /// One chunk's dx, shared by all layers (oneDNN calls come from one thread at a time).
+    nonisolated(unsafe) private static var scratchBuffer: UnsafeMutablePointer<Float>?
+    nonisolated(unsafe) private static var scratchCount = 0
+    private static func scratch(count: Int) -> UnsafeMutablePointer<Float> {
+        if scratchCount < count {
+            scratchBuffer?.deallocate()
+            scratchBuffer = .allocate(capacity: count)
+            scratchCount = count
+        }
+        return scratchBuffer!
     }
     /// Accumulates into the gradients, chunk after chunk (a fixed order, so results do not depend on timing).
     func backwardWeights(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, weightGrad: UnsafeMutablePointer<Float>,

@@ -11,6 +11,12 @@ final class DataTests: XCTestCase {
         XCTAssertEqual(train.count, 5 * 20)
         XCTAssertEqual(train.labels[0], 0)
         XCTAssertEqual(train.subset(label: 3).count, 10)
+        // Loading one class keeps exactly that class's records, in file order.
+        let cats = try CIFAR10.load(from: dir, split: .train, label: 3)
+        XCTAssertEqual(cats.labels, train.subset(label: 3).labels)
+        XCTAssertEqual(cats.pixels, train.subset(label: 3).pixels)
+        XCTAssertEqual(cats.subset(label: 3).pixels, cats.pixels)
+        XCTAssertEqual(cats.subset(label: 4).count, 0)
         let test = try CIFAR10.load(from: dir, split: .test)
         XCTAssertEqual(test.count, 20)
         // Pixel bytes map to [−1, 1].
