@@ -188,7 +188,11 @@ public final class Dropout: Layer {
             precondition(preset.count == x.count, "Dropout preset mask has \(preset.count) values for input \(x.shape)")
             for i in 0..<x.count { mp[i] = preset[i] * scale }
         } else {
-            for i in 0..<x.count { mp[i] = rng.uniform() < p ? 0 : scale }
+            // A local copy of the generator: mutating the stored property per element costs an exclusivity
+            // check each time. Same stream, same masks.
+            var r = rng
+            for i in 0..<x.count { mp[i] = r.uniform() < p ? 0 : scale }
+            rng = r
         }
         let xp = x.data, yp = y.data
         for i in 0..<x.count { yp[i] = xp[i] * mp[i] }
