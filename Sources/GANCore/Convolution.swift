@@ -227,7 +227,7 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
     private let workspace = Workspace(slots: 5)
     /// The weight in patch order [out][k][k][in], refreshed every forward (the optimizer changes the weight).
     private let patchWeight: Tensor
-    /// oneDNN's primitives for the last input shape, when `ConvolutionKernels.current` is `.onednn`.
+    /// oneDNN's primitives for the last input shape, when this layer runs on oneDNN (`ConvolutionKernels`).
     private var oneDNN: OneDNNConvolution?
     /// Whether the last forward ran on oneDNN (its backward then does too).
     private var forwardUsedOneDNN = false

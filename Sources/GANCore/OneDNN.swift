@@ -39,7 +39,7 @@ public enum ConvolutionKernels: String, Sendable {
 /// stay small (they are the size of one chunk's activations, shared by all layers) and warm in cache.
 final class OneDNNConvolution {
     /// Samples per oneDNN call; measured on the original models (docs/performance.md).
-    nonisolated(unsafe) static var chunkSize = Int(ProcessInfo.processInfo.environment["CIFAR_GAN_ONEDNN_CHUNK"] ?? "") ?? 16
+    static let chunkSize = Int(ProcessInfo.processInfo.environment["CIFAR_GAN_ONEDNN_CHUNK"] ?? "") ?? 16
 
     let shape: [Int]
     private let full: OpaquePointer          // chunkSize samples (or the whole batch when smaller)
