@@ -5,7 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__linux__) && !defined(CIFAR_GAN_WITHOUT_ONEDNN) && __has_include(<oneapi/dnnl/dnnl.h>)
+// The 2.x C API (operation descriptors); oneDNN 3 replaced it, so other versions build the stubs below.
+#if defined(__linux__) && !defined(CIFAR_GAN_WITHOUT_ONEDNN) && __has_include(<oneapi/dnnl/dnnl_version.h>)
+#include <oneapi/dnnl/dnnl_version.h>
+#if DNNL_VERSION_MAJOR == 2
+#define HAVE_ONEDNN_2 1
+#endif
+#endif
+
+#if HAVE_ONEDNN_2
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -339,7 +347,7 @@ int onednn_convolution_backward_weights(onednn_convolution *c, const float *x, c
 #else  // no oneDNN headers at build time: every entry reports "unavailable"
 
 int onednn_available(int threads) { (void)threads; return 0; }
-const char *onednn_unavailable_reason(void) { return "built without oneDNN headers (install libdnnl-dev and rebuild)"; }
+const char *onednn_unavailable_reason(void) { return "built without oneDNN 2.x headers (install libdnnl-dev 2.x and rebuild)"; }
 onednn_convolution *onednn_convolution_create(int b, int i, int h, int w, int o, int k, int s, int p, int l, float a,
                                               int xb, int yb) {
     (void)b; (void)i; (void)h; (void)w; (void)o; (void)k; (void)s; (void)p; (void)l; (void)a; (void)xb; (void)yb;

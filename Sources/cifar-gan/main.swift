@@ -71,6 +71,10 @@ struct Bench: ParsableCommand {
             print(String(format: "train:    %.1f images/s at batch %d (%.1f GFLOP/s, %d iterations, %d threads)",
                          r.trainImagesPerSec, r.batchSize, r.trainGFLOPs, r.iterations, r.threads))
             print(String(format: "generate: %.1f images/s at batch %d (eval mode)", r.generateImagesPerSec, r.generateBatchSize))
+            let kernels = ConvolutionKernels.oneDNNAvailable
+                ? "\(ConvolutionKernels.current.rawValue) (oneDNN available; CIFAR_GAN_CONVOLUTION=blas|onednn|auto)"
+                : "BLAS (oneDNN not available: \(ConvolutionKernels.oneDNNUnavailableReason))"
+            print("convolution kernels: \(kernels)")
             print(String(format: "peak resident memory: %.0f MB after training, %.0f MB after generating", r.trainPeakRSSMegabytes, r.peakRSSMegabytes))
         }
     }

@@ -1,8 +1,9 @@
 // A small C interface to oneDNN's convolution primitives for GANCore: PyTorch layouts in and out
 // (NCHW activations, [out, in, k, k] weights), oneDNN's own blocked layouts inside.
 //
-// oneDNN is loaded at run time (dlopen of libdnnl.so.2), so building needs only its headers and running
-// needs nothing: without them every call reports "unavailable" and GANCore keeps its BLAS kernels.
+// oneDNN 2.x is loaded at run time (dlopen of libdnnl.so.2), so building needs only its headers and running
+// needs nothing: without them (or with oneDNN 3's, whose API differs) every call reports "unavailable" and
+// GANCore keeps its BLAS kernels.
 #ifndef ONEDNN_CONVOLUTION_H
 #define ONEDNN_CONVOLUTION_H
 
