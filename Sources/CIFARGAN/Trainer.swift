@@ -224,51 +224,70 @@ public final class Trainer {
         return .finished(epochs: state.epoch)
     }
 
-    /// Metrics, samples, checkpoint, report and the auto-stop rule at the end of an epoch.
+    /// End of an epoch: evaluation (when due), log and metrics line, sample grid, auto-stop bookkeeping,
+    /// checkpoint and report; then whether a stopping rule ends the run.
     private func finishEpoch(_ epochMetrics: EpochMetrics, totalEpochs: Int) throws -> TrainingOutcome? {
         var m = epochMetrics
         progress.finishLine()
         gan.refreshEMAStatistics(seed: config.seed &+ 5)
-        var improved = false
-        if config.evalEvery > 0 && m.epoch % config.evalEvery == 0 {
-            let (fid, recognition) = try evaluateNow()
-            m.fid = fid; m.recognitionRate = recognition
-            if fid < (state.bestFID ?? .infinity) {
-                state.bestFID = fid; state.bestEpoch = m.epoch; state.evaluationsWithoutImprovement = 0
-                improved = true
-            } else {
-                state.evaluationsWithoutImprovement = (state.evaluationsWithoutImprovement ?? 0) + 1
-            }
-        }
+        let improved = try evaluateIfDue(&m)
         log(String(format: "%@ epoch %d/%d: loss_d %.4f loss_g %.4f D(x) %.3f D(G(z)) %.3f acc real %.3f fake %.3f, %.0f img/s, %.1f s",
                    title, m.epoch, totalEpochs, m.lossD, m.lossG, m.dReal, m.dFake, m.accuracyReal, m.accuracyFake, m.imagesPerSec, m.seconds)
             + (m.fid.map { String(format: ", FID %.3f", $0) } ?? "") + (m.recognitionRate.map { String(format: ", recognised %.3f", $0) } ?? ""))
         try appendMetrics(m)
         try saveSampleGrid(epoch: m.epoch)
+        let dominated = updateDominationStreak(m)
+        let folder = try saveCheckpoint(best: improved)
+        try Report.write(runFolder: runFolder, title: title, config: config)
+        return try stoppingOutcome(m, dominated: dominated, checkpoint: folder)
+    }
 
-        // Auto-stop: D "dominates" when it recognises at least `autoStopAccuracy` of generated images.
-        var stopping = false
-        if config.autoStopPatience > 0 {
-            if m.accuracyFake >= config.autoStopAccuracy {
-                state.dominationStreak += 1
-            } else {
-                state.dominationStreak = 0
-                state.lastHealthyEpoch = m.epoch
-            }
-            stopping = state.dominationStreak >= config.autoStopPatience
+    /// FID (and recognition rate) into `m` when this epoch is due for evaluation; true if the FID is the best so far.
+    private func evaluateIfDue(_ m: inout EpochMetrics) throws -> Bool {
+        guard config.evalEvery > 0 && m.epoch % config.evalEvery == 0 else { return false }
+        let (fid, recognition) = try evaluateNow()
+        m.fid = fid; m.recognitionRate = recognition
+        if fid < (state.bestFID ?? .infinity) {
+            state.bestFID = fid; state.bestEpoch = m.epoch; state.evaluationsWithoutImprovement = 0
+            return true
         }
+        state.evaluationsWithoutImprovement = (state.evaluationsWithoutImprovement ?? 0) + 1
+        return false
+    }
+
+    /// Auto-stop: D "dominates" when it recognises at least `autoStopAccuracy` of generated images; true once it
+    /// has for `autoStopPatience` epochs in a row.
+    private func updateDominationStreak(_ m: EpochMetrics) -> Bool {
+        guard config.autoStopPatience > 0 else { return false }
+        if m.accuracyFake >= config.autoStopAccuracy {
+            state.dominationStreak += 1
+        } else {
+            state.dominationStreak = 0
+            state.lastHealthyEpoch = m.epoch
+        }
+        return state.dominationStreak >= config.autoStopPatience
+    }
+
+    /// Writes this epoch's checkpoint, moves `latest` (and `best`) to it, and prunes older ones, keeping the
+    /// last checkpoint before D began to dominate.
+    private func saveCheckpoint(best: Bool) throws -> URL {
         state.dropoutRNGs = gan.dropoutLayers.map(\.rng)
         state.captureExtras(of: gan)
         let folder = try Checkpoint.save(gan: gan, state: state, in: checkpoints)
         try Checkpoint.setPointer("latest", to: folder.lastPathComponent, in: checkpoints)
-        if improved { try Checkpoint.setPointer("best", to: folder.lastPathComponent, in: checkpoints) }
+        if best { try Checkpoint.setPointer("best", to: folder.lastPathComponent, in: checkpoints) }
         var protected: Set<String> = []
         if config.autoStopPatience > 0 && state.lastHealthyEpoch > 0 {
             protected.insert(Checkpoint.folderName(epoch: state.lastHealthyEpoch))
         }
         Checkpoint.prune(in: checkpoints, every: config.checkpointEvery, keep: config.keepCheckpoints, protected: protected)
-        try Report.write(runFolder: runFolder, title: title, config: config)
-        if stopping {
+        return folder
+    }
+
+    /// Auto-stop or early stop (FID without improvement for `evalPatience` evaluations), with their pointers and
+    /// log lines; nil to go on.
+    private func stoppingOutcome(_ m: EpochMetrics, dominated: Bool, checkpoint folder: URL) throws -> TrainingOutcome? {
+        if dominated {
             let best = state.lastHealthyEpoch
             if best > 0 { try Checkpoint.setPointer("pre-domination", to: Checkpoint.folderName(epoch: best), in: checkpoints) }
             try Checkpoint.setPointer("final", to: folder.lastPathComponent, in: checkpoints)
