@@ -75,7 +75,11 @@ final class OneDNNConvolution {
         inputStride = c * h * w
         outputStride = outChannels * Int(onednn_convolution_output_height(full)) * Int(onednn_convolution_output_width(full))
     }
-    deinit { onednn_convolution_destroy(full); if let remainder { onednn_convolution_destroy(remainder) } }
+    deinit {
+        onednn_convolution_destroy(full)
+        if let remainder { onednn_convolution_destroy(remainder) }
+        scratch?.deallocate()
+    }
 
     var implementation: String { String(cString: onednn_convolution_implementation(full)) }
 
@@ -106,7 +110,8 @@ final class OneDNNConvolution {
     func backwardDataOverwritingLeakyReLUInput(dy: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                                x: UnsafeMutablePointer<Float>, slope a: Float) {
         let xs = inputStride, ys = outputStride, chunk = self.chunk, total = shape[0] * xs
-        let scratch = Self.scratch(count: chunk * xs)
+        if scratch == nil { scratch = .allocate(capacity: chunk * xs) }
+        let scratch = self.scratch!
         forEachChunk("backward-data") { h, n in
             let status = onednn_convolution_backward_data(h, dy + n * ys, weight, scratch)
             guard status == 0 else { return status }
@@ -119,17 +124,8 @@ final class OneDNNConvolution {
         }
     }
 
-    /// One chunk's dx, shared by all layers (oneDNN calls come from one thread at a time).
-    nonisolated(unsafe) private static var scratchBuffer: UnsafeMutablePointer<Float>?
-    nonisolated(unsafe) private static var scratchCount = 0
-    private static func scratch(count: Int) -> UnsafeMutablePointer<Float> {
-        if scratchCount < count {
-            scratchBuffer?.deallocate()
-            scratchBuffer = .allocate(capacity: count)
-            scratchCount = count
-        }
-        return scratchBuffer!
-    }
+    /// One chunk's dx for `backwardDataOverwritingLeakyReLUInput`, allocated on first use.
+    private var scratch: UnsafeMutablePointer<Float>?
     /// Accumulates into the gradients, chunk after chunk (a fixed order, so results do not depend on timing).
     func backwardWeights(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, weightGrad: UnsafeMutablePointer<Float>,
                          biasGrad: UnsafeMutablePointer<Float>?) {
