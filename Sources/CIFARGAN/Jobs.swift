@@ -25,8 +25,7 @@ public enum Jobs {
             try download(into: dir, options, log: log)
         }
         // One class's run needs only that class: loading just it keeps 135 MB of other images out of memory.
-        let single = ["all", "conditional", "unconditional"].contains(config.target)
-            ? nil : try? classIndex(config.target, in: CIFAR10.classNames)
+        let single = try config.singleClass.map { try classIndex($0, in: CIFAR10.classNames) }
         return try CIFAR10.load(from: dir, split: .train, label: single)
     }
 

@@ -13,6 +13,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// What the run trains: a class name, "all" (one model per class, in subfolders), "unconditional"
     /// (one model on every image) or "conditional" (one class-conditional model for every class).
     public var target = "all"
+    /// The class a one-class run trains; nil for "all", "unconditional" and "conditional".
+    public var singleClass: String? { ["all", "unconditional", "conditional"].contains(target) ? nil : target }
     /// The preset the run started from (informational; every value it set is in this config).
     public var preset: String?
     /// A folder of PNG images (one subfolder per class) to train on instead of CIFAR-10.

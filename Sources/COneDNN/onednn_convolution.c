@@ -24,7 +24,7 @@
     X(dnnl_memory_desc_equal) X(dnnl_memory_desc_get_size) X(dnnl_memory_create) X(dnnl_memory_destroy) X(dnnl_memory_set_data_handle) \
     X(dnnl_convolution_forward_desc_init) X(dnnl_convolution_backward_data_desc_init) \
     X(dnnl_convolution_backward_weights_desc_init) X(dnnl_primitive_desc_create) \
-    X(dnnl_primitive_desc_query_md) X(dnnl_primitive_desc_query) X(dnnl_primitive_desc_destroy) \
+    X(dnnl_primitive_desc_query_md) X(dnnl_primitive_desc_destroy) \
     X(dnnl_reorder_primitive_desc_create) X(dnnl_primitive_create) X(dnnl_primitive_execute) \
     X(dnnl_primitive_destroy) X(dnnl_primitive_attr_create) X(dnnl_primitive_attr_destroy) \
     X(dnnl_primitive_attr_set_post_ops) X(dnnl_post_ops_create) X(dnnl_post_ops_destroy) X(dnnl_post_ops_append_eltwise)
@@ -145,7 +145,6 @@ struct onednn_convolution {
     port bw_x, bw_dy, bw_dw;
     dnnl_memory_t bw_db;
     float *dw_scratch, *db_scratch;  // oneDNN overwrites; PyTorch's .grad accumulates
-    char implementation[64];
 };
 
 #define TRY(x) do { if ((x) != dnnl_success) goto fail; } while (0)
@@ -226,9 +225,6 @@ onednn_convolution *onednn_convolution_create(int batch, int in_channels, int he
     TRY(D(dnnl_primitive_desc_create)(&fpd, &fd, attr, engine, NULL));
     TRY(D(dnnl_primitive_desc_create)(&bdpd, &bdd, NULL, engine, fpd));
     TRY(D(dnnl_primitive_desc_create)(&bwpd, &bwd, NULL, engine, fpd));
-    const char *impl = "";
-    D(dnnl_primitive_desc_query)(fpd, dnnl_query_impl_info_str, 0, &impl);
-    snprintf(c->implementation, sizeof c->implementation, "%s", impl);
 
 #define MD(pd, what) D(dnnl_primitive_desc_query_md)(pd, what, 0)
     TRY(port_init(&c->fwd_x, &x_user, MD(fpd, dnnl_query_src_md), 0, SLOT_INPUT));
@@ -276,7 +272,6 @@ void onednn_convolution_destroy(onednn_convolution *c) {
 
 int onednn_convolution_output_height(const onednn_convolution *c) { return c->out_height; }
 int onednn_convolution_output_width(const onednn_convolution *c) { return c->out_width; }
-const char *onednn_convolution_implementation(const onednn_convolution *c) { return c->implementation; }
 
 #define CHECK(x) do { dnnl_status_t s_ = (x); if (s_ != dnnl_success) return (int)s_; } while (0)
 
@@ -358,7 +353,6 @@ int onednn_preferred_channel_block(void) { return 0;
 void onednn_convolution_destroy(onednn_convolution *c) { (void)c; }
 int onednn_convolution_output_height(const onednn_convolution *c) { (void)c; return 0; }
 int onednn_convolution_output_width(const onednn_convolution *c) { (void)c; return 0; }
-const char *onednn_convolution_implementation(const onednn_convolution *c) { (void)c; return ""; }
 int onednn_convolution_forward(onednn_convolution *c, const float *x, const float *w, const float *b, float *y) {
     (void)c; (void)x; (void)w; (void)b; (void)y; return -1;
 }

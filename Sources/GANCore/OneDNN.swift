@@ -81,8 +81,6 @@ final class OneDNNConvolution {
         scratch?.deallocate()
     }
 
-    var implementation: String { String(cString: onednn_convolution_implementation(full)) }
-
     /// Calls `body(handle, first sample)` for each chunk of the batch, in order.
     private func forEachChunk(_ what: String, _ body: (OpaquePointer, Int) -> Int32) {
         var n = 0

@@ -51,13 +51,13 @@ public final class Adam: Optimizer {
                 var j = r.lowerBound
                 let vb1 = SIMD8<Float>(repeating: b1), vb2 = SIMD8<Float>(repeating: b2)
                 while j + 8 <= r.upperBound {
-                    var gj = SIMD8<Float>(UnsafeBufferPointer(start: g + j, count: 8))
-                    let wj = SIMD8<Float>(UnsafeBufferPointer(start: w + j, count: 8))
+                    var gj = load8(g, j)
+                    let wj = load8(w, j)
                     if wd != 0 { gj = gj + wd * wj }
-                    let mj = vb1 * SIMD8<Float>(UnsafeBufferPointer(start: m + j, count: 8)) + (1 - b1) * gj
-                    let vj = vb2 * SIMD8<Float>(UnsafeBufferPointer(start: v + j, count: 8)) + (1 - b2) * gj * gj
-                    let wNew = wj - stepSize * mj / (vj.squareRoot() / bc2Sqrt + eps)
-                    for k in 0..<8 { m[j + k] = mj[k]; v[j + k] = vj[k]; w[j + k] = wNew[k] }
+                    let mj = vb1 * load8(m, j) + (1 - b1) * gj
+                    let vj = vb2 * load8(v, j) + (1 - b2) * gj * gj
+                    store8(mj, m, j); store8(vj, v, j)
+                    store8(wj - stepSize * mj / (vj.squareRoot() / bc2Sqrt + eps), w, j)
                     j += 8
                 }
                 while j < r.upperBound {

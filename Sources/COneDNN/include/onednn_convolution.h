@@ -42,9 +42,6 @@ void onednn_convolution_destroy(onednn_convolution *conv);
 int onednn_convolution_output_height(const onednn_convolution *conv);
 int onednn_convolution_output_width(const onednn_convolution *conv);
 
-/// Which implementation oneDNN chose for the forward pass (e.g. "jit:avx2").
-const char *onednn_convolution_implementation(const onednn_convolution *conv);
-
 // Each returns 0 on success, else oneDNN's status code.
 
 /// y = conv(x, weight) + bias (bias may be NULL).
