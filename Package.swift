@@ -28,9 +28,11 @@ let package = Package(
             name: "COneDNN",
             linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]
         ),
+        // Direct kernels for convolutions with few output channels (AVX2, chosen at run time); see its header.
+        .target(name: "CNarrowConvolution"),
         .target(
             name: "GANCore",
-            dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux])), "COneDNN"],
+            dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux])), "COneDNN", "CNarrowConvolution"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .target(
@@ -44,7 +46,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GANCoreTests",
-            dependencies: ["GANCore", "CIFARGAN"],
+            dependencies: ["GANCore", "CIFARGAN", "CNarrowConvolution"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

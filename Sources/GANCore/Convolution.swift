@@ -225,6 +225,8 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
     private var output: Tensor?
     private var inputGrad: Tensor?
     private let workspace = Workspace(slots: 5)
+    /// The flipped weight in `NarrowConvolution`'s layout, for the image gradient of a first layer.
+    private var narrowWeightScratch: Tensor?
     /// The weight in patch order [out][k][k][in], refreshed every forward (the optimizer changes the weight).
     private let patchWeight: Tensor
     /// oneDNN's primitives for the last input shape, when this layer runs on oneDNN (`ConvolutionKernels`).
@@ -363,12 +365,17 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
         let inPlace = inputLeakyReLUSlope != nil
         let dx: Tensor? = inputGradient ? (inPlace ? x : Tensor.reuse(inputGrad, shape: x.shape)) : nil
         if inPlace { inputGrad = nil } else if let dx { inputGrad = dx }
+        // The image gradient of a first layer (≤ 3 input channels) by the direct kernel, not a 3-wide GEMM.
+        let narrow = inputGradient && stride == 1 && inputLeakyReLUSlope == nil
+            && NarrowConvolution.applies(resultChannels: inChannels, reducedChannels: outChannels)
         if forwardUsedOneDNN, let plan = oneDNN {
             if weightGradients {
                 plan.backwardWeights(x: x.data, dy: dy.data, weightGrad: weight.grad.data, biasGrad: bias?.grad.data)
             }
             if let dx {
-                if let a = inputLeakyReLUSlope {
+                if narrow {
+                    narrowInputGradient(dy, dyBlock: plan.outputBlock, dx)
+                } else if let a = inputLeakyReLUSlope {
                     plan.backwardDataOverwritingLeakyReLUInput(dy: dy.data, weight: weight.value.data, x: x.data, slope: a)
                 } else {
                     plan.backwardData(dy: dy.data, weight: weight.value.data, dx: dx.data)
@@ -377,8 +384,10 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
             return dx
         }
         let group = samplesPerGroup(positions: P)
-        let xp = x.data, dyp = dy.data, wp = patchWeight.data, dxp = dx?.data, ws = workspace
+        let xp = x.data, dyp = dy.data, wp = patchWeight.data, dxp = narrow ? nil : dx?.data, ws = workspace
         let hasBias = bias != nil, HW = g.height * g.width, inputSlope = inputLeakyReLUSlope
+        if let dx, narrow { narrowInputGradient(dy, dyBlock: 0, dx) }
+        guard weightGradients || dxp != nil else { return dx }
         Parallel.forEachChunk(count: N) { range, worker in
             let dW = ws.buffer(worker: worker, slot: 2, count: O * K + O)
             if weightGradients { dW.update(repeating: 0, count: O * K + O) }
@@ -423,6 +432,42 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
         }
         return dx
     }
+
+    /// dx by `NarrowConvolution`'s kernel (stride 1, ≤ 3 input channels): dx[c][y][x] = Σ_{o, a, b}
+    /// dy[o][y + p − (k−1) + a][x + p − (k−1) + b] · w[o][c][k−1−a][k−1−b], a correlation of dy with the flipped
+    /// kernel. dy is NCHW (`dyBlock` 0; each sample is blocked into scratch first) or already in oneDNN's
+    /// blocked layout with that channel block.
+    private func narrowInputGradient(_ dy: Tensor, dyBlock: Int, _ dx: Tensor) {
+        let N = dy.shape[0], O = outChannels, C = inChannels, k = kernelSize
+        let OH = dy.shape[2], OW = dy.shape[3], H = dx.shape[2], W = dx.shape[3]
+        let block = dyBlock == 0 ? 8 : dyBlock
+        // narrowWeight[cb][a][b][l/8][c][l%8] = w[cb·block + l][c][k−1−a][k−1−b]
+        let narrowWeight = Tensor.reuse(narrowWeightScratch, shape: [O * k * k * C])
+        narrowWeightScratch = narrowWeight
+        let w = weight.value.data, nw = narrowWeight.data
+        for o in 0..<O {
+            let cb = o / block, l = o % block
+            for a in 0..<k { for b in 0..<k { for c in 0..<C {
+                let tap = ((cb * k + a) * k + b) * block * C
+                nw[tap + narrowWeightIndex(channelInBlock: l, out: c, outs: C)] = w[((o * C + c) * k + k - 1 - a) * k + k - 1 - b]
+            } } }
+        }
+        let dyp = dy.data, dxp = dx.data, ws = workspace, offset = padding - (k - 1)
+        let dyImage = O * OH * OW, dxImage = C * H * W
+        Parallel.forEachChunk(count: N) { range, worker in
+            for n in range {
+                var image = UnsafePointer(dyp + n * dyImage)
+                if dyBlock == 0 {
+                    let blocked = ws.buffer(worker: worker, slot: 4, count: dyImage)
+                    blockChannels(image, blocked, channels: O, height: OH, width: OW)
+                    image = UnsafePointer(blocked)
+                }
+                narrowConvolution(image, channels: O, block: block, height: OH, width: OW, weight: nw, outs: C, kernel: k,
+                                  offsetY: offset, offsetX: offset, out: dxp + n * dxImage, outHeight: H, outWidth: W,
+                                  outPlane: H * W, outRow: W, outColumn: 1)
+            }
+        }
+    }
 }
 
 /// The output rows (or columns) of one stride phase of a transposed convolution: the Y with
@@ -458,6 +503,9 @@ public final class ConvTranspose2d: Layer {
     private let patchWeight: Tensor
     /// For the sub-pixel forward: per output phase (ry, rx), the taps as a [(t, u, in)][out] matrix.
     private let phaseWeight: Tensor
+    /// The phase kernels in `NarrowConvolution`'s layout, for an image layer (≤ 3 output channels).
+    private var narrowWeightScratch: Tensor?
+
     /// Whether the forward pass runs as one ordinary convolution per output phase: measured faster for wide
     /// outputs only (with 3 output channels, G's last layer, the GEMM would be 3 columns wide).
     private let usesPhases: Bool
@@ -499,6 +547,10 @@ public final class ConvTranspose2d: Layer {
         output = y; input = x
         kernelToPatchOrder(weight.value.data, patchWeight.data, rows: C, channels: outChannels, kernel: kernelSize)
         if usesPhases { forwardByPhases(x, y); return y }
+        if kernelSize % stride == 0 && NarrowConvolution.applies(resultChannels: outChannels, reducedChannels: C) {
+            forwardNarrow(x, y)
+            return y
+        }
         let group = samplesPerGroup(positions: P)
         let xp = x.data, yp = y.data, wp = patchWeight.data, bp = bias?.value.data, ws = workspace
         let OHW = g.height * g.width
@@ -590,6 +642,57 @@ public final class ConvTranspose2d: Layer {
                     }
                 } }
                 n += nb
+            }
+        }
+    }
+
+    /// The output phases of an image layer (≤ 3 output channels) by `NarrowConvolution`'s kernel: per sample, x in
+    /// the blocked layout, then per phase (ry, rx) a correlation with the (k/s)² taps of that phase, flipped, whose
+    /// results land directly on the phase's pixels of y (row step s·OW, column step s).
+    private func forwardNarrow(_ x: Tensor, _ y: Tensor) {
+        let N = x.shape[0], C = inChannels, O = outChannels, H = x.shape[2], W = x.shape[3]
+        let OH = y.shape[2], OW = y.shape[3], s = stride, p = padding, k = kernelSize, T = k / s, block = 8
+        let phaseSize = C * T * T * O
+        // narrowWeight[phase][cb][a][b][o][l] = w[cb·8 + l][o][ry + s·(T−1−a)][rx + s·(T−1−b)]
+        let narrowWeight = Tensor.reuse(narrowWeightScratch, shape: [s * s * phaseSize])
+        narrowWeightScratch = narrowWeight
+        let w = weight.value.data, nw = narrowWeight.data
+        for ry in 0..<s { for rx in 0..<s {
+            let phase = nw + (ry * s + rx) * phaseSize
+            for c in 0..<C { for a in 0..<T { for b in 0..<T { for o in 0..<O {
+                let tap = (((c / block) * T + a) * T + b) * block * O
+                phase[tap + narrowWeightIndex(channelInBlock: c % block, out: o, outs: O)] =
+                    w[((c * O + o) * k + ry + s * (T - 1 - a)) * k + rx + s * (T - 1 - b)]
+            } } } }
+        } }
+        // Output row y0 + s·i of phase ry reads input rows (y0 + p − ry)/s + i − t for taps t = T−1−a: a border of
+        // `pad` zero pixels around the blocked copy keeps every read inside it (no edge cases in the kernel).
+        struct Phase { var weightOffset, y0, x0, ny, nx, rowOffset, columnOffset: Int }
+        var phases: [Phase] = [], pad = 0
+        for ry in 0..<s { for rx in 0..<s {
+            let (y0, ny) = phaseRange(phase: ry, stride: s, padding: p, size: OH)
+            let (x0, nx) = phaseRange(phase: rx, stride: s, padding: p, size: OW)
+            if ny == 0 || nx == 0 { continue }
+            let rowOffset = (y0 + p - ry) / s - (T - 1), columnOffset = (x0 + p - rx) / s - (T - 1)
+            pad = max(pad, -rowOffset, -columnOffset, rowOffset + ny + T - 1 - H, columnOffset + nx + T - 1 - W)
+            phases.append(Phase(weightOffset: (ry * s + rx) * phaseSize, y0: y0, x0: x0, ny: ny, nx: nx,
+                                rowOffset: rowOffset, columnOffset: columnOffset))
+        } }
+        let xp = x.data, yp = y.data, bp = bias?.value.data, ws = workspace, image = C * H * W, outImage = O * OH * OW
+        let paddedImage = C * (H + 2 * pad) * (W + 2 * pad)
+        Parallel.forEachChunk(count: N) { range, worker in
+            let blocked = ws.buffer(worker: worker, slot: 4, count: paddedImage)
+            for n in range {
+                blockChannels(xp + n * image, blocked, channels: C, height: H, width: W, pad: pad)
+                let out = yp + n * outImage
+                for phase in phases {
+                    narrowConvolution(blocked, channels: C, block: block, height: H + 2 * pad, width: W + 2 * pad,
+                                      weight: nw + phase.weightOffset, outs: O, kernel: T,
+                                      offsetY: phase.rowOffset + pad, offsetX: phase.columnOffset + pad,
+                                      out: out + phase.y0 * OW + phase.x0, outHeight: phase.ny, outWidth: phase.nx,
+                                      outPlane: OH * OW, outRow: s * OW, outColumn: s)
+                }
+                if let bp { for o in 0..<O { let plane = out + o * OH * OW, b = bp[o]; for i in 0..<OH * OW { plane[i] += b } } }
             }
         }
     }
