@@ -45,9 +45,14 @@ static void block_channels_plain(const float *in, int channels, int height, int 
 #define VECTOR_KERNEL 1
 
 int narrow_convolution_vectorized(void) {
+    // Threads may race to fill it in; they all store the same value.
     static int supported = -1;
-    if (supported < 0) supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return supported;
+    int known = __atomic_load_n(&supported, __ATOMIC_RELAXED);
+    if (known < 0) {
+        known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        __atomic_store_n(&supported, known, __ATOMIC_RELAXED);
+    }
+    return known;
 }
 
 /// The four lane sums of a, b, c, d.
