@@ -505,7 +505,6 @@ public final class ConvTranspose2d: Layer {
     private let phaseWeight: Tensor
     /// The phase kernels in `NarrowConvolution`'s layout, for an image layer (≤ 3 output channels).
     private var narrowWeightScratch: Tensor?
-
     /// Whether the forward pass runs as one ordinary convolution per output phase: measured faster for wide
     /// outputs only (with 3 output channels, G's last layer, the GEMM would be 3 columns wide).
     private let usesPhases: Bool
