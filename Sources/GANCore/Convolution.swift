@@ -505,6 +505,13 @@ public final class ConvTranspose2d: Layer {
     private let phaseWeight: Tensor
     /// The phase kernels in `NarrowConvolution`'s layout, for an image layer (≤ 3 output channels).
     private var narrowWeightScratch: Tensor?
+    /// The batch norm right after this layer (set by `Sequential`). In eval mode the phase forward folds its
+    /// affine map (running statistics) into the phase weights and the bias, and its fused LeakyReLU into the
+    /// output pass, so that the batch norm passes the result through: one memory pass over G's largest
+    /// activations fewer per generated batch.
+    weak var followingBatchNorm: BatchNorm?
+    /// Per output channel, for the phase forward: the scale of a folded batch norm (else 1) and the bias after it.
+    private let foldedScale: Tensor, foldedBias: Tensor
     /// Whether the forward pass runs as one ordinary convolution per output phase: measured faster for wide
     /// outputs only (with 3 output channels, G's last layer, the GEMM would be 3 columns wide).
     private let usesPhases: Bool
@@ -519,6 +526,7 @@ public final class ConvTranspose2d: Layer {
         patchWeight = Tensor(shape: [inChannels, kernelSize * kernelSize * outChannels])
         usesPhases = kernelSize % stride == 0 && outChannels >= 64
         phaseWeight = Tensor(shape: [usesPhases ? kernelSize * kernelSize * inChannels * outChannels : 0])
+        foldedScale = Tensor(shape: [outChannels]); foldedBias = Tensor(shape: [outChannels])
         // PyTorch computes fan_in from weight.size(1), which is out_channels here.
         pytorchDefaultInit(weight.value, self.bias?.value, fanIn: outChannels * kernelSize * kernelSize, rng: &rng)
     }
@@ -545,7 +553,9 @@ public final class ConvTranspose2d: Layer {
         let y = Tensor.reuse(output, shape: [N, outChannels, g.height, g.width])
         output = y; input = x
         kernelToPatchOrder(weight.value.data, patchWeight.data, rows: C, channels: outChannels, kernel: kernelSize)
-        if usesPhases { forwardByPhases(x, y); return y }
+        let foldsBatchNorm = usesPhases && !training && followingBatchNorm != nil
+        followingBatchNorm?.appliedByPreviousLayer = foldsBatchNorm
+        if usesPhases { forwardByPhases(x, y, foldingBatchNorm: foldsBatchNorm ? followingBatchNorm : nil); return y }
         if kernelSize % stride == 0 && NarrowConvolution.applies(resultChannels: outChannels, reducedChannels: C) {
             forwardNarrow(x, y)
             return y
@@ -575,23 +585,36 @@ public final class ConvTranspose2d: Layer {
 
     /// Output phase (ry, rx) as a convolution: y[o, Y, X] = b[o] + Σ_{t,u,c} x[c, qy − t, qx − u]·w[c, o, ry + s·t, rx + s·u]
     /// with qy = (Y + p − ry)/s, for the Y, X of that phase. Per group of samples and phase: a patch matrix of
-    /// (k/s)²·C columns from channels-last images, one GEMM, and a strided write into y.
-    private func forwardByPhases(_ x: Tensor, _ y: Tensor) {
+    /// (k/s)²·C columns from channels-last images, one GEMM, and a strided write into y. With `bn` (eval mode) the
+    /// batch norm after this layer is folded in: scaled weights, its shift in the bias, its LeakyReLU in the write.
+    private func forwardByPhases(_ x: Tensor, _ y: Tensor, foldingBatchNorm bn: BatchNorm?) {
         let N = x.shape[0], C = inChannels, O = outChannels, H = x.shape[2], W = x.shape[3]
         let OH = y.shape[2], OW = y.shape[3], s = stride, p = padding, k = kernelSize, T = k / s
         let K = T * T * C  // patch length
-        // phaseWeight[phase][(t·T + u)·C + c][o] = w[c][o][ry + s·t][rx + s·u]
+        // With a folded batch norm (eval): BN(conv(x) + b) = conv(x)·scale + (b·scale + shift) per output channel,
+        // scale = γ/√(running var + ε), shift = β − running mean·scale. Without one, scale 1 and shift 0 (exact).
+        let scale = foldedScale.data, bp = foldedBias.data, slope = bn?.fusedLeakyReLUSlope
+        for o in 0..<O {
+            scale[o] = 1
+            var shift: Float = 0
+            if let bn {
+                scale[o] = bn.weight.value[o] / (bn.runningVar[o] + bn.eps).squareRoot()
+                shift = bn.bias.value[o] - bn.runningMean[o] * scale[o]
+            }
+            bp[o] = (bias?.value[o] ?? 0) * scale[o] + shift
+        }
+        // phaseWeight[phase][(t·T + u)·C + c][o] = w[c][o][ry + s·t][rx + s·u] · scale[o]
         let w = weight.value.data, pw = phaseWeight.data
         for ry in 0..<s { for rx in 0..<s {
             let base = pw + (ry * s + rx) * K * O
             for t in 0..<T { for u in 0..<T { for c in 0..<C {
                 let row = base + ((t * T + u) * C + c) * O, src = w + c * O * k * k + (ry + s * t) * k + rx + s * u
-                for o in 0..<O { row[o] = src[o * k * k] }
+                for o in 0..<O { row[o] = src[o * k * k] * scale[o] }
             } } }
         } }
         let maxPositions = ((OH + s - 1) / s) * ((OW + s - 1) / s)
         let group = samplesPerGroup(positions: maxPositions)
-        let xp = x.data, yp = y.data, bp = bias?.value.data, ws = workspace, HWC = H * W * C
+        let xp = x.data, yp = y.data, ws = workspace, HWC = H * W * C
         Parallel.forEachChunk(count: N) { range, worker in
             var n = range.lowerBound
             while n < range.upperBound {
@@ -631,11 +654,15 @@ public final class ConvTranspose2d: Layer {
                     // out[(j, yi, xi)][o] → y[n + j][o][y0 + s·yi][x0 + s·xi] (+ bias)
                     for j in 0..<nb {
                         for o in 0..<O {
-                            let b = bp?[o] ?? 0
+                            let b = bp[o]
                             let src = out + j * ny * nx * O + o, dst = yp + ((n + j) * O + o) * OH * OW
                             for yi in 0..<ny {
                                 let d = dst + (y0 + yi * s) * OW + x0, sr = src + yi * nx * O
-                                for xi in 0..<nx { d[xi * s] = sr[xi * O] + b }
+                                if let a = slope {
+                                    for xi in 0..<nx { let v = sr[xi * O] + b; d[xi * s] = v > 0 ? v : v * a }
+                                } else {
+                                    for xi in 0..<nx { d[xi * s] = sr[xi * O] + b }
+                                }
                             }
                         }
                     }

@@ -75,6 +75,7 @@ public final class Sequential: Layer {
                fusing.fuseLeakyReLU(negativeSlope: act.negativeSlope) {
                 act.inputArrivesActivated = true
             }
+            if let conv = layer as? ConvTranspose2d, let bn = next as? BatchNorm { conv.followingBatchNorm = bn }
             if let act = layer as? LeakyReLU, act.inPlace, let fusing = next as? LeakyReLUGradientFusing,
                fusing.fuseInputLeakyReLUGradient(negativeSlope: act.negativeSlope) {
                 act.gradientAppliedByNext = true

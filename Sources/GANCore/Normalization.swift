@@ -26,6 +26,11 @@ public final class BatchNorm: LeakyReLUFusing {
     private var output: Tensor?
     private var inputGrad: Tensor?
     private var wasTraining = true
+    /// Set by a `ConvTranspose2d` before this layer for each forward pass: that pass already applied this batch
+    /// norm (eval mode, folded into its weights; see `ConvTranspose2d.followingBatchNorm`), so this layer passes
+    /// its input through.
+    var appliedByPreviousLayer = false
+    private var passedThrough = false
     /// The slope of a LeakyReLU applied to the output (set by `Sequential`, see `LeakyReLUFusing`).
     public private(set) var fusedLeakyReLUSlope: Float?
     private let mean: Tensor
@@ -51,6 +56,9 @@ public final class BatchNorm: LeakyReLUFusing {
         precondition(x.shape.count >= 2 && x.shape[1] == numFeatures, "BatchNorm expects [N, \(numFeatures), …], got \(x.shape)")
         let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C), M = N * S
         precondition(!training || M > 1, "BatchNorm in training mode needs more than one value per channel, got input \(x.shape)")
+        passedThrough = !training && appliedByPreviousLayer
+        appliedByPreviousLayer = false  // good for this pass only
+        if passedThrough { wasTraining = false; return x }
         let y = Tensor.reuse(output, shape: x.shape)
         output = y; input = x; wasTraining = training
         let xp = x.data, yp = y.data, gp = weight.value.data, bp = bias.value.data
@@ -94,6 +102,7 @@ public final class BatchNorm: LeakyReLUFusing {
     // dy → dx = γ·istd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)) in training mode, γ·istd·dy in eval mode
     public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
         guard let x = input else { preconditionFailure("BatchNorm.backward before forward") }
+        precondition(!passedThrough, "BatchNorm.backward after an eval-mode forward that the layer before applied; run that pass in training mode")
         let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C), M = Float(N * S)
         let dx: Tensor? = inputGradient ? Tensor.reuse(inputGrad, shape: x.shape) : nil
         if let dx { inputGrad = dx }

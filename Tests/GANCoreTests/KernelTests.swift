@@ -225,3 +225,36 @@ final class KernelTests: XCTestCase {
         XCTAssert(drop.forward(x, training: false) === x, "eval-mode dropout is the identity")
     }
 }
+
+/// Eval-mode batch norm folded into the transposed convolution before it (`ConvTranspose2d.followingBatchNorm`).
+final class BatchNormFoldingTests: XCTestCase {
+    func testFoldedEvalBatchNormMatchesSeparateLayers() {
+        for withLeakyReLU in [true, false] {
+            var r1 = RandomGenerator(seed: 21), r2 = RandomGenerator(seed: 21), rng = RandomGenerator(seed: 22)
+            func make(_ r: inout RandomGenerator) -> (ConvTranspose2d, BatchNorm) {
+                (ConvTranspose2d(inChannels: 16, outChannels: 64, kernelSize: 4, stride: 2, padding: 1, rng: &r), BatchNorm(numFeatures: 64))
+            }
+            let (conv, bn) = make(&r1), (conv2, bn2) = make(&r2)
+            // Running statistics and affine parameters far from the defaults, the same in both copies.
+            for b in [bn, bn2] {
+                var r = RandomGenerator(seed: 23)
+                for c in 0..<64 {
+                    b.runningMean[c] = r.uniform(-1, 1); b.runningVar[c] = r.uniform(0.2, 3)
+                    b.weight.value[c] = r.uniform(0.5, 2); b.bias.value[c] = r.uniform(-1, 1)
+                }
+            }
+            let folded = Sequential([conv, bn] + (withLeakyReLU ? [LeakyReLU(0.2, inPlace: true)] : []))
+            let act = LeakyReLU(0.2)
+            func apart(_ x: Tensor, training: Bool) -> Tensor {
+                let h = bn2.forward(conv2.forward(x, training: training), training: training)
+                return withLeakyReLU ? act.forward(h, training: training) : h
+            }
+            let x = randomTensor([5, 16, 4, 4], &rng)
+            for (pass, training) in [false, true, false].enumerated() {
+                let y1 = folded.forward(x, training: training).clone()
+                assertClose(y1, apart(x, training: training), rtol: 1e-5, atol: 1e-5,
+                            "pass \(pass) (\(training ? "training" : "eval"), LeakyReLU \(withLeakyReLU))")
+            }
+        }
+    }
+}
