@@ -74,7 +74,9 @@ struct Bench: ParsableCommand {
             let kernels = ConvolutionKernels.oneDNNAvailable
                 ? "\(ConvolutionKernels.current.rawValue) (oneDNN available; CIFAR_GAN_CONVOLUTION=blas|onednn|auto)"
                 : "BLAS (oneDNN not available: \(ConvolutionKernels.oneDNNUnavailableReason))"
-            print("convolution kernels: \(kernels)")
+            let narrow = !NarrowConvolution.available ? "not on this CPU (needs AVX2 and FMA)"
+                : NarrowConvolution.enabled ? "on (CIFAR_GAN_NARROW=0 turns it off)" : "off (CIFAR_GAN_NARROW=0)"
+            print("convolution kernels: \(kernels); direct 3-channel kernel: \(narrow)")
             print(String(format: "peak resident memory: %.0f MB after training, %.0f MB after generating", r.trainPeakRSSMegabytes, r.peakRSSMegabytes))
         }
     }
