@@ -16,6 +16,7 @@
 #if HAVE_ONEDNN_2
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <oneapi/dnnl/dnnl.h>
 
@@ -78,7 +79,15 @@ static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;  // held for each
 static void *arena_slot(int slot, size_t bytes) {
     if (arena_bytes[slot] < bytes) {
         free(arena[slot]);
-        arena[slot] = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        // Large slots on transparent huge pages, like GANCore's own buffers (see FloatStorage).
+        const size_t huge = (size_t)2 << 20;
+        if (bytes >= 2 * huge) {
+            const size_t rounded = (bytes + huge - 1) / huge * huge;
+            arena[slot] = aligned_alloc(huge, rounded);
+            if (arena[slot]) (void)madvise(arena[slot], rounded, MADV_HUGEPAGE);
+        } else {
+            arena[slot] = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        }
         arena_bytes[slot] = arena[slot] ? bytes : 0;
     }
     return arena[slot];

@@ -142,13 +142,13 @@ final class Workspace: @unchecked Sendable {
     }
     func buffer(worker: Int, slot: Int, count: Int) -> UnsafeMutablePointer<Float> {
         if sizes[worker][slot] < count {
-            buffers[worker][slot]?.deallocate()
-            buffers[worker][slot] = .allocate(capacity: count)
+            buffers[worker][slot].map(FloatStorage.deallocate)
+            buffers[worker][slot] = FloatStorage.allocate(count)
             sizes[worker][slot] = count
         }
         return buffers[worker][slot]!
     }
-    deinit { for row in buffers { for b in row { b?.deallocate() } } }
+    deinit { for row in buffers { for b in row { b.map(FloatStorage.deallocate) } } }
 
     /// Sums the workers' gradient buffers in `slot` (a kernel in patch order, [rows][k][k][channels], followed by
     /// `biasCount` bias gradients) in worker order — a fixed order, so results do not depend on timing — and adds

@@ -78,7 +78,7 @@ final class OneDNNConvolution {
     deinit {
         onednn_convolution_destroy(full)
         if let remainder { onednn_convolution_destroy(remainder) }
-        scratch?.deallocate()
+        scratch.map(FloatStorage.deallocate)
     }
 
     /// Calls `body(handle, first sample)` for each chunk of the batch, in order.
@@ -108,7 +108,7 @@ final class OneDNNConvolution {
     func backwardDataOverwritingLeakyReLUInput(dy: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                                x: UnsafeMutablePointer<Float>, slope a: Float) {
         let xs = inputStride, ys = outputStride, chunk = self.chunk, total = shape[0] * xs
-        if scratch == nil { scratch = .allocate(capacity: chunk * xs) }
+        if scratch == nil { scratch = FloatStorage.allocate(chunk * xs) }
         let scratch = self.scratch!
         forEachChunk("backward-data") { h, n in
             let status = onednn_convolution_backward_data(h, dy + n * ys, weight, scratch)

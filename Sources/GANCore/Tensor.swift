@@ -19,7 +19,7 @@ public final class Tensor: @unchecked Sendable {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")
         self.shape = shape
         self.count = shape.reduce(1, *)
-        self.data = .allocate(capacity: Swift.max(count, 1))
+        self.data = FloatStorage.allocate(count)
         data.initialize(repeating: 0, count: Swift.max(count, 1))
     }
 
@@ -34,7 +34,7 @@ public final class Tensor: @unchecked Sendable {
         fill(value)
     }
 
-    deinit { data.deallocate() }
+    deinit { FloatStorage.deallocate(data) }
 
     public subscript(i: Int) -> Float {
         get { data[i] }
