@@ -14,13 +14,13 @@ import Glibc
 /// let p = FloatStorage.allocate(1 << 20)
 /// defer { FloatStorage.deallocate(p) }
 /// ```
-public enum FloatStorage {
+enum FloatStorage {
     /// Buffers from this size (bytes) on get huge-page backing.
     static let hugePageThreshold = 4 << 20
     static let hugePageSize = 2 << 20
 
     /// Uninitialised storage for `count` floats (at least one).
-    public static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+    static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
         let n = max(count, 1)
         #if os(Linux)
         let bytes = n * MemoryLayout<Float>.stride
@@ -41,7 +41,7 @@ public enum FloatStorage {
     }
 
     /// Frees storage from `allocate`.
-    public static func deallocate(_ p: UnsafeMutablePointer<Float>) {
+    static func deallocate(_ p: UnsafeMutablePointer<Float>) {
         #if os(Linux)
         free(p)
         #else
