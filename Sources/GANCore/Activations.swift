@@ -31,7 +31,7 @@ public final class LeakyReLU: Layer {
         let y = inPlace ? x : Tensor.reuse(output, shape: x.shape); output = y; input = x
         let a = negativeSlope, xp = x.data, yp = y.data
         Parallel.forEachChunk(count: x.count, minimumPerWorker: 1 << 15) { r, _ in
-            for i in r { let v = xp[i]; yp[i] = v > 0 ? v : v * a }
+            for i in r { yp[i] = leakyReLU(xp[i], slope: a) }
         }
         return y
     }
@@ -75,6 +75,10 @@ public protocol LeakyReLUGradientFusing: Layer {
     /// Multiplies every later dx by LeakyReLU′ read from the input's sign; false if this layer cannot.
     func fuseInputLeakyReLUGradient(negativeSlope: Float) -> Bool
 }
+
+/// LeakyReLU of one value: the rule every fused output pass (convolution, batch norm, phase write) applies.
+@inline(__always)
+func leakyReLU(_ v: Float, slope a: Float) -> Float { v > 0 ? v : v * a }
 
 /// dx = dy · (sign > 0 ? 1 : slope) over `count` values; `into` may be `dy`.
 @inline(__always)

@@ -121,7 +121,7 @@ func scatterSampleMajor(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer
             let i: UnsafePointer<Float> = src + (c &* ld &+ s &* P)
             let b = bias?[c] ?? 0
             if let a = leakySlope {
-                for q in 0..<P { let v = i[q] + b; o[q] = v > 0 ? v : v * a }
+                for q in 0..<P { o[q] = leakyReLU(i[q] + b, slope: a) }
             } else if bias != nil {
                 for q in 0..<P { o[q] = i[q] + b }
             } else {
@@ -471,12 +471,12 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
 }
 
 /// The output rows (or columns) of one stride phase of a transposed convolution: the Y with
-/// (Y + padding) mod stride = phase, 0 ≤ Y < size. Each such Y reads input rows (Y + padding − phase)/stride − t
-/// through kernel taps phase + stride·t.
+/// (Y + padding) mod stride = phase, 0 ≤ Y < size. The i-th such Y, first + stride·i, reads input rows
+/// input + i − t through kernel taps phase + stride·t, where input = (first + padding − phase)/stride.
 @inline(__always)
-func phaseRange(phase r: Int, stride s: Int, padding p: Int, size: Int) -> (first: Int, count: Int) {
+func phaseRange(phase r: Int, stride s: Int, padding p: Int, size: Int) -> (first: Int, count: Int, input: Int) {
     let first = ((r &- p) % s &+ s) % s
-    return (first, first < size ? (size &- 1 &- first) / s &+ 1 : 0)
+    return (first, first < size ? (size &- 1 &- first) / s &+ 1 : 0, (first &+ p &- r) / s)
 }
 
 /// Transposed 2-d convolution, `torch.nn.ConvTranspose2d` semantics: weight [in, out, k, k], bias [out],
@@ -499,7 +499,7 @@ public final class ConvTranspose2d: Layer {
     private var output: Tensor?
     private var inputGrad: Tensor?
     private let workspace = Workspace(slots: 5)
-    /// The weight in patch order [in][k][k][out], refreshed every forward.
+    /// The weight in patch order [in][k][k][out], made by the passes that read it (GEMM forward, dx).
     private let patchWeight: Tensor
     /// For the sub-pixel forward: per output phase (ry, rx), the taps as a [(t, u, in)][out] matrix.
     private let phaseWeight: Tensor
@@ -552,7 +552,6 @@ public final class ConvTranspose2d: Layer {
         let g = geometry(x), N = x.shape[0], C = inChannels, P = g.positions, K = g.patchSize
         let y = Tensor.reuse(output, shape: [N, outChannels, g.height, g.width])
         output = y; input = x
-        kernelToPatchOrder(weight.value.data, patchWeight.data, rows: C, channels: outChannels, kernel: kernelSize)
         let foldsBatchNorm = usesPhases && !training && followingBatchNorm != nil
         followingBatchNorm?.appliedByPreviousLayer = foldsBatchNorm
         if usesPhases { forwardByPhases(x, y, foldingBatchNorm: foldsBatchNorm ? followingBatchNorm : nil); return y }
@@ -560,6 +559,7 @@ public final class ConvTranspose2d: Layer {
             forwardNarrow(x, y)
             return y
         }
+        kernelToPatchOrder(weight.value.data, patchWeight.data, rows: C, channels: outChannels, kernel: kernelSize)
         let group = samplesPerGroup(positions: P)
         let xp = x.data, yp = y.data, wp = patchWeight.data, bp = bias?.value.data, ws = workspace
         let OHW = g.height * g.width
@@ -624,17 +624,17 @@ public final class ConvTranspose2d: Layer {
                 let rows = ws.buffer(worker: worker, slot: 0, count: nb * maxPositions * K)
                 let out = ws.buffer(worker: worker, slot: 1, count: nb * maxPositions * O)
                 for ry in 0..<s { for rx in 0..<s {
-                    let (y0, ny) = phaseRange(phase: ry, stride: s, padding: p, size: OH)
-                    let (x0, nx) = phaseRange(phase: rx, stride: s, padding: p, size: OW)
+                    let (y0, ny, qy0) = phaseRange(phase: ry, stride: s, padding: p, size: OH)
+                    let (x0, nx, qx0) = phaseRange(phase: rx, stride: s, padding: p, size: OW)
                     if ny == 0 || nx == 0 { continue }
                     // Patch rows (sample, Y, X) of this phase, columns (t, u, c).
                     var row = rows
                     for j in 0..<nb {
                         let image = images + j * HWC
                         for yi in 0..<ny {
-                            let qy = (y0 + yi * s + p - ry) / s
+                            let qy = qy0 + yi
                             for xi in 0..<nx {
-                                let qx = (x0 + xi * s + p - rx) / s
+                                let qx = qx0 + xi
                                 for t in 0..<T {
                                     let iy = qy - t
                                     for u in 0..<T {
@@ -659,7 +659,7 @@ public final class ConvTranspose2d: Layer {
                             for yi in 0..<ny {
                                 let d = dst + (y0 + yi * s) * OW + x0, sr = src + yi * nx * O
                                 if let a = slope {
-                                    for xi in 0..<nx { let v = sr[xi * O] + b; d[xi * s] = v > 0 ? v : v * a }
+                                    for xi in 0..<nx { d[xi * s] = leakyReLU(sr[xi * O] + b, slope: a) }
                                 } else {
                                     for xi in 0..<nx { d[xi * s] = sr[xi * O] + b }
                                 }
@@ -696,10 +696,10 @@ public final class ConvTranspose2d: Layer {
         struct Phase { var weightOffset, y0, x0, ny, nx, rowOffset, columnOffset: Int }
         var phases: [Phase] = [], pad = 0
         for ry in 0..<s { for rx in 0..<s {
-            let (y0, ny) = phaseRange(phase: ry, stride: s, padding: p, size: OH)
-            let (x0, nx) = phaseRange(phase: rx, stride: s, padding: p, size: OW)
+            let (y0, ny, qy0) = phaseRange(phase: ry, stride: s, padding: p, size: OH)
+            let (x0, nx, qx0) = phaseRange(phase: rx, stride: s, padding: p, size: OW)
             if ny == 0 || nx == 0 { continue }
-            let rowOffset = (y0 + p - ry) / s - (T - 1), columnOffset = (x0 + p - rx) / s - (T - 1)
+            let rowOffset = qy0 - (T - 1), columnOffset = qx0 - (T - 1)
             pad = max(pad, -rowOffset, -columnOffset, rowOffset + ny + T - 1 - H, columnOffset + nx + T - 1 - W)
             phases.append(Phase(weightOffset: (ry * s + rx) * phaseSize, y0: y0, x0: x0, ny: ny, nx: nx,
                                 rowOffset: rowOffset, columnOffset: columnOffset))
@@ -729,6 +729,10 @@ public final class ConvTranspose2d: Layer {
         let g = geometry(x), N = x.shape[0], C = inChannels, P = g.positions, K = g.patchSize
         let dx: Tensor? = inputGradient ? Tensor.reuse(inputGrad, shape: x.shape) : nil
         if let dx { inputGrad = dx }
+        // Only dx reads the weight in patch order (the phase and narrow forward passes do not make it).
+        if inputGradient {
+            kernelToPatchOrder(weight.value.data, patchWeight.data, rows: C, channels: outChannels, kernel: kernelSize)
+        }
         let group = samplesPerGroup(positions: P)
         let xp = x.data, dyp = dy.data, wp = patchWeight.data, dxp = dx?.data, ws = workspace
         let O = outChannels, OHW = g.height * g.width, hasBias = bias != nil

@@ -86,7 +86,7 @@ public final class BatchNorm: LeakyReLUFusing {
                 for n in 0..<N {
                     let p = xp + (n * C + c) * S, o = yp + (n * C + c) * S
                     if let a = slope {
-                        for q in 0..<S { let v = p[q] * scale + shift; o[q] = v > 0 ? v : v * a }
+                        for q in 0..<S { o[q] = leakyReLU(p[q] * scale + shift, slope: a) }
                     } else {
                         for q in 0..<S { o[q] = p[q] * scale + shift }
                     }
