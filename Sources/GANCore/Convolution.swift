@@ -498,11 +498,14 @@ public final class ConvTranspose2d: Layer {
     private var input: Tensor?
     private var output: Tensor?
     private var inputGrad: Tensor?
-    private let workspace = Workspace(slots: 5)
+    let workspace = Workspace(slots: 7)
     /// The weight in patch order [in][k][k][out], made by the passes that read it (GEMM forward, dx).
     private let patchWeight: Tensor
     /// For the sub-pixel forward: per output phase (ry, rx), the taps as a [(t, u, in)][out] matrix.
     private let phaseWeight: Tensor
+    /// Winograd-transformed filters (see `Winograd.swift`): for the forward pass [phase][ξ][in][out], for dx
+    /// [ξ][(phase, out)][in]. Made when first needed.
+    var winogradWeightScratch: Tensor?
     /// The phase kernels in `NarrowConvolution`'s layout, for an image layer (≤ 3 output channels).
     private var narrowWeightScratch: Tensor?
     /// The batch norm right after this layer (set by `Sequential`). In eval mode the phase forward folds its
@@ -511,10 +514,10 @@ public final class ConvTranspose2d: Layer {
     /// activations fewer per generated batch.
     weak var followingBatchNorm: BatchNorm?
     /// Per output channel, for the phase forward: the scale of a folded batch norm (else 1) and the bias after it.
-    private let foldedScale: Tensor, foldedBias: Tensor
+    let foldedScale: Tensor, foldedBias: Tensor
     /// Whether the forward pass runs as one ordinary convolution per output phase: measured faster for wide
     /// outputs only (with 3 output channels, G's last layer, the GEMM would be 3 columns wide).
-    private let usesPhases: Bool
+    let usesPhases: Bool
 
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                 outputPadding: Int = 0, bias: Bool = true, rng: inout RandomGenerator) {
@@ -554,6 +557,10 @@ public final class ConvTranspose2d: Layer {
         output = y; input = x
         let foldsBatchNorm = usesPhases && !training && followingBatchNorm != nil
         followingBatchNorm?.appliedByPreviousLayer = foldsBatchNorm
+        if usesWinograd(outputHeight: g.height, outputWidth: g.width) {
+            forwardWinograd(x, y, foldingBatchNorm: foldsBatchNorm ? followingBatchNorm : nil)
+            return y
+        }
         if usesPhases { forwardByPhases(x, y, foldingBatchNorm: foldsBatchNorm ? followingBatchNorm : nil); return y }
         if kernelSize % stride == 0 && NarrowConvolution.applies(resultChannels: outChannels, reducedChannels: C) {
             forwardNarrow(x, y)
@@ -587,14 +594,12 @@ public final class ConvTranspose2d: Layer {
     /// with qy = (Y + p − ry)/s, for the Y, X of that phase. Per group of samples and phase: a patch matrix of
     /// (k/s)²·C columns from channels-last images, one GEMM, and a strided write into y. With `bn` (eval mode) the
     /// batch norm after this layer is folded in: scaled weights, its shift in the bias, its LeakyReLU in the write.
-    private func forwardByPhases(_ x: Tensor, _ y: Tensor, foldingBatchNorm bn: BatchNorm?) {
-        let N = x.shape[0], C = inChannels, O = outChannels, H = x.shape[2], W = x.shape[3]
-        let OH = y.shape[2], OW = y.shape[3], s = stride, p = padding, k = kernelSize, T = k / s
-        let K = T * T * C  // patch length
-        // With a folded batch norm (eval): BN(conv(x) + b) = conv(x)·scale + (b·scale + shift) per output channel,
-        // scale = γ/√(running var + ε), shift = β − running mean·scale. Without one, scale 1 and shift 0 (exact).
-        let scale = foldedScale.data, bp = foldedBias.data, slope = bn?.fusedLeakyReLUSlope
-        for o in 0..<O {
+    /// Fills `foldedScale` and `foldedBias` and returns the LeakyReLU slope to apply in the output pass.
+    /// With a folded batch norm (eval): BN(conv(x) + b) = conv(x)·scale + (b·scale + shift) per output channel,
+    /// scale = γ/√(running var + ε), shift = β − running mean·scale. Without one, scale 1 and shift 0 (exact).
+    func foldAffine(_ bn: BatchNorm?) -> Float? {
+        let scale = foldedScale.data, bp = foldedBias.data
+        for o in 0..<outChannels {
             scale[o] = 1
             var shift: Float = 0
             if let bn {
@@ -603,6 +608,14 @@ public final class ConvTranspose2d: Layer {
             }
             bp[o] = (bias?.value[o] ?? 0) * scale[o] + shift
         }
+        return bn?.fusedLeakyReLUSlope
+    }
+
+    private func forwardByPhases(_ x: Tensor, _ y: Tensor, foldingBatchNorm bn: BatchNorm?) {
+        let N = x.shape[0], C = inChannels, O = outChannels, H = x.shape[2], W = x.shape[3]
+        let OH = y.shape[2], OW = y.shape[3], s = stride, p = padding, k = kernelSize, T = k / s
+        let K = T * T * C  // patch length
+        let slope = foldAffine(bn), scale = foldedScale.data, bp = foldedBias.data
         // phaseWeight[phase][(t·T + u)·C + c][o] = w[c][o][ry + s·t][rx + s·u] · scale[o]
         let w = weight.value.data, pw = phaseWeight.data
         for ry in 0..<s { for rx in 0..<s {
@@ -729,6 +742,10 @@ public final class ConvTranspose2d: Layer {
         let g = geometry(x), N = x.shape[0], C = inChannels, P = g.positions, K = g.patchSize
         let dx: Tensor? = inputGradient ? Tensor.reuse(inputGrad, shape: x.shape) : nil
         if let dx { inputGrad = dx }
+        if usesWinograd(outputHeight: g.height, outputWidth: g.width) {
+            backwardWinograd(x, dy, dx, weightGradients: weightGradients)
+            return dx
+        }
         // Only dx reads the weight in patch order (the phase and narrow forward passes do not make it).
         if inputGradient {
             kernelToPatchOrder(weight.value.data, patchWeight.data, rows: C, channels: outChannels, kernel: kernelSize)

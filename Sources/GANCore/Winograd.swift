@@ -1,0 +1,375 @@
+import Foundation
+
+// Winograd's minimal filtering F(2×2, 2×2) for the generator's transposed convolutions.
+//
+// A 4×4, stride-2 transposed convolution is four ordinary 2×2 convolutions, one per output phase (see
+// `ConvTranspose2d`). For a 2-tap filter g, two outputs y0 = g0·d0 + g1·d1, y1 = g0·d1 + g1·d2 take three
+// products instead of four:
+//
+//     m0 = (d0 − d1)·g0,  m1 = d1·(g0 + g1),  m2 = (d2 − d1)·g1,  y0 = m0 + m1,  y1 = m1 + m2
+//
+// that is y = Aᵀ[(G g) ⊙ (Bᵀ d)] with Bᵀ = [1 −1 0; 0 1 0; 0 −1 1], G = A = [1 0; 1 1; 0 1]. In two dimensions
+// a 2×2 output tile takes 9 products instead of 16, and across channels each of the 9 products becomes one
+// GEMM: M[ξ] = V[ξ]·U[ξ] with V the transformed input tiles [tiles][in] and U the transformed filters
+// [in][out]. The GEMMs do 9/16 of the FLOPs of the phase GEMMs they replace. Every transform matrix holds only
+// 0 and ±1, so the rounding is that of a few extra additions (no divisions, unlike larger Winograd tiles).
+//
+// The same three maps serve all three passes:
+// - `expand` (2×2 → 3×3, G·g·Gᵀ): filters, and the output gradient of a tile in the weight gradient;
+// - `inputTiles` (3×3 → 3×3, Bᵀ·d·B): input tiles;
+// - `reduce` (3×3 → 2×2, Aᵀ·m·A): output tiles, and the filter gradient from its 3×3 transform.
+// The weight gradient is the transpose of the forward product: dU[ξ] = Σ_tiles V[ξ]ᵀ·(A·dy·Aᵀ)[ξ], dg = Gᵀ·dU·G.
+
+/// Whether `ConvTranspose2d` runs its 4×4, stride-2 layers by Winograd tiles (default on; `CIFAR_GAN_WINOGRAD=0`
+/// turns it off and the layer uses its phase GEMMs). Tests switch it to compare the two.
+///
+/// ```swift
+/// Winograd.enabled = false   // phase GEMMs only
+/// ```
+public enum Winograd {
+    nonisolated(unsafe) public static var enabled: Bool = ProcessInfo.processInfo.environment["CIFAR_GAN_WINOGRAD"] != "0"
+}
+
+/// G·g·Gᵀ for one 2×2 filter g = [g00 g01; g10 g11]: the nine values in row-major 3×3 order.
+@inline(__always)
+func winogradExpand(_ g00: Float, _ g01: Float, _ g10: Float, _ g11: Float) -> (Float, Float, Float, Float, Float, Float, Float, Float, Float) {
+    let h10 = g00 + g10, h11 = g01 + g11
+    return (g00, g00 + g01, g01, h10, h10 + h11, h11, g10, g10 + g11, g11)
+}
+
+/// Aᵀ·m·A for one 3×3 tile m (row-major): the 2×2 values (y00, y01, y10, y11).
+@inline(__always)
+func winogradReduce<V: SIMD>(_ m: (V, V, V, V, V, V, V, V, V)) -> (V, V, V, V) where V.Scalar: FloatingPoint {
+    let r00 = m.0 + m.3, r01 = m.1 + m.4, r02 = m.2 + m.5
+    let r10 = m.3 + m.6, r11 = m.4 + m.7, r12 = m.5 + m.8
+    return (r00 + r01, r01 + r02, r10 + r11, r11 + r12)
+}
+
+/// Pixels of a plane of channel vectors: pixel (r, c) at base + r·rowStep + c·columnStep, present for
+/// 0 ≤ r < rows, 0 ≤ c < columns (zero elsewhere). A channels-last image, or one output phase of one.
+struct WinogradPlane {
+    var base: UnsafePointer<Float>
+    var rowStep, columnStep, rows, columns: Int
+
+    @inline(__always)
+    func pixel(_ r: Int, _ c: Int, zeros: UnsafePointer<Float>) -> UnsafePointer<Float> {
+        r >= 0 && r < rows && c >= 0 && c < columns ? base + (r &* rowStep &+ c &* columnStep) : zeros
+    }
+}
+
+/// Input tiles: for tile (ty, tx) of a tilesY×tilesX grid, the 3×3 pixels at rows originRow + 2·ty + {0,1,2}
+/// (columns likewise), transformed: out[ξ·ξStride + tile·tileStride + c] = (Bᵀ d B)[ξ] for channel c < C
+/// (C a multiple of 8; `zeros` holds C zeros). Tiles are numbered from `firstTile`, row-major.
+func winogradInputTiles(_ plane: WinogradPlane, channels C: Int, originRow: Int, originColumn: Int,
+                        tilesY: Int, tilesX: Int, zeros: UnsafePointer<Float>,
+                        out: UnsafeMutablePointer<Float>, firstTile: Int, tileStride: Int, xiStride: Int) {
+    for ty in 0..<tilesY {
+        let r = originRow &+ 2 &* ty
+        for tx in 0..<tilesX {
+            let q = originColumn &+ 2 &* tx
+            let p00 = plane.pixel(r, q, zeros: zeros), p01 = plane.pixel(r, q &+ 1, zeros: zeros), p02 = plane.pixel(r, q &+ 2, zeros: zeros)
+            let p10 = plane.pixel(r &+ 1, q, zeros: zeros), p11 = plane.pixel(r &+ 1, q &+ 1, zeros: zeros), p12 = plane.pixel(r &+ 1, q &+ 2, zeros: zeros)
+            let p20 = plane.pixel(r &+ 2, q, zeros: zeros), p21 = plane.pixel(r &+ 2, q &+ 1, zeros: zeros), p22 = plane.pixel(r &+ 2, q &+ 2, zeros: zeros)
+            let o = out + (firstTile &+ ty &* tilesX &+ tx) &* tileStride
+            var c = 0
+            while c < C {
+                // Bᵀ d over rows, then over columns.
+                let d10 = load8(p10, c), d11 = load8(p11, c), d12 = load8(p12, c)
+                let e00 = load8(p00, c) - d10, e01 = load8(p01, c) - d11, e02 = load8(p02, c) - d12
+                let e20 = load8(p20, c) - d10, e21 = load8(p21, c) - d11, e22 = load8(p22, c) - d12
+                store8(e00 - e01, o, c)
+                store8(e01, o + xiStride, c)
+                store8(e02 - e01, o + 2 &* xiStride, c)
+                store8(d10 - d11, o + 3 &* xiStride, c)
+                store8(d11, o + 4 &* xiStride, c)
+                store8(d12 - d11, o + 5 &* xiStride, c)
+                store8(e20 - e21, o + 6 &* xiStride, c)
+                store8(e21, o + 7 &* xiStride, c)
+                store8(e22 - e21, o + 8 &* xiStride, c)
+                c &+= 8
+            }
+        }
+    }
+}
+
+/// Output tiles: for tile (ty, tx), the 2×2 values Aᵀ m A (+ bias, then LeakyReLU with `slope`) written to the
+/// plane's pixels (2·ty + a, 2·tx + b) that exist; m[ξ] read at ξ·ξStride + tile·tileStride.
+func winogradOutputTiles(_ m: UnsafePointer<Float>, channels C: Int, tilesY: Int, tilesX: Int, firstTile: Int,
+                         tileStride: Int, xiStride: Int, bias: UnsafePointer<Float>?, slope: Float?,
+                         into plane: WinogradPlane) {
+    let out = UnsafeMutablePointer(mutating: plane.base)
+    for ty in 0..<tilesY {
+        let r = 2 &* ty, secondRow = r &+ 1 < plane.rows
+        for tx in 0..<tilesX {
+            let q = 2 &* tx, secondColumn = q &+ 1 < plane.columns
+            let t = m + (firstTile &+ ty &* tilesX &+ tx) &* tileStride
+            let d0 = out + (r &* plane.rowStep &+ q &* plane.columnStep)
+            var c = 0
+            while c < C {
+                let s = t + c
+                var (y00, y01, y10, y11) = winogradReduce((load8(s, 0), load8(s, xiStride), load8(s, 2 &* xiStride),
+                                                           load8(s, 3 &* xiStride), load8(s, 4 &* xiStride), load8(s, 5 &* xiStride),
+                                                           load8(s, 6 &* xiStride), load8(s, 7 &* xiStride), load8(s, 8 &* xiStride)))
+                if let bias { let b = load8(bias, c); y00 += b; y01 += b; y10 += b; y11 += b }
+                if let slope {
+                    y00 = y00.replacing(with: y00 * slope, where: y00 .< 0); y01 = y01.replacing(with: y01 * slope, where: y01 .< 0)
+                    y10 = y10.replacing(with: y10 * slope, where: y10 .< 0); y11 = y11.replacing(with: y11 * slope, where: y11 .< 0)
+                }
+                store8(y00, d0, c)
+                if secondColumn { store8(y01, d0 + plane.columnStep, c) }
+                if secondRow {
+                    store8(y10, d0 + plane.rowStep, c)
+                    if secondColumn { store8(y11, d0 + (plane.rowStep &+ plane.columnStep), c) }
+                }
+                c &+= 8
+            }
+        }
+    }
+}
+
+/// Output-gradient tiles for the weight gradient: for tile (ty, tx), the 2×2 values dy at (2·ty + a, 2·tx + b)
+/// (zero where the plane ends) expanded to A·dy·Aᵀ, written like `winogradInputTiles`.
+func winogradGradientTiles(_ plane: WinogradPlane, channels C: Int, tilesY: Int, tilesX: Int, zeros: UnsafePointer<Float>,
+                           out: UnsafeMutablePointer<Float>, firstTile: Int, tileStride: Int, xiStride: Int) {
+    for ty in 0..<tilesY {
+        let r = 2 &* ty
+        for tx in 0..<tilesX {
+            let q = 2 &* tx
+            let p00 = plane.pixel(r, q, zeros: zeros), p01 = plane.pixel(r, q &+ 1, zeros: zeros)
+            let p10 = plane.pixel(r &+ 1, q, zeros: zeros), p11 = plane.pixel(r &+ 1, q &+ 1, zeros: zeros)
+            let o = out + (firstTile &+ ty &* tilesX &+ tx) &* tileStride
+            var c = 0
+            while c < C {
+                let g00 = load8(p00, c), g01 = load8(p01, c), g10 = load8(p10, c), g11 = load8(p11, c)
+                let h10 = g00 + g10, h11 = g01 + g11
+                store8(g00, o, c)
+                store8(g00 + g01, o + xiStride, c)
+                store8(g01, o + 2 &* xiStride, c)
+                store8(h10, o + 3 &* xiStride, c)
+                store8(h10 + h11, o + 4 &* xiStride, c)
+                store8(h11, o + 5 &* xiStride, c)
+                store8(g10, o + 6 &* xiStride, c)
+                store8(g10 + g11, o + 7 &* xiStride, c)
+                store8(g11, o + 8 &* xiStride, c)
+                c &+= 8
+            }
+        }
+    }
+}
+
+// MARK: - ConvTranspose2d by Winograd tiles
+
+extension ConvTranspose2d {
+    /// One output phase (ry, rx): its rows y0 + s·i (i < ny), columns x0 + s·j (j < nx), first input row and column.
+    struct WinogradPhase { var index, ry, rx, y0, x0, ny, nx, qy0, qx0: Int }
+
+    /// 4×4 (generally 2·stride) kernels, channel counts in multiples of 8, and every output phase non-empty.
+    func usesWinograd(outputHeight: Int, outputWidth: Int) -> Bool {
+        Winograd.enabled && usesPhases && kernelSize == 2 * stride && inChannels % 8 == 0 && outChannels % 8 == 0
+            && outputHeight >= stride && outputWidth >= stride
+    }
+
+    func winogradPhases(outputHeight OH: Int, outputWidth OW: Int) -> [WinogradPhase] {
+        var phases: [WinogradPhase] = []
+        for ry in 0..<stride { for rx in 0..<stride {
+            let (y0, ny, qy0) = phaseRange(phase: ry, stride: stride, padding: padding, size: OH)
+            let (x0, nx, qx0) = phaseRange(phase: rx, stride: stride, padding: padding, size: OW)
+            phases.append(WinogradPhase(index: ry * stride + rx, ry: ry, rx: rx, y0: y0, x0: x0, ny: ny, nx: nx, qy0: qy0, qx0: qx0))
+        } }
+        return phases
+    }
+
+    /// Samples per group: about 128 tiles per GEMM (a 9·128·128 tile matrix stays within the core's L2).
+    func winogradGroup(tilesPerImage: Int) -> Int { max(1, 128 / max(1, tilesPerImage)) }
+
+    // x [N, Cin, H, W] → y [N, Cout, OH, OW]. Phase (ry, rx) is a 2×2 correlation of x (rows from qy0 − 1) with
+    // g[a][b] = w[·, ·, ry + s·(1 − a), rx + s·(1 − b)]; per group of samples and phase: input tiles, 9 GEMMs,
+    // output tiles into a channels-last y, then one transpose per sample.
+    func forwardWinograd(_ x: Tensor, _ y: Tensor, foldingBatchNorm bn: BatchNorm?) {
+        let N = x.shape[0], C = inChannels, O = outChannels, H = x.shape[2], W = x.shape[3]
+        let OH = y.shape[2], OW = y.shape[3], s = stride, k = kernelSize
+        let slope = foldAffine(bn), scale = foldedScale.data, bp = foldedBias.data
+        let phases = winogradPhases(outputHeight: OH, outputWidth: OW)
+        let filters = Tensor.reuse(winogradWeightScratch, shape: [s * s * 9 * C * O])
+        winogradWeightScratch = filters
+        // U[phase][ξ][c][o] = (G g Gᵀ)[ξ] · scale[o]
+        let w = weight.value.data, u = filters.data, CO = C * O
+        for ph in phases {
+            let base = u + ph.index * 9 * CO
+            let i00 = (ph.ry + s) * k + ph.rx + s, i01 = (ph.ry + s) * k + ph.rx, i10 = ph.ry * k + ph.rx + s, i11 = ph.ry * k + ph.rx
+            for c in 0..<C {
+                for o in 0..<O {
+                    let src = w + (c * O + o) * k * k, sc = scale[o]
+                    let e = winogradExpand(src[i00], src[i01], src[i10], src[i11])
+                    let d = base + c * O + o
+                    d[0] = e.0 * sc; d[CO] = e.1 * sc; d[2 * CO] = e.2 * sc
+                    d[3 * CO] = e.3 * sc; d[4 * CO] = e.4 * sc; d[5 * CO] = e.5 * sc
+                    d[6 * CO] = e.6 * sc; d[7 * CO] = e.7 * sc; d[8 * CO] = e.8 * sc
+                }
+            }
+        }
+        let tilesPerImage = phases.map { (($0.ny + 1) / 2) * (($0.nx + 1) / 2) }.max()!
+        let group = winogradGroup(tilesPerImage: tilesPerImage)
+        let xp = x.data, yp = y.data, ws = workspace, HWC = H * W * C, outImage = OH * OW * O
+        Parallel.forEachChunk(count: N) { range, worker in
+            let zeros = ws.buffer(worker: worker, slot: 5, count: C)
+            zeros.update(repeating: 0, count: C)
+            var n = range.lowerBound
+            while n < range.upperBound {
+                let nb = min(group, range.upperBound - n)
+                let images = ws.buffer(worker: worker, slot: 3, count: nb * HWC)
+                for j in 0..<nb { channelsLast(xp + (n + j) * C * H * W, images + j * HWC, channels: C, positions: H * W) }
+                let outImages = ws.buffer(worker: worker, slot: 4, count: nb * outImage)
+                let v = ws.buffer(worker: worker, slot: 0, count: 9 * nb * tilesPerImage * C)
+                let m = ws.buffer(worker: worker, slot: 1, count: 9 * nb * tilesPerImage * O)
+                for ph in phases {
+                    let tilesY = (ph.ny + 1) / 2, tilesX = (ph.nx + 1) / 2, perImage = tilesY * tilesX, tiles = nb * perImage
+                    for j in 0..<nb {
+                        winogradInputTiles(WinogradPlane(base: images + j * HWC, rowStep: W * C, columnStep: C, rows: H, columns: W),
+                                           channels: C, originRow: ph.qy0 - 1, originColumn: ph.qx0 - 1,
+                                           tilesY: tilesY, tilesX: tilesX, zeros: zeros,
+                                           out: v, firstTile: j * perImage, tileStride: C, xiStride: tiles * C)
+                    }
+                    for xi in 0..<9 {
+                        gemm(transA: false, transB: false, m: tiles, n: O, k: C, a: v + xi * tiles * C, lda: C,
+                             b: u + (ph.index * 9 + xi) * CO, ldb: O, c: m + xi * tiles * O, ldc: O)
+                    }
+                    for j in 0..<nb {
+                        let plane = WinogradPlane(base: outImages + j * outImage + (ph.y0 * OW + ph.x0) * O,
+                                                  rowStep: s * OW * O, columnStep: s * O, rows: ph.ny, columns: ph.nx)
+                        winogradOutputTiles(m, channels: O, tilesY: tilesY, tilesX: tilesX, firstTile: j * perImage,
+                                            tileStride: O, xiStride: tiles * O, bias: bp, slope: slope, into: plane)
+                    }
+                }
+                for j in 0..<nb { channelsFirst(outImages + j * outImage, yp + (n + j) * outImage, channels: O, positions: OH * OW) }
+                n += nb
+            }
+        }
+    }
+
+    // dy [N, Cout, OH, OW] → dx [N, Cin, H, W]; dW, db accumulated.
+    // dx: phase (ry, rx) contributes a 2×2 correlation of its dy plane (rows from −qy0) with
+    // g'[t][u] = w[·, ·, ry + s·t, rx + s·u]; the phases are summed inside one GEMM per ξ (k = phases·Cout).
+    // dW: per phase, dU[ξ] += V[ξ]ᵀ·(A dy Aᵀ)[ξ] over the tiles of the forward pass, then dg = Gᵀ dU G.
+    func backwardWinograd(_ x: Tensor, _ dy: Tensor, _ dx: Tensor?, weightGradients: Bool) {
+        let N = x.shape[0], C = inChannels, O = outChannels, H = x.shape[2], W = x.shape[3]
+        let OH = dy.shape[2], OW = dy.shape[3], s = stride, k = kernelSize, S = s * s
+        let phases = winogradPhases(outputHeight: OH, outputWidth: OW)
+        let CO = C * O, SO = S * O
+        let w = weight.value.data
+        var u = w  // the dx filters, when needed
+        if dx != nil {
+            // U'[ξ][(phase, o)][c] = (G g' Gᵀ)[ξ]
+            let filters = Tensor.reuse(winogradWeightScratch, shape: [S * 9 * CO])
+            winogradWeightScratch = filters
+            u = filters.data
+            for ph in phases {
+                let i00 = ph.ry * k + ph.rx, i01 = ph.ry * k + ph.rx + s, i10 = (ph.ry + s) * k + ph.rx, i11 = (ph.ry + s) * k + ph.rx + s
+                for o in 0..<O {
+                    let row = u + (ph.index * O + o) * C, step = SO * C
+                    for c in 0..<C {
+                        let src = w + (c * O + o) * k * k
+                        let e = winogradExpand(src[i00], src[i01], src[i10], src[i11])
+                        let d = row + c
+                        d[0] = e.0; d[step] = e.1; d[2 * step] = e.2
+                        d[3 * step] = e.3; d[4 * step] = e.4; d[5 * step] = e.5
+                        d[6 * step] = e.6; d[7 * step] = e.7; d[8 * step] = e.8
+                    }
+                }
+            }
+        }
+        let forwardTiles = phases.map { (($0.ny + 1) / 2) * (($0.nx + 1) / 2) }.max()!
+        let dataTilesY = (H + 1) / 2, dataTilesX = (W + 1) / 2, dataTiles = dataTilesY * dataTilesX
+        let group = winogradGroup(tilesPerImage: max(forwardTiles, dataTiles))
+        let xp = x.data, dyp = dy.data, dxp = dx?.data, uf = u, ws = workspace, hasBias = bias != nil
+        let HWC = H * W * C, outImage = OH * OW * O, gradientCount = S * 9 * CO + O
+        Parallel.forEachChunk(count: N) { range, worker in
+            let zeros = ws.buffer(worker: worker, slot: 5, count: max(C, O))
+            zeros.update(repeating: 0, count: max(C, O))
+            let dU = ws.buffer(worker: worker, slot: 2, count: gradientCount)
+            if weightGradients { dU.update(repeating: 0, count: gradientCount) }
+            var n = range.lowerBound
+            while n < range.upperBound {
+                let nb = min(group, range.upperBound - n)
+                let dyImages = ws.buffer(worker: worker, slot: 4, count: nb * outImage)
+                for j in 0..<nb { channelsLast(dyp + (n + j) * outImage, dyImages + j * outImage, channels: O, positions: OH * OW) }
+                func dyPlane(_ j: Int, _ ph: WinogradPhase) -> WinogradPlane {
+                    WinogradPlane(base: dyImages + j * outImage + (ph.y0 * OW + ph.x0) * O,
+                                  rowStep: s * OW * O, columnStep: s * O, rows: ph.ny, columns: ph.nx)
+                }
+                if weightGradients {
+                    let images = ws.buffer(worker: worker, slot: 3, count: nb * HWC)
+                    for j in 0..<nb { channelsLast(xp + (n + j) * C * H * W, images + j * HWC, channels: C, positions: H * W) }
+                    let v = ws.buffer(worker: worker, slot: 0, count: 9 * nb * forwardTiles * C)
+                    let g = ws.buffer(worker: worker, slot: 1, count: 9 * nb * forwardTiles * O)
+                    for ph in phases {
+                        let tilesY = (ph.ny + 1) / 2, tilesX = (ph.nx + 1) / 2, perImage = tilesY * tilesX, tiles = nb * perImage
+                        for j in 0..<nb {
+                            winogradInputTiles(WinogradPlane(base: images + j * HWC, rowStep: W * C, columnStep: C, rows: H, columns: W),
+                                               channels: C, originRow: ph.qy0 - 1, originColumn: ph.qx0 - 1,
+                                               tilesY: tilesY, tilesX: tilesX, zeros: zeros,
+                                               out: v, firstTile: j * perImage, tileStride: C, xiStride: tiles * C)
+                            winogradGradientTiles(dyPlane(j, ph), channels: O, tilesY: tilesY, tilesX: tilesX, zeros: zeros,
+                                                  out: g, firstTile: j * perImage, tileStride: O, xiStride: tiles * O)
+                        }
+                        for xi in 0..<9 {
+                            gemm(transA: true, transB: false, m: C, n: O, k: tiles, a: v + xi * tiles * C, lda: C,
+                                 b: g + xi * tiles * O, ldb: O, beta: 1, c: dU + (ph.index * 9 + xi) * CO, ldc: O)
+                        }
+                    }
+                }
+                if let dxp {
+                    let tiles = nb * dataTiles
+                    let v = ws.buffer(worker: worker, slot: 0, count: 9 * tiles * SO)
+                    let m = ws.buffer(worker: worker, slot: 1, count: 9 * tiles * C)
+                    for ph in phases {
+                        for j in 0..<nb {
+                            winogradInputTiles(dyPlane(j, ph), channels: O, originRow: -ph.qy0, originColumn: -ph.qx0,
+                                               tilesY: dataTilesY, tilesX: dataTilesX, zeros: zeros,
+                                               out: v + ph.index * O, firstTile: j * dataTiles, tileStride: SO, xiStride: tiles * SO)
+                        }
+                    }
+                    for xi in 0..<9 {
+                        gemm(transA: false, transB: false, m: tiles, n: C, k: SO, a: v + xi * tiles * SO, lda: SO,
+                             b: uf + xi * SO * C, ldb: C, c: m + xi * tiles * C, ldc: C)
+                    }
+                    let images = ws.buffer(worker: worker, slot: 6, count: nb * HWC)
+                    for j in 0..<nb {
+                        winogradOutputTiles(m, channels: C, tilesY: dataTilesY, tilesX: dataTilesX, firstTile: j * dataTiles,
+                                            tileStride: C, xiStride: tiles * C, bias: nil, slope: nil,
+                                            into: WinogradPlane(base: images + j * HWC, rowStep: W * C, columnStep: C, rows: H, columns: W))
+                        channelsFirst(images + j * HWC, dxp + (n + j) * C * H * W, channels: C, positions: H * W)
+                    }
+                }
+                n += nb
+            }
+            if weightGradients && hasBias {
+                let db = dU + S * 9 * CO
+                for n in range { for o in 0..<O { db[o] += vectorSum(dyp + (n * O + o) * OH * OW, OH * OW) } }
+            }
+        }
+        guard weightGradients else { return }
+        // Workers' sums in worker order (a fixed order: results do not depend on timing), then dg = Gᵀ dU G.
+        let workers = min(Parallel.workerCount, N)
+        let total = ws.buffer(worker: 0, slot: 2, count: gradientCount)
+        for wk in 1..<max(1, workers) {
+            let other = ws.buffer(worker: wk, slot: 2, count: gradientCount)
+            for i in 0..<gradientCount { total[i] += other[i] }
+        }
+        let dw = weight.grad.data
+        for ph in phases {
+            let base = total + ph.index * 9 * CO
+            let i00 = (ph.ry + s) * k + ph.rx + s, i01 = (ph.ry + s) * k + ph.rx, i10 = ph.ry * k + ph.rx + s, i11 = ph.ry * k + ph.rx
+            for c in 0..<C {
+                for o in 0..<O {
+                    let t = base + c * O + o
+                    let r00 = t[0] + t[3 * CO], r01 = t[CO] + t[4 * CO], r02 = t[2 * CO] + t[5 * CO]
+                    let r10 = t[3 * CO] + t[6 * CO], r11 = t[4 * CO] + t[7 * CO], r12 = t[5 * CO] + t[8 * CO]
+                    let d = dw + (c * O + o) * k * k
+                    d[i00] += r00 + r01; d[i01] += r01 + r02; d[i10] += r10 + r11; d[i11] += r11 + r12
+                }
+            }
+        }
+        if let db = bias?.grad.data { for o in 0..<O { db[o] += total[S * 9 * CO + o] } }
+    }
+}
