@@ -30,9 +30,11 @@ let package = Package(
         ),
         // Direct kernels for convolutions with few output channels (AVX2, chosen at run time); see its header.
         .target(name: "CNarrowConvolution"),
+        // Matrix transposes for layout changes (AVX2 8×8 blocks, chosen at run time); see its header.
+        .target(name: "CTranspose"),
         .target(
             name: "GANCore",
-            dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux])), "COneDNN", "CNarrowConvolution"],
+            dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux])), "COneDNN", "CNarrowConvolution", "CTranspose"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .target(
@@ -46,7 +48,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GANCoreTests",
-            dependencies: ["GANCore", "CIFARGAN", "CNarrowConvolution"],
+            dependencies: ["GANCore", "CIFARGAN", "CNarrowConvolution", "CTranspose"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

@@ -1,3 +1,4 @@
+import CTranspose
 import Foundation
 
 /// Where a k×k window with stride and padding lands on a C×H×W image: the shared geometry of
@@ -14,25 +15,12 @@ public struct PatchGeometry: Sendable {
 // contiguous runs of C floats, so building the patch matrix is a series of short memory copies instead of
 // strided gathers over tiny rows (the NCHW im2col spent a third of a stride-2 convolution's time there).
 
-/// dst[j][i] = src[i][j] (+ bias[j]) for a rows×cols matrix, in cache-sized tiles.
+/// dst[j][i] = src[i][j] (+ bias[j]) for a rows×cols matrix (8×8 register blocks where the CPU has AVX2; see
+/// the C target `CTranspose`).
 @inline(__always)
 func transposeTiled(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
                     bias: UnsafePointer<Float>? = nil) {
-    let tile = 32
-    var j0 = 0
-    while j0 < cols {
-        let j1 = min(cols, j0 &+ tile)
-        var i0 = 0
-        while i0 < rows {
-            let i1 = min(rows, i0 &+ tile)
-            for j in j0..<j1 {
-                let d = dst + j &* rows, b = bias?[j] ?? 0
-                for i in i0..<i1 { d[i] = src[i &* cols &+ j] + b }
-            }
-            i0 = i1
-        }
-        j0 = j1
-    }
+    transpose_floats(src, dst, rows, cols, bias)
 }
 
 /// [C][P] → [P][C] for one image (P = H·W).

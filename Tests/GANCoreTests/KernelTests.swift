@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import GANCore
+import CTranspose
 
 /// The fast kernels against the naive reference kernels kept beside them.
 final class KernelTests: XCTestCase {
@@ -254,6 +255,22 @@ final class BatchNormFoldingTests: XCTestCase {
                 let y1 = folded.forward(x, training: training).clone()
                 assertClose(y1, apart(x, training: training), rtol: 1e-5, atol: 1e-5,
                             "pass \(pass) (\(training ? "training" : "eval"), LeakyReLU \(withLeakyReLU))")
+            }
+        }
+    }
+}
+
+/// The AVX2 block transpose against the plain loops, on shapes with ragged edges, with and without a bias.
+final class TransposeTests: XCTestCase {
+    func testBlockTransposeMatchesReference() {
+        var rng = RandomGenerator(seed: 21)
+        for (rows, cols) in [(1, 1), (7, 13), (8, 8), (9, 16), (33, 130), (256, 128), (64, 3)] {
+            let src = randomTensor([rows * cols], &rng), bias = randomTensor([cols], &rng)
+            for b in [nil, bias] {
+                let fast = Tensor(shape: [rows * cols]), reference = Tensor(shape: [rows * cols])
+                transpose_floats(src.data, fast.data, rows, cols, b?.data)
+                transpose_floats_reference(src.data, reference.data, rows, cols, b?.data)
+                assertClose(fast, reference, rtol: 0, atol: 0, "transpose \(rows)×\(cols) bias \(b != nil)")
             }
         }
     }
