@@ -486,11 +486,11 @@ public final class ConvTranspose2d: Layer {
     private var input: Tensor?
     private var output: Tensor?
     private var inputGrad: Tensor?
-    let workspace = Workspace(slots: 7)
+    let workspace = Workspace(slots: 6)
     /// The weight in patch order [in][k][k][out], made by the passes that read it (GEMM forward, dx).
-    private let patchWeight: Tensor
+    private lazy var patchWeight = Tensor(shape: [inChannels, kernelSize * kernelSize * outChannels])
     /// For the sub-pixel forward: per output phase (ry, rx), the taps as a [(t, u, in)][out] matrix.
-    private let phaseWeight: Tensor
+    private lazy var phaseWeight = Tensor(shape: [kernelSize * kernelSize * inChannels * outChannels])
     /// Winograd-transformed filters (see `Winograd.swift`): for the forward pass [phase][ξ][in][out], for dx
     /// [ξ][(phase, out)][in]. Made when first needed.
     var winogradWeightScratch: Tensor?
@@ -514,9 +514,7 @@ public final class ConvTranspose2d: Layer {
         self.stride = stride; self.padding = padding; self.outputPadding = outputPadding
         weight = Parameter(Tensor(shape: [inChannels, outChannels, kernelSize, kernelSize]))
         self.bias = bias ? Parameter(Tensor(shape: [outChannels])) : nil
-        patchWeight = Tensor(shape: [inChannels, kernelSize * kernelSize * outChannels])
         usesPhases = kernelSize % stride == 0 && outChannels >= 64
-        phaseWeight = Tensor(shape: [usesPhases ? kernelSize * kernelSize * inChannels * outChannels : 0])
         foldedScale = Tensor(shape: [outChannels]); foldedBias = Tensor(shape: [outChannels])
         // PyTorch computes fan_in from weight.size(1), which is out_channels here.
         pytorchDefaultInit(weight.value, self.bias?.value, fanIn: outChannels * kernelSize * kernelSize, rng: &rng)

@@ -280,7 +280,7 @@ extension ConvTranspose2d {
         }
         let forwardTiles = phases.map { (($0.ny + 1) / 2) * (($0.nx + 1) / 2) }.max()!
         let dataTilesY = (H + 1) / 2, dataTilesX = (W + 1) / 2, dataTiles = dataTilesY * dataTilesX
-        let group = winogradGroup(tilesPerImage: max(forwardTiles, dataTiles))
+        let group = winogradGroup(tilesPerImage: forwardTiles), dataGroup = max(1, 64 / dataTiles)
         let xp = x.data, dyp = dy.data, dxp = dx?.data, uf = u, ws = workspace, hasBias = bias != nil
         let HWC = H * W * C, outImage = OH * OW * O, gradientCount = S * 9 * CO + O
         Parallel.forEachChunk(count: N) { range, worker in
@@ -319,26 +319,32 @@ extension ConvTranspose2d {
                     }
                 }
                 if let dxp {
-                    let tiles = nb * dataTiles
-                    let v = ws.buffer(worker: worker, slot: 0, count: 9 * tiles * SO)
-                    let m = ws.buffer(worker: worker, slot: 1, count: 9 * tiles * C)
-                    for ph in phases {
-                        for j in 0..<nb {
-                            winogradInputTiles(dyPlane(j, ph), channels: O, originRow: -ph.qy0, originColumn: -ph.qx0,
-                                               tilesY: dataTilesY, tilesX: dataTilesX, zeros: zeros,
-                                               out: v + ph.index * O, firstTile: j * dataTiles, tileStride: SO, xiStride: tiles * SO)
+                    // In sub-groups of about 64 tiles: each tile row of V' is phases·Cout long.
+                    var j0 = 0
+                    while j0 < nb {
+                        let mb = min(dataGroup, nb - j0), tiles = mb * dataTiles
+                        let v = ws.buffer(worker: worker, slot: 0, count: 9 * tiles * SO)
+                        let m = ws.buffer(worker: worker, slot: 1, count: 9 * tiles * C)
+                        for ph in phases {
+                            for j in 0..<mb {
+                                winogradInputTiles(dyPlane(j0 + j, ph), channels: O, originRow: -ph.qy0, originColumn: -ph.qx0,
+                                                   tilesY: dataTilesY, tilesX: dataTilesX, zeros: zeros,
+                                                   out: v + ph.index * O, firstTile: j * dataTiles, tileStride: SO, xiStride: tiles * SO)
+                            }
                         }
-                    }
-                    for xi in 0..<9 {
-                        gemm(transA: false, transB: false, m: tiles, n: C, k: SO, a: v + xi * tiles * SO, lda: SO,
-                             b: uf + xi * SO * C, ldb: C, c: m + xi * tiles * C, ldc: C)
-                    }
-                    let images = ws.buffer(worker: worker, slot: 6, count: nb * HWC)
-                    for j in 0..<nb {
-                        winogradOutputTiles(m, channels: C, tilesY: dataTilesY, tilesX: dataTilesX, firstTile: j * dataTiles,
-                                            tileStride: C, xiStride: tiles * C, bias: nil, slope: nil,
-                                            into: WinogradPlane(base: images + j * HWC, rowStep: W * C, columnStep: C, rows: H, columns: W))
-                        channelsFirst(images + j * HWC, dxp + (n + j) * C * H * W, channels: C, positions: H * W)
+                        for xi in 0..<9 {
+                            gemm(transA: false, transB: false, m: tiles, n: C, k: SO, a: v + xi * tiles * SO, lda: SO,
+                                 b: uf + xi * SO * C, ldb: C, c: m + xi * tiles * C, ldc: C)
+                        }
+                        // The x images of this group (slot 3) are no longer needed: dx goes there channels-last.
+                        let images = ws.buffer(worker: worker, slot: 3, count: nb * HWC)
+                        for j in 0..<mb {
+                            winogradOutputTiles(m, channels: C, tilesY: dataTilesY, tilesX: dataTilesX, firstTile: j * dataTiles,
+                                                tileStride: C, xiStride: tiles * C, bias: nil, slope: nil,
+                                                into: WinogradPlane(base: images + j * HWC, rowStep: W * C, columnStep: C, rows: H, columns: W))
+                            channelsFirst(images + j * HWC, dxp + (n + j0 + j) * C * H * W, channels: C, positions: H * W)
+                        }
+                        j0 += mb
                     }
                 }
                 n += nb
