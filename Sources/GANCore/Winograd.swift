@@ -194,7 +194,7 @@ extension ConvTranspose2d {
         winogradWeightScratch = filters
         // U[phase][ξ][c][o] = (G g Gᵀ)[ξ] · scale[o]
         let w = weight.value.data, u = filters.data, CO = C * O
-        for ph in phases {
+        Parallel.forEachChunk(count: phases.count) { range, _ in for ph in phases[range] {
             let base = u + ph.index * 9 * CO
             let i00 = (ph.ry + s) * k + ph.rx + s, i01 = (ph.ry + s) * k + ph.rx, i10 = ph.ry * k + ph.rx + s, i11 = ph.ry * k + ph.rx
             for c in 0..<C {
@@ -207,7 +207,7 @@ extension ConvTranspose2d {
                     d[6 * CO] = e.6 * sc; d[7 * CO] = e.7 * sc; d[8 * CO] = e.8 * sc
                 }
             }
-        }
+        } }
         let tilesPerImage = phases.map { (($0.ny + 1) / 2) * (($0.nx + 1) / 2) }.max()!
         let group = winogradGroup(tilesPerImage: tilesPerImage)
         let xp = x.data, yp = y.data, ws = workspace, HWC = H * W * C, outImage = OH * OW * O
@@ -262,11 +262,12 @@ extension ConvTranspose2d {
             // U'[ξ][(phase, o)][c] = (G g' Gᵀ)[ξ]
             let filters = Tensor.reuse(winogradWeightScratch, shape: [S * 9 * CO])
             winogradWeightScratch = filters
-            u = filters.data
-            for ph in phases {
+            let uf = filters.data
+            u = uf
+            Parallel.forEachChunk(count: phases.count) { range, _ in for ph in phases[range] {
                 let i00 = ph.ry * k + ph.rx, i01 = ph.ry * k + ph.rx + s, i10 = (ph.ry + s) * k + ph.rx, i11 = (ph.ry + s) * k + ph.rx + s
                 for o in 0..<O {
-                    let row = u + (ph.index * O + o) * C, step = SO * C
+                    let row = uf + (ph.index * O + o) * C, step = SO * C
                     for c in 0..<C {
                         let src = w + (c * O + o) * k * k
                         let e = winogradExpand(src[i00], src[i01], src[i10], src[i11])
@@ -276,7 +277,7 @@ extension ConvTranspose2d {
                         d[6 * step] = e.6; d[7 * step] = e.7; d[8 * step] = e.8
                     }
                 }
-            }
+            } }
         }
         let forwardTiles = phases.map { (($0.ny + 1) / 2) * (($0.nx + 1) / 2) }.max()!
         let dataTilesY = (H + 1) / 2, dataTilesX = (W + 1) / 2, dataTiles = dataTilesY * dataTilesX
@@ -355,27 +356,33 @@ extension ConvTranspose2d {
             }
         }
         guard weightGradients else { return }
-        // Workers' sums in worker order (a fixed order: results do not depend on timing), then dg = Gᵀ dU G.
+        // The workers' sums in worker order (a fixed order, so results do not depend on timing), then
+        // dg = Gᵀ dU G; the phases write disjoint taps of dW, so they split between the workers.
         let workers = min(Parallel.workerCount, N)
-        let total = ws.buffer(worker: 0, slot: 2, count: gradientCount)
-        for wk in 1..<max(1, workers) {
-            let other = ws.buffer(worker: wk, slot: 2, count: gradientCount)
-            for i in 0..<gradientCount { total[i] += other[i] }
-        }
+        let partial = (0..<max(1, workers)).map { ws.buffer(worker: $0, slot: 2, count: gradientCount) }
         let dw = weight.grad.data
-        for ph in phases {
-            let base = total + ph.index * 9 * CO
-            let i00 = (ph.ry + s) * k + ph.rx + s, i01 = (ph.ry + s) * k + ph.rx, i10 = ph.ry * k + ph.rx + s, i11 = ph.ry * k + ph.rx
-            for c in 0..<C {
-                for o in 0..<O {
-                    let t = base + c * O + o
-                    let r00 = t[0] + t[3 * CO], r01 = t[CO] + t[4 * CO], r02 = t[2 * CO] + t[5 * CO]
-                    let r10 = t[3 * CO] + t[6 * CO], r11 = t[4 * CO] + t[7 * CO], r12 = t[5 * CO] + t[8 * CO]
-                    let d = dw + (c * O + o) * k * k
-                    d[i00] += r00 + r01; d[i01] += r01 + r02; d[i10] += r10 + r11; d[i11] += r11 + r12
+        Parallel.forEachChunk(count: phases.count) { range, _ in withUnsafeTemporaryAllocation(of: Float.self, capacity: 9) { sum in
+            for ph in phases[range] {
+                let base = ph.index * 9 * CO
+                let i00 = (ph.ry + s) * k + ph.rx + s, i01 = (ph.ry + s) * k + ph.rx, i10 = ph.ry * k + ph.rx + s, i11 = ph.ry * k + ph.rx
+                for c in 0..<C {
+                    for o in 0..<O {
+                        let at = base + c * O + o
+                        for xi in 0..<9 {
+                            var acc = partial[0][at + xi * CO]
+                            for wk in 1..<partial.count { acc += partial[wk][at + xi * CO] }
+                            sum[xi] = acc
+                        }
+                        let r00 = sum[0] + sum[3], r01 = sum[1] + sum[4], r02 = sum[2] + sum[5]
+                        let r10 = sum[3] + sum[6], r11 = sum[4] + sum[7], r12 = sum[5] + sum[8]
+                        let d = dw + (c * O + o) * k * k
+                        d[i00] += r00 + r01; d[i01] += r01 + r02; d[i10] += r10 + r11; d[i11] += r11 + r12
+                    }
                 }
             }
-        }
+        } }
+        let total = partial[0]
+        for wk in 1..<partial.count { for o in 0..<O { total[S * 9 * CO + o] += partial[wk][S * 9 * CO + o] } }
         if let db = bias?.grad.data { for o in 0..<O { db[o] += total[S * 9 * CO + o] } }
     }
 }
