@@ -76,7 +76,8 @@ struct Bench: ParsableCommand {
                 : "BLAS (oneDNN not available: \(ConvolutionKernels.oneDNNUnavailableReason))"
             let narrow = !NarrowConvolution.available ? "not on this CPU (needs AVX2 and FMA)"
                 : NarrowConvolution.enabled ? "on (CIFAR_GAN_NARROW=0 turns it off)" : "off (CIFAR_GAN_NARROW=0)"
-            print("convolution kernels: \(kernels); direct 3-channel kernel: \(narrow)")
+            let winograd = Winograd.enabled ? "on (CIFAR_GAN_WINOGRAD=0 turns it off)" : "off (CIFAR_GAN_WINOGRAD=0)"
+            print("convolution kernels: \(kernels); direct 3-channel kernel: \(narrow); Winograd transposed convolutions: \(winograd)")
             print(String(format: "peak resident memory: %.0f MB after training, %.0f MB after generating", r.trainPeakRSSMegabytes, r.peakRSSMegabytes))
         }
     }

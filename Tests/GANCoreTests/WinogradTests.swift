@@ -9,7 +9,9 @@ final class WinogradTests: XCTestCase {
     /// (in, out, padding, output padding, size): DCGAN's shapes, odd phase sizes (partial tiles), padding 0 and 2.
     let shapes = [(16, 64, 1, 0, 4), (8, 64, 1, 0, 5), (8, 72, 1, 1, 3), (16, 64, 0, 0, 3), (8, 64, 2, 1, 6), (24, 64, 1, 0, 1)]
 
-    override func tearDown() { Winograd.enabled = true }
+    private var saved = Winograd.enabled
+    override func setUp() { saved = Winograd.enabled }
+    override func tearDown() { Winograd.enabled = saved }
 
     /// y, dx, dW, db with Winograd on or off.
     func run(_ conv: ConvTranspose2d, _ x: Tensor, _ dy: Tensor, winograd: Bool) -> [Tensor] {
