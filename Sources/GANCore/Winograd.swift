@@ -356,33 +356,34 @@ extension ConvTranspose2d {
             }
         }
         guard weightGradients else { return }
-        // The workers' sums in worker order (a fixed order, so results do not depend on timing), then
-        // dg = Gᵀ dU G; the phases write disjoint taps of dW, so they split between the workers.
-        let workers = min(Parallel.workerCount, N)
-        let partial = (0..<max(1, workers)).map { ws.buffer(worker: $0, slot: 2, count: gradientCount) }
+        // The workers' sums in worker order (a fixed order, so results do not depend on timing) into worker 0's
+        // buffer, then dg = Gᵀ dU G; the phases write disjoint taps of dW, so they split between the workers.
+        let workers = max(1, min(Parallel.workerCount, N))
+        let total = ws.buffer(worker: 0, slot: 2, count: gradientCount)
         let dw = weight.grad.data
-        Parallel.forEachChunk(count: phases.count) { range, _ in withUnsafeTemporaryAllocation(of: Float.self, capacity: 9) { sum in
+        Parallel.forEachChunk(count: phases.count) { range, _ in
             for ph in phases[range] {
-                let base = ph.index * 9 * CO
+                let base = total + ph.index * 9 * CO
+                for wk in 1..<workers {
+                    let other = ws.buffer(worker: wk, slot: 2, count: gradientCount) + ph.index * 9 * CO
+                    for i in 0..<9 * CO { base[i] += other[i] }
+                }
                 let i00 = (ph.ry + s) * k + ph.rx + s, i01 = (ph.ry + s) * k + ph.rx, i10 = ph.ry * k + ph.rx + s, i11 = ph.ry * k + ph.rx
                 for c in 0..<C {
                     for o in 0..<O {
-                        let at = base + c * O + o
-                        for xi in 0..<9 {
-                            var acc = partial[0][at + xi * CO]
-                            for wk in 1..<partial.count { acc += partial[wk][at + xi * CO] }
-                            sum[xi] = acc
-                        }
-                        let r00 = sum[0] + sum[3], r01 = sum[1] + sum[4], r02 = sum[2] + sum[5]
-                        let r10 = sum[3] + sum[6], r11 = sum[4] + sum[7], r12 = sum[5] + sum[8]
+                        let t = base + c * O + o
+                        let r00 = t[0] + t[3 * CO], r01 = t[CO] + t[4 * CO], r02 = t[2 * CO] + t[5 * CO]
+                        let r10 = t[3 * CO] + t[6 * CO], r11 = t[4 * CO] + t[7 * CO], r12 = t[5 * CO] + t[8 * CO]
                         let d = dw + (c * O + o) * k * k
                         d[i00] += r00 + r01; d[i01] += r01 + r02; d[i10] += r10 + r11; d[i11] += r11 + r12
                     }
                 }
             }
-        } }
-        let total = partial[0]
-        for wk in 1..<partial.count { for o in 0..<O { total[S * 9 * CO + o] += partial[wk][S * 9 * CO + o] } }
+        }
+        for wk in 1..<workers {
+            let other = ws.buffer(worker: wk, slot: 2, count: gradientCount)
+            for o in 0..<O { total[S * 9 * CO + o] += other[S * 9 * CO + o] }
+        }
         if let db = bias?.grad.data { for o in 0..<O { db[o] += total[S * 9 * CO + o] } }
     }
 }
