@@ -163,6 +163,9 @@ extension ConvTranspose2d {
     /// One output phase (ry, rx): its rows y0 + s·i (i < ny), columns x0 + s·j (j < nx), first input row and column.
     struct WinogradPhase {
         var index, ry, rx, y0, x0, ny, nx, qy0, qx0: Int
+        /// The forward pass's 2×2 output tiles of this phase, per image.
+        var tilesY: Int { (ny + 1) / 2 }
+        var tilesX: Int { (nx + 1) / 2 }
 
         /// Offsets in one k×k kernel of this phase's 2×2 taps g[a][b] = w[ry + s·a'][rx + s·b'] as
         /// (g00, g01, g10, g11): a' = 1 − a when `flipped` (the forward correlation over x), a' = a otherwise
@@ -187,6 +190,26 @@ extension ConvTranspose2d {
             phases.append(WinogradPhase(index: ry * stride + rx, ry: ry, rx: rx, y0: y0, x0: x0, ny: ny, nx: nx, qy0: qy0, qx0: qx0))
         } }
         return phases
+    }
+
+    /// The forward pass's input tiles for phase `ph` of `nb` channels-last images x [H][W][C]: a tile matrix
+    /// [9][nb · tiles per image][C], sample-major.
+    func forwardInputTiles(_ images: UnsafePointer<Float>, count nb: Int, height H: Int, width W: Int, phase ph: WinogradPhase,
+                           zeros: UnsafePointer<Float>, into v: UnsafeMutablePointer<Float>) {
+        let C = inChannels, perImage = ph.tilesY * ph.tilesX
+        for j in 0..<nb {
+            winogradInputTiles(WinogradPlane(base: images + j * H * W * C, rowStep: W * C, columnStep: C, rows: H, columns: W),
+                               channels: C, originRow: ph.qy0 - 1, originColumn: ph.qx0 - 1, tilesY: ph.tilesY, tilesX: ph.tilesX,
+                               zeros: zeros, out: v, firstTile: j * perImage, tileStride: C, xiStride: nb * perImage * C)
+        }
+    }
+
+    /// Channels-last copies [P][C] of samples n..<n + nb of a [N][C][P] tensor, in the worker's `slot`.
+    func channelsLastGroup(_ src: UnsafePointer<Float>, samples n: Int, count nb: Int, channels C: Int, positions P: Int,
+                           worker: Int, slot: Int) -> UnsafeMutablePointer<Float> {
+        let images = workspace.buffer(worker: worker, slot: slot, count: nb * C * P)
+        for j in 0..<nb { channelsLast(src + (n + j) * C * P, images + j * C * P, channels: C, positions: P) }
+        return images
     }
 
     /// Samples per group: about 128 tiles per GEMM, so that a group's 9 tile matrices (9·128·128 floats) are about
@@ -219,28 +242,22 @@ extension ConvTranspose2d {
                 }
             }
         } }
-        let tilesPerImage = phases.map { (($0.ny + 1) / 2) * (($0.nx + 1) / 2) }.max()!
+        let tilesPerImage = phases.map { $0.tilesY * $0.tilesX }.max()!
         let group = winogradGroup(tilesPerImage: tilesPerImage)
-        let xp = x.data, yp = y.data, ws = workspace, HWC = H * W * C, outImage = OH * OW * O
+        let xp = x.data, yp = y.data, ws = workspace, outImage = OH * OW * O
         Parallel.forEachChunk(count: N) { range, worker in
             let zeros = ws.buffer(worker: worker, slot: 5, count: C)
             zeros.update(repeating: 0, count: C)
             var n = range.lowerBound
             while n < range.upperBound {
                 let nb = min(group, range.upperBound - n)
-                let images = ws.buffer(worker: worker, slot: 3, count: nb * HWC)
-                for j in 0..<nb { channelsLast(xp + (n + j) * C * H * W, images + j * HWC, channels: C, positions: H * W) }
+                let images = self.channelsLastGroup(xp, samples: n, count: nb, channels: C, positions: H * W, worker: worker, slot: 3)
                 let outImages = ws.buffer(worker: worker, slot: 4, count: nb * outImage)
                 let v = ws.buffer(worker: worker, slot: 0, count: 9 * nb * tilesPerImage * C)
                 let m = ws.buffer(worker: worker, slot: 1, count: 9 * nb * tilesPerImage * O)
                 for ph in phases {
-                    let tilesY = (ph.ny + 1) / 2, tilesX = (ph.nx + 1) / 2, perImage = tilesY * tilesX, tiles = nb * perImage
-                    for j in 0..<nb {
-                        winogradInputTiles(WinogradPlane(base: images + j * HWC, rowStep: W * C, columnStep: C, rows: H, columns: W),
-                                           channels: C, originRow: ph.qy0 - 1, originColumn: ph.qx0 - 1,
-                                           tilesY: tilesY, tilesX: tilesX, zeros: zeros,
-                                           out: v, firstTile: j * perImage, tileStride: C, xiStride: tiles * C)
-                    }
+                    let tilesY = ph.tilesY, tilesX = ph.tilesX, perImage = tilesY * tilesX, tiles = nb * perImage
+                    forwardInputTiles(images, count: nb, height: H, width: W, phase: ph, zeros: zeros, into: v)
                     for xi in 0..<9 {
                         gemm(transA: false, transB: false, m: tiles, n: O, k: C, a: v + xi * tiles * C, lda: C,
                              b: u + (ph.index * 9 + xi) * CO, ldb: O, c: m + xi * tiles * O, ldc: O)
@@ -290,7 +307,7 @@ extension ConvTranspose2d {
                 }
             } }
         }
-        let forwardTiles = phases.map { (($0.ny + 1) / 2) * (($0.nx + 1) / 2) }.max()!
+        let forwardTiles = phases.map { $0.tilesY * $0.tilesX }.max()!
         let dataTilesY = (H + 1) / 2, dataTilesX = (W + 1) / 2, dataTiles = dataTilesY * dataTilesX
         let group = winogradGroup(tilesPerImage: forwardTiles), dataGroup = max(1, 64 / dataTiles)
         let xp = x.data, dyp = dy.data, dxp = dx?.data, uf = u, ws = workspace, hasBias = bias != nil
@@ -303,24 +320,19 @@ extension ConvTranspose2d {
             var n = range.lowerBound
             while n < range.upperBound {
                 let nb = min(group, range.upperBound - n)
-                let dyImages = ws.buffer(worker: worker, slot: 4, count: nb * outImage)
-                for j in 0..<nb { channelsLast(dyp + (n + j) * outImage, dyImages + j * outImage, channels: O, positions: OH * OW) }
+                let dyImages = self.channelsLastGroup(dyp, samples: n, count: nb, channels: O, positions: OH * OW, worker: worker, slot: 4)
                 func dyPlane(_ j: Int, _ ph: WinogradPhase) -> WinogradPlane {
                     WinogradPlane(base: dyImages + j * outImage + (ph.y0 * OW + ph.x0) * O,
                                   rowStep: s * OW * O, columnStep: s * O, rows: ph.ny, columns: ph.nx)
                 }
                 if weightGradients {
-                    let images = ws.buffer(worker: worker, slot: 3, count: nb * HWC)
-                    for j in 0..<nb { channelsLast(xp + (n + j) * C * H * W, images + j * HWC, channels: C, positions: H * W) }
+                    let images = self.channelsLastGroup(xp, samples: n, count: nb, channels: C, positions: H * W, worker: worker, slot: 3)
                     let v = ws.buffer(worker: worker, slot: 0, count: 9 * nb * forwardTiles * C)
                     let g = ws.buffer(worker: worker, slot: 1, count: 9 * nb * forwardTiles * O)
                     for ph in phases {
-                        let tilesY = (ph.ny + 1) / 2, tilesX = (ph.nx + 1) / 2, perImage = tilesY * tilesX, tiles = nb * perImage
+                        let tilesY = ph.tilesY, tilesX = ph.tilesX, perImage = tilesY * tilesX, tiles = nb * perImage
+                        forwardInputTiles(images, count: nb, height: H, width: W, phase: ph, zeros: zeros, into: v)
                         for j in 0..<nb {
-                            winogradInputTiles(WinogradPlane(base: images + j * HWC, rowStep: W * C, columnStep: C, rows: H, columns: W),
-                                               channels: C, originRow: ph.qy0 - 1, originColumn: ph.qx0 - 1,
-                                               tilesY: tilesY, tilesX: tilesX, zeros: zeros,
-                                               out: v, firstTile: j * perImage, tileStride: C, xiStride: tiles * C)
                             winogradGradientTiles(dyPlane(j, ph), channels: O, tilesY: tilesY, tilesX: tilesX, zeros: zeros,
                                                   out: g, firstTile: j * perImage, tileStride: O, xiStride: tiles * O)
                         }
