@@ -496,6 +496,8 @@ public final class ConvTranspose2d: Layer {
     /// Winograd-transformed filters (see `Winograd.swift`): for the forward pass [phase][ξ][in][out], for dx
     /// [ξ][(phase, out)][in]. Made when first needed.
     var winogradWeightScratch: Tensor?
+    /// The output phases of the last output size seen by the Winograd path (`winogradPhases`).
+    var winogradPlan: (height: Int, width: Int, phases: [WinogradPhase], tilesPerImage: Int)?
     /// The phase kernels in `NarrowConvolution`'s layout, for an image layer (≤ 3 output channels).
     private var narrowWeightScratch: Tensor?
     /// The batch norm right after this layer (set by `Sequential`). In eval mode the phase forward folds its

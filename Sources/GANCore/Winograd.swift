@@ -182,14 +182,20 @@ extension ConvTranspose2d {
             && outputHeight >= stride && outputWidth >= stride
     }
 
-    func winogradPhases(outputHeight OH: Int, outputWidth OW: Int) -> [WinogradPhase] {
-        var phases: [WinogradPhase] = []
+    /// The output phases for an output of OH×OW, kept between calls (no allocation per step), and the most
+    /// forward tiles one image has in any phase.
+    func winogradPhases(outputHeight OH: Int, outputWidth OW: Int) -> (phases: [WinogradPhase], tilesPerImage: Int) {
+        if let plan = winogradPlan, plan.height == OH, plan.width == OW { return (plan.phases, plan.tilesPerImage) }
+        var phases: [WinogradPhase] = [], tilesPerImage = 0
         for ry in 0..<stride { for rx in 0..<stride {
             let (y0, ny, qy0) = phaseRange(phase: ry, stride: stride, padding: padding, size: OH)
             let (x0, nx, qx0) = phaseRange(phase: rx, stride: stride, padding: padding, size: OW)
-            phases.append(WinogradPhase(index: ry * stride + rx, ry: ry, rx: rx, y0: y0, x0: x0, ny: ny, nx: nx, qy0: qy0, qx0: qx0))
+            let phase = WinogradPhase(index: ry * stride + rx, ry: ry, rx: rx, y0: y0, x0: x0, ny: ny, nx: nx, qy0: qy0, qx0: qx0)
+            phases.append(phase)
+            tilesPerImage = max(tilesPerImage, phase.tilesY * phase.tilesX)
         } }
-        return phases
+        winogradPlan = (OH, OW, phases, tilesPerImage)
+        return (phases, tilesPerImage)
     }
 
     /// The forward pass's input tiles for phase `ph` of `nb` channels-last images x [H][W][C]: a tile matrix
@@ -223,7 +229,7 @@ extension ConvTranspose2d {
         let N = x.shape[0], C = inChannels, O = outChannels, H = x.shape[2], W = x.shape[3]
         let OH = y.shape[2], OW = y.shape[3], s = stride, k = kernelSize
         let slope = foldAffine(bn), scale = foldedScale.data, bp = foldedBias.data
-        let phases = winogradPhases(outputHeight: OH, outputWidth: OW)
+        let (phases, tilesPerImage) = winogradPhases(outputHeight: OH, outputWidth: OW)
         let filters = Tensor.reuse(winogradWeightScratch, shape: [s * s * 9 * C * O])
         winogradWeightScratch = filters
         // U[phase][ξ][c][o] = (G g Gᵀ)[ξ] · scale[o]
@@ -242,7 +248,6 @@ extension ConvTranspose2d {
                 }
             }
         } }
-        let tilesPerImage = phases.map { $0.tilesY * $0.tilesX }.max()!
         let group = winogradGroup(tilesPerImage: tilesPerImage)
         let xp = x.data, yp = y.data, ws = workspace, outImage = OH * OW * O
         Parallel.forEachChunk(count: N) { range, worker in
@@ -282,7 +287,7 @@ extension ConvTranspose2d {
     func backwardWinograd(_ x: Tensor, _ dy: Tensor, _ dx: Tensor?, weightGradients: Bool) {
         let N = x.shape[0], C = inChannels, O = outChannels, H = x.shape[2], W = x.shape[3]
         let OH = dy.shape[2], OW = dy.shape[3], s = stride, k = kernelSize, S = s * s
-        let phases = winogradPhases(outputHeight: OH, outputWidth: OW)
+        let (phases, forwardTiles) = winogradPhases(outputHeight: OH, outputWidth: OW)
         let CO = C * O, SO = S * O
         let w = weight.value.data
         var u = w  // the dx filters, when needed
@@ -307,7 +312,6 @@ extension ConvTranspose2d {
                 }
             } }
         }
-        let forwardTiles = phases.map { $0.tilesY * $0.tilesX }.max()!
         let dataTilesY = (H + 1) / 2, dataTilesX = (W + 1) / 2, dataTiles = dataTilesY * dataTilesX
         let group = winogradGroup(tilesPerImage: forwardTiles), dataGroup = max(1, 64 / dataTiles)
         let xp = x.data, dyp = dy.data, dxp = dx?.data, uf = u, ws = workspace, hasBias = bias != nil
