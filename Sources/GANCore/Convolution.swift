@@ -500,12 +500,13 @@ public final class ConvTranspose2d: Layer {
     var winogradPlan: (height: Int, width: Int, phases: [WinogradPhase], tilesPerImage: Int)?
     /// The phase kernels in `NarrowConvolution`'s layout, for an image layer (≤ 3 output channels).
     private var narrowWeightScratch: Tensor?
-    /// The batch norm right after this layer (set by `Sequential`). In eval mode the phase forward folds its
-    /// affine map (running statistics) into the phase weights and the bias, and its fused LeakyReLU into the
+    /// The batch norm right after this layer (set by `Sequential`). In eval mode the phase (or Winograd) forward
+    /// folds its affine map (running statistics) into the weights and the bias, and its fused LeakyReLU into the
     /// output pass, so that the batch norm passes the result through: one memory pass over G's largest
     /// activations fewer per generated batch.
     weak var followingBatchNorm: BatchNorm?
-    /// Per output channel, for the phase forward: the scale of a folded batch norm (else 1) and the bias after it.
+    /// Per output channel, for the phase and Winograd forward passes: the scale of a folded batch norm (else 1)
+    /// and the bias after it.
     let foldedScale: Tensor, foldedBias: Tensor
     /// Whether the forward pass runs as one ordinary convolution per output phase: measured faster for wide
     /// outputs only (with 3 output channels, G's last layer, the GEMM would be 3 columns wide).
@@ -580,10 +581,6 @@ public final class ConvTranspose2d: Layer {
         return y
     }
 
-    /// Output phase (ry, rx) as a convolution: y[o, Y, X] = b[o] + Σ_{t,u,c} x[c, qy − t, qx − u]·w[c, o, ry + s·t, rx + s·u]
-    /// with qy = (Y + p − ry)/s, for the Y, X of that phase. Per group of samples and phase: a patch matrix of
-    /// (k/s)²·C columns from channels-last images, one GEMM, and a strided write into y. With `bn` (eval mode) the
-    /// batch norm after this layer is folded in: scaled weights, its shift in the bias, its LeakyReLU in the write.
     /// Fills `foldedScale` and `foldedBias` and returns the LeakyReLU slope to apply in the output pass.
     /// With a folded batch norm (eval): BN(conv(x) + b) = conv(x)·scale + (b·scale + shift) per output channel,
     /// scale = γ/√(running var + ε), shift = β − running mean·scale. Without one, scale 1 and shift 0 (exact).
@@ -601,6 +598,10 @@ public final class ConvTranspose2d: Layer {
         return bn?.fusedLeakyReLUSlope
     }
 
+    /// Output phase (ry, rx) as a convolution: y[o, Y, X] = b[o] + Σ_{t,u,c} x[c, qy − t, qx − u]·w[c, o, ry + s·t, rx + s·u]
+    /// with qy = (Y + p − ry)/s, for the Y, X of that phase. Per group of samples and phase: a patch matrix of
+    /// (k/s)²·C columns from channels-last images, one GEMM, and a strided write into y. With `bn` (eval mode) the
+    /// batch norm after this layer is folded in: scaled weights, its shift in the bias, its LeakyReLU in the write.
     private func forwardByPhases(_ x: Tensor, _ y: Tensor, foldingBatchNorm bn: BatchNorm?) {
         let N = x.shape[0], C = inChannels, O = outChannels, H = x.shape[2], W = x.shape[3]
         let OH = y.shape[2], OW = y.shape[3], s = stride, p = padding, k = kernelSize, T = k / s
