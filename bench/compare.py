@@ -65,6 +65,11 @@ def main():
               f"{sg:>11.1f}  {tg:>11.1f}  {sg / tg:>6.2f}  {b[('swift', 'peak_rss_mb')]:>8.0f}  {b[('torch_fastest', 'peak_rss_mb')]:>8.0f}  "
               f"{b[('swift_blas', 'train_images_per_sec')]:>15.1f}  {b[('swift_blas', 'train_images_per_sec')] / t:>6.2f}  "
               f"{b[('swift_blas', 'generate_images_per_sec')]:>6.0f}  {b[('swift_blas', 'generate_images_per_sec')] / tg:>6.2f}")
+    ratio = lambda b, key: b[("swift", key)] / b[("torch_fastest", key)]
+    train = min(ratio(b, "train_images_per_sec") for _, b in rows)
+    generate = min(ratio(b, "generate_images_per_sec") for _, b in rows)
+    print(f"lowest ratio against PyTorch's fastest: training {train:.2f}, generation {generate:.2f} "
+          f"(issue 6's goal: at least 1.25 for both: {'met' if min(train, generate) >= 1.25 else 'not met'})")
 
 
 if __name__ == "__main__":
