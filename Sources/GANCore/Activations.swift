@@ -80,6 +80,10 @@ public protocol LeakyReLUGradientFusing: Layer {
 @inline(__always)
 func leakyReLU(_ v: Float, slope a: Float) -> Float { v > 0 ? v : v * a }
 
+/// The same rule on 8 values at once (the Winograd output tiles).
+@inline(__always)
+func leakyReLU(_ v: SIMD8<Float>, slope a: Float) -> SIMD8<Float> { v.replacing(with: v * a, where: v .<= 0) }
+
 /// dx = dy · (sign > 0 ? 1 : slope) over `count` values; `into` may be `dy`.
 @inline(__always)
 func leakyReLUGradient(dy: UnsafePointer<Float>, sign: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>,

@@ -30,19 +30,36 @@ public enum Winograd {
     nonisolated(unsafe) public static var enabled: Bool = ProcessInfo.processInfo.environment["CIFAR_GAN_WINOGRAD"] != "0"
 }
 
-/// G·g·Gᵀ for one 2×2 filter g = [g00 g01; g10 g11]: the nine values in row-major 3×3 order.
+/// What the transforms add: a weight (Float) or 8 channels of a tile (SIMD8<Float>), so that the filter and
+/// the tile paths share one spelling of each map.
+protocol WinogradValue { static func + (a: Self, b: Self) -> Self }
+extension Float: WinogradValue {}
+extension SIMD8: WinogradValue where Scalar == Float {}
+
+/// Nine values of a 3×3 tile in row-major order.
+typealias WinogradTile<V> = (V, V, V, V, V, V, V, V, V)
+
+/// G·g·Gᵀ for one 2×2 tile g = [g00 g01; g10 g11] (a filter, or an output gradient's A·dy·Aᵀ: G = A).
 @inline(__always)
-func winogradExpand(_ g00: Float, _ g01: Float, _ g10: Float, _ g11: Float) -> (Float, Float, Float, Float, Float, Float, Float, Float, Float) {
+func winogradExpand<V: WinogradValue>(_ g00: V, _ g01: V, _ g10: V, _ g11: V) -> WinogradTile<V> {
     let h10 = g00 + g10, h11 = g01 + g11
     return (g00, g00 + g01, g01, h10, h10 + h11, h11, g10, g10 + g11, g11)
 }
 
-/// Aᵀ·m·A for one 3×3 tile m (row-major): the 2×2 values (y00, y01, y10, y11).
+/// Aᵀ·m·A for one 3×3 tile m (an output tile, or a filter gradient's Gᵀ·dU·G): (y00, y01, y10, y11).
 @inline(__always)
-func winogradReduce<V: SIMD>(_ m: (V, V, V, V, V, V, V, V, V)) -> (V, V, V, V) where V.Scalar: FloatingPoint {
+func winogradReduce<V: WinogradValue>(_ m: WinogradTile<V>) -> (V, V, V, V) {
     let r00 = m.0 + m.3, r01 = m.1 + m.4, r02 = m.2 + m.5
     let r10 = m.3 + m.6, r11 = m.4 + m.7, r12 = m.5 + m.8
     return (r00 + r01, r01 + r02, r10 + r11, r11 + r12)
+}
+
+/// Stores a tile's nine 8-channel values at o + ξ·xiStride + c.
+@inline(__always)
+func store9(_ t: WinogradTile<SIMD8<Float>>, _ o: UnsafeMutablePointer<Float>, xiStride: Int, _ c: Int) {
+    store8(t.0, o, c); store8(t.1, o + xiStride, c); store8(t.2, o + 2 &* xiStride, c)
+    store8(t.3, o + 3 &* xiStride, c); store8(t.4, o + 4 &* xiStride, c); store8(t.5, o + 5 &* xiStride, c)
+    store8(t.6, o + 6 &* xiStride, c); store8(t.7, o + 7 &* xiStride, c); store8(t.8, o + 8 &* xiStride, c)
 }
 
 /// Pixels of a plane of channel vectors: pixel (r, c) at base + r·rowStep + c·columnStep, present for
@@ -77,15 +94,7 @@ func winogradInputTiles(_ plane: WinogradPlane, channels C: Int, originRow: Int,
                 let d10 = load8(p10, c), d11 = load8(p11, c), d12 = load8(p12, c)
                 let e00 = load8(p00, c) - d10, e01 = load8(p01, c) - d11, e02 = load8(p02, c) - d12
                 let e20 = load8(p20, c) - d10, e21 = load8(p21, c) - d11, e22 = load8(p22, c) - d12
-                store8(e00 - e01, o, c)
-                store8(e01, o + xiStride, c)
-                store8(e02 - e01, o + 2 &* xiStride, c)
-                store8(d10 - d11, o + 3 &* xiStride, c)
-                store8(d11, o + 4 &* xiStride, c)
-                store8(d12 - d11, o + 5 &* xiStride, c)
-                store8(e20 - e21, o + 6 &* xiStride, c)
-                store8(e21, o + 7 &* xiStride, c)
-                store8(e22 - e21, o + 8 &* xiStride, c)
+                store9((e00 - e01, e01, e02 - e01, d10 - d11, d11, d12 - d11, e20 - e21, e21, e22 - e21), o, xiStride: xiStride, c)
                 c &+= 8
             }
         }
@@ -112,8 +121,8 @@ func winogradOutputTiles(_ m: UnsafePointer<Float>, channels C: Int, tilesY: Int
                                                            load8(s, 6 &* xiStride), load8(s, 7 &* xiStride), load8(s, 8 &* xiStride)))
                 if let bias { let b = load8(bias, c); y00 += b; y01 += b; y10 += b; y11 += b }
                 if let slope {
-                    y00 = y00.replacing(with: y00 * slope, where: y00 .< 0); y01 = y01.replacing(with: y01 * slope, where: y01 .< 0)
-                    y10 = y10.replacing(with: y10 * slope, where: y10 .< 0); y11 = y11.replacing(with: y11 * slope, where: y11 .< 0)
+                    y00 = leakyReLU(y00, slope: slope); y01 = leakyReLU(y01, slope: slope)
+                    y10 = leakyReLU(y10, slope: slope); y11 = leakyReLU(y11, slope: slope)
                 }
                 store8(y00, d0, c)
                 if secondColumn { store8(y01, d0 + plane.columnStep, c) }
@@ -140,17 +149,7 @@ func winogradGradientTiles(_ plane: WinogradPlane, channels C: Int, tilesY: Int,
             let o = out + (firstTile &+ ty &* tilesX &+ tx) &* tileStride
             var c = 0
             while c < C {
-                let g00 = load8(p00, c), g01 = load8(p01, c), g10 = load8(p10, c), g11 = load8(p11, c)
-                let h10 = g00 + g10, h11 = g01 + g11
-                store8(g00, o, c)
-                store8(g00 + g01, o + xiStride, c)
-                store8(g01, o + 2 &* xiStride, c)
-                store8(h10, o + 3 &* xiStride, c)
-                store8(h10 + h11, o + 4 &* xiStride, c)
-                store8(h11, o + 5 &* xiStride, c)
-                store8(g10, o + 6 &* xiStride, c)
-                store8(g10 + g11, o + 7 &* xiStride, c)
-                store8(g11, o + 8 &* xiStride, c)
+                store9(winogradExpand(load8(p00, c), load8(p01, c), load8(p10, c), load8(p11, c)), o, xiStride: xiStride, c)
                 c &+= 8
             }
         }
@@ -399,10 +398,10 @@ extension ConvTranspose2d {
                 for c in 0..<C {
                     for o in 0..<O {
                         let t = base + c * O + o
-                        let r00 = t[0] + t[3 * CO], r01 = t[CO] + t[4 * CO], r02 = t[2 * CO] + t[5 * CO]
-                        let r10 = t[3 * CO] + t[6 * CO], r11 = t[4 * CO] + t[7 * CO], r12 = t[5 * CO] + t[8 * CO]
+                        let (g00, g01, g10, g11) = winogradReduce((t[0], t[CO], t[2 * CO], t[3 * CO], t[4 * CO],
+                                                                   t[5 * CO], t[6 * CO], t[7 * CO], t[8 * CO]))
                         let d = dw + (c * O + o) * k * k
-                        d[i00] += r00 + r01; d[i01] += r01 + r02; d[i10] += r10 + r11; d[i11] += r11 + r12
+                        d[i00] += g00; d[i01] += g01; d[i10] += g10; d[i11] += g11
                     }
                 }
             }
