@@ -7,23 +7,21 @@ import torch
 import torch.nn as nn
 
 
-def generator(latent_dim=100, width=128, slope=0.2, num_classes=0, labels=None):
+def upsample(cin, cout, mode="transposed"):
+    """G's 2x step: ConvTranspose2d(4, 2, 1), or nearest upsampling then Conv2d(3, 1, 1) (ModelConfig.upsampling)."""
+    if mode == "nearest":
+        return [nn.Upsample(scale_factor=2), nn.Conv2d(cin, cout, 3, 1, 1)]
+    return [nn.ConvTranspose2d(cin, cout, 4, 2, 1)]
+
+
+def generator(latent_dim=100, width=128, slope=0.2, num_classes=0, labels=None, upsampling="transposed"):
     w = width
     norm = (lambda c: ConditionalBatchNorm2d(c, num_classes, labels)) if num_classes else nn.BatchNorm2d
-    return nn.Sequential(
-        nn.Linear(latent_dim, w * 16),
-        nn.Unflatten(1, (w, 4, 4)),
-        norm(w),
-        nn.LeakyReLU(slope),
-        nn.ConvTranspose2d(w, w, 4, 2, 1),
-        norm(w),
-        nn.LeakyReLU(slope),
-        nn.ConvTranspose2d(w, w, 4, 2, 1),
-        norm(w),
-        nn.LeakyReLU(slope),
-        nn.ConvTranspose2d(w, 3, 4, 2, 1),
-        nn.Tanh(),
-    )
+    layers = [nn.Linear(latent_dim, w * 16), nn.Unflatten(1, (w, 4, 4))]
+    for _ in range(2):
+        layers += [norm(w), nn.LeakyReLU(slope)] + upsample(w, w, upsampling)
+    layers += [norm(w), nn.LeakyReLU(slope)] + upsample(w, 3, upsampling) + [nn.Tanh()]
+    return nn.Sequential(*layers)
 
 
 def discriminator(width=64, dropout=0.4, slope=0.2, dropout_module=None, spectral_norm=False, num_classes=0, labels=None):
@@ -51,11 +49,16 @@ def from_config(model):
     """The twins of a run's config.json "model" section, with the Labels object a conditional pair shares."""
     labels = Labels()
     k = model.get("classes", 0)
-    if model.get("architecture", "dcgan") == "resnet":
+    arch = model.get("architecture", "dcgan")
+    up = model.get("upsampling", "transposed")
+    if arch == "resnet":
         G = resnet_generator(model["latent_dim"], model["generator_width"], k, labels)
         D = resnet_discriminator(model["discriminator_width"], model.get("spectral_norm", False), k, labels)
+    elif arch == "cnn":
+        G = cnn_generator(model["latent_dim"], model["generator_width"], k, labels, up)
+        D = cnn_discriminator(model["discriminator_width"], model["leaky_slope"], model.get("spectral_norm", False), k, labels)
     else:
-        G = generator(model["latent_dim"], model["generator_width"], model["leaky_slope"], k, labels)
+        G = generator(model["latent_dim"], model["generator_width"], model["leaky_slope"], k, labels, up)
         D = discriminator(model["discriminator_width"], model["dropout"], model["leaky_slope"],
                           spectral_norm=model.get("spectral_norm", False), num_classes=k, labels=labels)
     return G, D, labels
@@ -175,4 +178,31 @@ def resnet_discriminator(width=64, spectral_norm=True, num_classes=0, labels=Non
     if num_classes:
         head = ProjectionHead(head, w, num_classes, labels)
     layers += [nn.ReLU(), SumPool(), head]
+    return nn.Sequential(*layers)
+
+
+def cnn_generator(latent_dim=128, width=512, num_classes=0, labels=None, upsampling="transposed"):
+    """SNGAN's standard CNN generator (GANCore ModelConfig architecture "cnn"): channels halve W -> W/8."""
+    c = width
+    norm = (lambda n: ConditionalBatchNorm2d(n, num_classes, labels)) if num_classes else nn.BatchNorm2d
+    layers = [nn.Linear(latent_dim, c * 16), nn.Unflatten(1, (c, 4, 4)), norm(c), nn.ReLU()]
+    for _ in range(3):
+        layers += upsample(c, c // 2, upsampling) + [norm(c // 2), nn.ReLU()]
+        c //= 2
+    layers += [nn.Conv2d(c, 3, 3, 1, 1), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+def cnn_discriminator(width=64, slope=0.1, spectral_norm=True, num_classes=0, labels=None):
+    """SNGAN's standard CNN discriminator (GANCore ModelConfig architecture "cnn"): channels W -> 8W."""
+    w = width
+    sn = nn.utils.spectral_norm if spectral_norm else (lambda m: m)
+    layers = []
+    for (i, o, k, s) in [(3, w, 3, 1), (w, w, 4, 2), (w, 2 * w, 3, 1), (2 * w, 2 * w, 4, 2),
+                         (2 * w, 4 * w, 3, 1), (4 * w, 4 * w, 4, 2), (4 * w, 8 * w, 3, 1)]:
+        layers += [sn(nn.Conv2d(i, o, k, s, 1)), nn.LeakyReLU(slope)]
+    head = sn(nn.Linear(8 * w * 16, 1))
+    if num_classes:
+        head = ProjectionHead(head, 8 * w * 16, num_classes, labels)
+    layers += [nn.Flatten(), head]
     return nn.Sequential(*layers)

@@ -10,9 +10,15 @@ import GANCore
 /// let d = ModelConfig().makeDiscriminator(rng: &rng)    // images → logits [N, 1]
 /// ```
 public struct ModelConfig: Codable, Equatable, Sendable {
-    /// "dcgan" (the original system's convolutional pair) or "resnet" (SNGAN's CIFAR-10 residual pair:
-    /// three upsampling blocks in G, four blocks in D, widths from `generatorWidth`/`discriminatorWidth`).
+    /// "dcgan" (the original system's convolutional pair), "cnn" (SNGAN's "standard CNN": G's channels
+    /// halve from `generatorWidth` at 4×4 to an eighth of it at 32×32, D's double from
+    /// `discriminatorWidth` to eight times it) or "resnet" (SNGAN's CIFAR-10 residual pair: three upsampling
+    /// blocks in G, four blocks in D, widths from `generatorWidth`/`discriminatorWidth`).
     public var architecture = "dcgan"
+    /// How G doubles its resolution in the "dcgan" and "cnn" architectures: "transposed" (4×4, stride-2
+    /// transposed convolutions, as published) or "nearest" (nearest-neighbour 2× upsampling then a 3×3
+    /// convolution — Odena et al. 2016's cure for the checkerboard of uneven kernel overlap; 2.25× G's FLOPs).
+    public var upsampling = "transposed"
     /// Spectral normalisation of every convolution and linear layer of the discriminator.
     public var spectralNorm = false
     /// Number of classes of a class-conditional model (conditional batch norm in G, projection in D);
@@ -34,7 +40,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var isConditional: Bool { classes > 0 }
 
     public func validate() throws {
-        guard ["dcgan", "resnet"].contains(architecture) else { throw ConfigError("architecture must be dcgan or resnet, got '\(architecture)'") }
+        guard ["dcgan", "cnn", "resnet"].contains(architecture) else { throw ConfigError("architecture must be dcgan, cnn or resnet, got '\(architecture)'") }
+        guard ["transposed", "nearest"].contains(upsampling) else { throw ConfigError("upsampling must be transposed or nearest, got '\(upsampling)'") }
+        guard architecture != "cnn" || (generatorWidth >= 8 && generatorWidth % 8 == 0) else {
+            throw ConfigError("generator_width of the cnn architecture must be a multiple of 8 (its channels halve three times), got \(generatorWidth)")
+        }
         guard classes == 0 || classes >= 2 else { throw ConfigError("classes must be 0 (not conditional) or at least 2, got \(classes)") }
         guard latentDim >= 1 else { throw ConfigError("latent_dim must be at least 1, got \(latentDim)") }
         guard generatorWidth >= 1 else { throw ConfigError("generator_width must be at least 1, got \(generatorWidth)") }
@@ -50,7 +60,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             if let labels, self.isConditional { return ConditionalBatchNorm(numFeatures: c, labels: labels) }
             return BatchNorm2d(numFeatures: c)
         }
-        return architecture == "resnet" ? makeResNetGenerator(&rng, norm) : makeDCGANGenerator(&rng, norm)
+        switch architecture {
+        case "resnet": return makeResNetGenerator(&rng, norm)
+        case "cnn": return makeCNNGenerator(&rng, norm)
+        default: return makeDCGANGenerator(&rng, norm)
+        }
     }
 
     /// The discriminator; `labels` is required for a conditional model (its projection head reads them).
@@ -65,27 +79,66 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             guard let labels, isConditional else { return linear }
             return ProjectionHead(linear: linear, features: features, labels: labels, rng: &rng)
         }
-        return architecture == "resnet" ? makeResNetDiscriminator(&rng, weighted, head) : makeDCGANDiscriminator(&rng, weighted, head)
+        switch architecture {
+        case "resnet": return makeResNetDiscriminator(&rng, weighted, head)
+        case "cnn": return makeCNNDiscriminator(&rng, weighted, head)
+        default: return makeDCGANDiscriminator(&rng, weighted, head)
+        }
+    }
+
+    /// G's 2× step from `cin` to `cout` channels: ConvT(4, 2, 1), or Up2 → Conv(3, 1, 1) with `upsampling: "nearest"`.
+    private func upsample(_ cin: Int, _ cout: Int, _ rng: inout RandomGenerator) -> [Layer] {
+        if upsampling == "nearest" {
+            return [Upsample2x(), Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, stride: 1, padding: 1, rng: &rng)]
+        }
+        return [ConvTranspose2d(inChannels: cin, outChannels: cout, kernelSize: 4, stride: 2, padding: 1, rng: &rng)]
     }
 
     /// Linear → Unflatten(W,4,4) → BN → LReLU → [ConvT(4,2,1) → BN → LReLU]×2 → ConvT(W→3) → Tanh,
     /// indexed like the equivalent `nn.Sequential` (`tools/models.py`).
     private func makeDCGANGenerator(_ rng: inout RandomGenerator, _ norm: (Int) -> Layer) -> Sequential {
         let w = generatorWidth
-        return Sequential([
-            Linear(inFeatures: latentDim, outFeatures: w * 16, rng: &rng),
-            Reshape([w, 4, 4]),
-            norm(w),
-            LeakyReLU(leakySlope, inPlace: true),
-            ConvTranspose2d(inChannels: w, outChannels: w, kernelSize: 4, stride: 2, padding: 1, rng: &rng),
-            norm(w),
-            LeakyReLU(leakySlope, inPlace: true),
-            ConvTranspose2d(inChannels: w, outChannels: w, kernelSize: 4, stride: 2, padding: 1, rng: &rng),
-            norm(w),
-            LeakyReLU(leakySlope, inPlace: true),
-            ConvTranspose2d(inChannels: w, outChannels: 3, kernelSize: 4, stride: 2, padding: 1, rng: &rng),
-            Tanh(),
-        ])
+        var layers: [Layer] = [Linear(inFeatures: latentDim, outFeatures: w * 16, rng: &rng), Reshape([w, 4, 4])]
+        for _ in 0..<2 {
+            layers += [norm(w), LeakyReLU(leakySlope, inPlace: true)]
+            layers += upsample(w, w, &rng)
+        }
+        layers += [norm(w), LeakyReLU(leakySlope, inPlace: true)]
+        layers += upsample(w, 3, &rng)
+        layers.append(Tanh())
+        return Sequential(layers)
+    }
+
+    /// SNGAN's standard CNN generator (Miyato et al. 2018, table 3a): Linear(z → W·4·4) → BN → ReLU →
+    /// 3 × [2× step (W → W/2 → W/4 → W/8) → BN → ReLU] → Conv(W/8 → 3, 3, 1, 1) → Tanh.
+    private func makeCNNGenerator(_ rng: inout RandomGenerator, _ norm: (Int) -> Layer) -> Sequential {
+        var c = generatorWidth
+        var layers: [Layer] = [Linear(inFeatures: latentDim, outFeatures: c * 16, rng: &rng), Reshape([c, 4, 4]),
+                               norm(c), ReLU(inPlace: true)]
+        for _ in 0..<3 {
+            layers += upsample(c, c / 2, &rng)
+            c /= 2
+            layers += [norm(c), ReLU(inPlace: true)]
+        }
+        layers += [Conv2d(inChannels: c, outChannels: 3, kernelSize: 3, stride: 1, padding: 1, rng: &rng), Tanh()]
+        return Sequential(layers)
+    }
+
+    /// SNGAN's standard CNN discriminator (table 3b), W = `discriminatorWidth` (64 published):
+    /// [Conv3(s1) → LReLU → Conv4(s2) → LReLU] at W, 2W, 4W (32→16→8→4) → Conv3(4W → 8W) → LReLU →
+    /// Flatten → Linear(8W·16 → 1). The published slope is 0.1 (`leakySlope`, set by the preset).
+    private func makeCNNDiscriminator(_ rng: inout RandomGenerator, _ weighted: (WeightedLayer, inout RandomGenerator) -> Layer,
+                                      _ head: (Int, inout RandomGenerator) -> Layer) -> Sequential {
+        let w = discriminatorWidth
+        let convs = [(3, w, 3, 1), (w, w, 4, 2), (w, 2 * w, 3, 1), (2 * w, 2 * w, 4, 2),
+                     (2 * w, 4 * w, 3, 1), (4 * w, 4 * w, 4, 2), (4 * w, 8 * w, 3, 1)]
+        var layers: [Layer] = []
+        for (i, o, k, s) in convs {
+            layers.append(weighted(Conv2d(inChannels: i, outChannels: o, kernelSize: k, stride: s, padding: 1, rng: &rng), &rng))
+            layers.append(LeakyReLU(leakySlope, inPlace: true))
+        }
+        layers += [Flatten(8 * w * 16), head(8 * w * 16, &rng)]
+        return Sequential(layers)
     }
 
     /// Conv(3→W, 3, 1, 1) → LReLU → Conv(W→W, s2) → LReLU → Conv(W→2W, s2) → LReLU → Conv(2W→2W, s2)
@@ -166,14 +219,30 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         return dStep + gStep
     }
 
+    /// Forward FLOPs of D's convolutions and linear layers per image ("dcgan" and "cnn"; 0 for "resnet").
     public var discriminatorForwardFLOPs: Double {
         let w = Double(discriminatorWidth)
-        return 2 * (w * 27 * 1024 + w * w * 9 * 256 + 2 * w * w * 9 * 64 + 4 * w * w * 9 * 16 + 2 * w * 16)
+        switch architecture {
+        case "dcgan": return 2 * (w * 27 * 1024 + w * w * 9 * 256 + 2 * w * w * 9 * 64 + 4 * w * w * 9 * 16 + 2 * w * 16)
+        case "cnn":
+            return 2 * (w * 27 * 1024 + w * w * 16 * 256 + 2 * w * w * 9 * 256 + 4 * w * w * 16 * 64
+                        + 8 * w * w * 9 * 64 + 16 * w * w * 16 * 16 + 32 * w * w * 9 * 16 + 8 * w * 16)
+        default: return 0
+        }
     }
 
+    /// Forward FLOPs of G's convolutions and linear layer per image ("dcgan" and "cnn"; 0 for "resnet").
     public var generatorForwardFLOPs: Double {
-        let w = Double(generatorWidth)
-        return 2 * (Double(latentDim) * w * 16 + w * w * 16 * 16 + w * w * 16 * 64 + w * 3 * 16 * 256)
+        // A 2× step from cin to cout channels onto an H×W output: 4 taps per output for a 4×4, stride-2
+        // transposed convolution, 9 for nearest upsampling and a 3×3 convolution.
+        let taps = upsampling == "nearest" ? 9.0 : 4.0
+        func step(_ cin: Double, _ cout: Double, _ outPixels: Double) -> Double { cin * cout * taps * outPixels }
+        let w = Double(generatorWidth), z = Double(latentDim)
+        switch architecture {
+        case "dcgan": return 2 * (z * w * 16 + step(w, w, 64) + step(w, w, 256) + step(w, 3, 1024))
+        case "cnn": return 2 * (z * w * 16 + step(w, w / 2, 64) + step(w / 2, w / 4, 256) + step(w / 4, w / 8, 1024) + w / 8 * 3 * 9 * 1024)
+        default: return 0
+        }
     }
 }
 
@@ -195,6 +264,7 @@ extension ModelConfig {
         architecture = try c.decodeIfPresent(String.self, forKey: .architecture) ?? architecture
         spectralNorm = try c.decodeIfPresent(Bool.self, forKey: .spectralNorm) ?? spectralNorm
         classes = try c.decodeIfPresent(Int.self, forKey: .classes) ?? classes
+        upsampling = try c.decodeIfPresent(String.self, forKey: .upsampling) ?? upsampling
     }
 }
 

@@ -111,7 +111,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// same-wall-clock comparison in docs/results.md measured best on this machine (DiffAugment, and the
     /// checkpoint with the best in-training FID); `sngan` is the literature's SNGAN recipe (residual
     /// models, hinge loss, spectral norm, EMA) at CPU-sized widths.
-    public static let presetNames = ["original", "modern", "sngan"]
+    public static let presetNames = ["original", "modern", "sngan", "cnn"]
 
     public static func preset(_ name: String) throws -> RunConfig {
         var c = RunConfig()
@@ -136,6 +136,26 @@ public struct RunConfig: Codable, Equatable, Sendable {
             c.optimizer.beta1 = 0
             c.optimizer.beta2 = 0.9
             c.emaDecay = 0.999
+        case "cnn":
+            // SNGAN's standard CNN (hinge loss, spectral norm, Adam 2e-4 with β = (0.5, 0.999), one D step per
+            // G step: the paper's setting C) sized for 2 cores — G 256 → 32 channels, D 32 → 256, about a
+            // quarter of the published FLOPs — with nearest-neighbour upsampling in G (no checkerboard),
+            // DiffAugment (5,000 images a class) and an EMA of G for samples.
+            c.model.architecture = "cnn"
+            c.model.upsampling = "nearest"
+            c.model.generatorWidth = 256
+            c.model.discriminatorWidth = 32
+            c.model.leakySlope = 0.1
+            c.model.spectralNorm = true
+            c.loss = "hinge"
+            c.optimizer.generatorLR = 2e-4
+            c.optimizer.discriminatorLR = 2e-4
+            c.optimizer.beta1 = 0.5
+            c.optimizer.beta2 = 0.999
+            c.diffAugment = ["color", "translation", "cutout"]
+            c.emaDecay = 0.999
+            c.checkpointEvery = 1
+            c.keepCheckpoints = 1000
         default:
             throw ConfigError("unknown preset '\(name)'; expected one of \(presetNames.joined(separator: ", "))")
         }

@@ -32,7 +32,8 @@ struct RecipeOptions: ParsableArguments {
     @Option(help: "Loss: bce (original, smoothed targets), non_saturating or hinge.") var loss: String?
     @Option(help: "Differentiable augmentation of D's inputs: any of color,translation,cutout ('none' for off).") var diffAugment: String?
     @Option(help: "Keep a moving average of G's weights with this decay for samples and evaluation (e.g. 0.999; 0: off).") var emaDecay: Float?
-    @Option(help: "Model architecture: dcgan (original) or resnet (SNGAN's residual blocks).") var architecture: String?
+    @Option(help: "Model architecture: dcgan (original), cnn (SNGAN's standard CNN) or resnet (SNGAN's residual blocks).") var architecture: String?
+    @Option(help: "How G doubles its resolution (dcgan, cnn): transposed (4×4 stride-2 transposed convolutions) or nearest (nearest upsampling then a 3×3 convolution: no checkerboard).") var upsampling: String?
     @Option(help: "Spectral normalisation of D's layers: on or off.") var spectralNorm: String?
     @Option(help: "Stop each model after this many minutes of training (the last epoch is then partial).") var timeLimit: Double?
 
@@ -71,6 +72,7 @@ struct RecipeOptions: ParsableArguments {
         if let v = diffAugment { c.diffAugment = v == "none" ? [] : v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         if let v = emaDecay { c.emaDecay = v }
         if let v = architecture { c.model.architecture = v }
+        if let v = upsampling { c.model.upsampling = v }
         if let v = spectralNorm {
             guard ["on", "off"].contains(v) else { throw ValidationError("--spectral-norm: expected on or off, got '\(v)'") }
             c.model.spectralNorm = v == "on"

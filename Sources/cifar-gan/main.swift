@@ -31,6 +31,8 @@ struct Bench: ParsableCommand {
     var preset: String?
     @Flag(help: "With --preset: the class-conditional model (10 classes).")
     var conditional = false
+    @Option(help: "G's 2× steps (dcgan, cnn): transposed or nearest (default: the preset's).")
+    var upsampling: String?
 
     func validate() throws {
         guard batchSize >= 2 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two samples), got \(batchSize)") }
@@ -48,6 +50,8 @@ struct Bench: ParsableCommand {
             config.model.discriminatorWidth = discriminatorWidth
         }
         if conditional { config.model.classes = CIFAR10.classNames.count }
+        if let upsampling { config.model.upsampling = upsampling }
+        do { try config.validate() } catch { throw ValidationError("\(error)") }
         Profiler.enabled = profile
         let r = Benchmark.run(config: config, batchSize: batchSize, seconds: seconds)
         if profile {

@@ -16,6 +16,7 @@ final class RecipeTests: XCTestCase {
     func modernTiny(target: String = "cat", architecture: String = "dcgan") throws -> RunConfig {
         var c = tinyConfig(target: target)
         c.model.architecture = architecture
+        if architecture == "cnn" { c.model.upsampling = "nearest" }
         c.loss = "hinge"; c.model.spectralNorm = true; c.emaDecay = 0.9; c.diffAugment = ["color", "translation", "cutout"]
         return c
     }
@@ -31,7 +32,7 @@ final class RecipeTests: XCTestCase {
 
     func testResumeIsExactWithEveryOption() throws {
         let data = try syntheticData()
-        for arch in ["dcgan", "resnet"] {
+        for arch in ["dcgan", "cnn", "resnet"] {
             let cfg = try modernTiny(architecture: arch)
             let whole = temporaryFolder(self), split = temporaryFolder(self)
             _ = try train(cfg, data, whole)
@@ -50,7 +51,7 @@ final class RecipeTests: XCTestCase {
     func testEveryLossAndArchitectureTrainsToFiniteLosses() throws {
         let data = try syntheticData()
         for loss in GANLoss.allCases {
-            for arch in ["dcgan", "resnet"] {
+            for arch in ["dcgan", "cnn", "resnet"] {
                 var cfg = tinyConfig(); cfg.loss = loss.rawValue; cfg.model.architecture = arch; cfg.epochs = 2
                 let folder = temporaryFolder(self)
                 XCTAssertEqual(try train(cfg, data, folder), .finished(epochs: 2))
@@ -135,8 +136,10 @@ final class RecipeTests: XCTestCase {
     }
 }
 
-/// Central differences of L = Σ y·w against backward for a few entries of the input and of every parameter
-/// (a small step: ReLUs behind batch norm make larger ones cross kinks).
+/// Central differences of L = Σ y·w against backward for a few entries of the input and of every parameter.
+/// ReLUs behind batch norm make L piecewise linear on the scale of a step, so each entry is measured at two
+/// steps; where the two quotients disagree the step crossed kinks and the entry is not measurable (at most a
+/// quarter of the entries may be; the rest must match).
 func modelGradientMismatches(_ net: Sequential, input x: Tensor, training: Bool) -> [String] {
     var rng = RandomGenerator(seed: 5)
     let y0 = net.forward(x, training: training)
@@ -150,19 +153,25 @@ func modelGradientMismatches(_ net: Sequential, input x: Tensor, training: Bool)
         for i in 0..<y.count { s += Double(y[i]) * Double(w[i]) }
         return s
     }
-    var failures: [String] = []
+    var failures: [String] = [], checked = 0, unmeasurable: [String] = []
     func check(_ t: Tensor, _ g: Tensor, _ name: String) {
-        let scale = max(1.0, Double(g.maxAbs()))
+        let scale = max(1.0, Double(g.maxAbs())), tolerance = 3e-2 * scale
         for k in 0..<3 {
-            let i = (k * 7919 + 13) % t.count, old = t[i], h: Float = 1e-3
-            t[i] = old + h; let lp = loss()
-            t[i] = old - h; let lm = loss()
-            t[i] = old
-            let numeric = (lp - lm) / Double(2 * h)
-            if abs(numeric - Double(g[i])) > 3e-2 * scale { failures.append("\(name)[\(i)]: \(g[i]) vs \(numeric)") }
+            let i = (k * 7919 + 13) % t.count, old = t[i]
+            func quotient(_ h: Float) -> Double {
+                t[i] = old + h; let lp = loss()
+                t[i] = old - h; let lm = loss()
+                t[i] = old
+                return (lp - lm) / Double(2 * h)
+            }
+            let coarse = quotient(1e-3), fine = quotient(3e-4)
+            checked += 1
+            if abs(coarse - fine) > tolerance { unmeasurable.append("\(name)[\(i)]"); continue }
+            if abs(coarse - Double(g[i])) > tolerance { failures.append("\(name)[\(i)]: \(g[i]) vs \(coarse)") }
         }
     }
     check(x, dx, "dx")
     for (name, p) in net.namedParameters { check(p.value, p.grad.clone(), name) }
+    if unmeasurable.count * 4 > checked { failures.append("\(unmeasurable.count) of \(checked) entries not measurable: \(unmeasurable)") }
     return failures
 }
