@@ -77,7 +77,8 @@ public struct EvaluationResult: Codable, Sendable {
     public var kidStd: Double
     public var precision: Double
     public var recall: Double
-    /// Share of the images the judge assigns to `name` (nil when `name` is not a class).
+    /// Share of the images the judge recognises as `name` (nil when `name` is not a class): assigned to it with
+    /// probability ≥ 0.5 and inside the reference images' k-NN manifold (`Metrics.recognitionRate`).
     public var recognitionRate: Double?
     public var inceptionScore: Double
 }
@@ -116,7 +117,10 @@ public enum Evaluator {
         let fid = try Metrics.fid(reference.statistics(), features.statistics())
         let (kid, kidStd) = Metrics.kid(reference, features, subsets: kidSubsets, subsetSize: 1000, seed: seed)
         let (p, r) = Metrics.precisionRecall(real: reference, fake: features, k: 3)
-        let recognition = classLabel.map { Metrics.recognitionRate(probabilities: probs, classes: judge.config.classes, label: $0) }
+        let recognition = classLabel.map {
+            Metrics.recognitionRate(probabilities: probs, classes: judge.config.classes, label: $0,
+                                    realistic: Metrics.insideManifold(reference, features))
+        }
         let (isMean, _) = Metrics.inceptionScore(probabilities: probs, classes: judge.config.classes)
         return EvaluationResult(name: name, count: features.count, referenceCount: reference.count, fid: fid, kid: kid,
                                 kidStd: kidStd, precision: p, recall: r, recognitionRate: recognition, inceptionScore: isMean)

@@ -159,15 +159,19 @@ public enum Metrics {
     /// neighbour); recall is the share of real points inside the generated manifold.
     public static func precisionRecall(real: FeatureSet, fake: FeatureSet, k: Int = 3) -> (precision: Double, recall: Double) {
         func coverage(_ manifold: FeatureSet, _ probes: FeatureSet) -> Double {
-            let radii = kthNeighbourRadii(manifold, k: k)
-            let d = squaredDistances(probes, manifold)
-            var inside = 0
-            for i in 0..<probes.count {
-                for j in 0..<manifold.count where d[i * manifold.count + j] <= radii[j] { inside += 1; break }
-            }
+            let inside = insideManifold(manifold, probes, k: k).filter { $0 }.count
             return Double(inside) / Double(max(probes.count, 1))
         }
         return (coverage(real, fake), coverage(fake, real))
+    }
+
+    /// For each probe: does it lie inside the manifold's k-NN balls (within the distance from some manifold
+    /// point to that point's k-th nearest neighbour)? Precision is the share of generated probes inside the
+    /// real images' balls (Kynkäänniemi et al. 2019).
+    public static func insideManifold(_ manifold: FeatureSet, _ probes: FeatureSet, k: Int = 3) -> [Bool] {
+        let radii = kthNeighbourRadii(manifold, k: k)
+        let d = squaredDistances(probes, manifold)
+        return (0..<probes.count).map { i in (0..<manifold.count).contains { d[i * manifold.count + $0] <= radii[$0] } }
     }
 
     /// An Inception-Score-style score from class probabilities [n, K]: exp(E KL(p(y|x) ‖ p(y))), averaged over
@@ -189,14 +193,23 @@ public enum Metrics {
         return (mean, variance.squareRoot())
     }
 
-    /// Share of rows whose most probable class is `label`.
-    public static func recognitionRate(probabilities p: [Double], classes K: Int, label: Int) -> Double {
+    /// The judge's confidence a recognised image needs: label smoothing (0.1) caps the judge at about 0.91,
+    /// and a probability of 0.5 is more than all nine other classes together.
+    public static let recognitionConfidence = 0.5
+
+    /// Share of rows the judge recognises as `label`: the most probable class is `label`, with probability at
+    /// least `minimumConfidence`, and — when `realistic` is given — the image lies inside the real images'
+    /// k-NN manifold (`insideManifold`). A classifier alone is credulous: it calls textures, blobs and
+    /// shuffled patches of a class that class (tests/JudgeTests); the two gates make it refuse them.
+    public static func recognitionRate(probabilities p: [Double], classes K: Int, label: Int,
+                                       minimumConfidence: Double = recognitionConfidence, realistic: [Bool]? = nil) -> Double {
         let n = p.count / K
+        precondition(realistic == nil || realistic!.count == n, "recognitionRate: \(realistic!.count) realism flags for \(n) rows")
         var hits = 0
         for i in 0..<n {
             var best = 0
             for k in 1..<K where p[i * K + k] > p[i * K + best] { best = k }
-            if best == label { hits += 1 }
+            if best == label && p[i * K + best] >= minimumConfidence && (realistic?[i] ?? true) { hits += 1 }
         }
         return Double(hits) / Double(max(n, 1))
     }

@@ -128,7 +128,10 @@ public final class Trainer {
         }
         let (features, probs) = evaluation.judge.embed(pixels: pixels)
         let fid = try Metrics.fid(evaluation.reference.statistics(), features.statistics())
-        let recognition = evaluation.label.map { Metrics.recognitionRate(probabilities: probs, classes: evaluation.judge.config.classes, label: $0) }
+        let recognition = evaluation.label.map {
+            Metrics.recognitionRate(probabilities: probs, classes: evaluation.judge.config.classes, label: $0,
+                                    realistic: Metrics.insideManifold(evaluation.reference, features))
+        }
         return (fid, recognition)
     }
 
