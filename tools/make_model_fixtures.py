@@ -75,5 +75,21 @@ model_case("cnn_g_w32_eval", G, torch.randn(2, 5), labels, y[:2], training=False
 D = models.cnn_discriminator(width=4, slope=0.1, spectral_norm=True, num_classes=3, labels=labels)
 model_case("cnn_d", D, torch.randn(4, 3, 32, 32) * 0.5, labels, y)
 model_case("cnn_d_plain", models.cnn_discriminator(width=4, slope=0.1, spectral_norm=False), torch.randn(2, 3, 32, 32) * 0.5)
+# LeCam regularisation (the authors' formula): anchors are bias-corrected EMAs (decay 0.99) of batch means.
+real_means, fake_means = torch.tensor([0.9, 1.4, 1.1]), torch.tensor([-0.7, -1.2, -0.2])
+ema_r = ema_f = 0.0
+for r, f in zip(real_means.tolist(), fake_means.tolist()):
+    ema_r, ema_f = 0.99 * ema_r + 0.01 * r, 0.99 * ema_f + 0.01 * f
+alpha_r, alpha_f = ema_r / (1 - 0.99 ** 3), ema_f / (1 - 0.99 ** 3)
+d_real = (torch.randn(16, 1) * 0.8).requires_grad_(True)
+d_fake = (torch.randn(16, 1) * 0.8).requires_grad_(True)
+lam = 0.3
+reg_real = lam * torch.mean(torch.relu(d_real - alpha_f).pow(2))
+reg_fake = lam * torch.mean(torch.relu(alpha_r - d_fake).pow(2))
+(reg_real + reg_fake).backward()
+for name, t in [("real_means", real_means), ("fake_means", fake_means), ("d_real", d_real), ("d_fake", d_fake),
+                ("penalty_real", reg_real.reshape(1)), ("penalty_fake", reg_fake.reshape(1)),
+                ("grad_real", d_real.grad), ("grad_fake", d_fake.grad)]:
+    put(f"lecam.{name}", t)
 safetensors_io.save(T, OUT)
 print(f"reference_models: {len(T)} tensors")

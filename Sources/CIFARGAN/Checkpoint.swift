@@ -21,15 +21,22 @@ public struct TrainingState: Codable, Sendable {
     public var augmentRNG: RandomGenerator?
     public var emaUpdates: Int?
     public var trainingSeconds: Double?
+    /// Iterations of the GAN (for `ema_start`), and LeCam's moving averages and update count.
+    public var iterations: Int?
+    public var lecam: [Double]?
 
     mutating func captureExtras(of gan: GAN) {
         augmentRNG = gan.augment?.rng
         emaUpdates = gan.generatorEMA == nil ? nil : gan.emaUpdates
+        iterations = gan.iterations
+        lecam = gan.lecam.map { [$0.realSum, $0.fakeSum, Double($0.updates)] }
     }
 
     func restoreExtras(into gan: GAN) {
         if let augmentRNG { gan.augment?.rng = augmentRNG }
         if let emaUpdates { gan.emaUpdates = emaUpdates }
+        if let iterations { gan.iterations = iterations }
+        if let lecam, lecam.count == 3, let l = gan.lecam { l.realSum = lecam[0]; l.fakeSum = lecam[1]; l.updates = Int(lecam[2]) }
     }
 }
 

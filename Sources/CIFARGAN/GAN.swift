@@ -7,6 +7,8 @@ public struct IterationStats: Sendable {
     public var dReal = 0.0, dFake = 0.0
     /// Share of real images D scored above 0.5, and of generated images below 0.5.
     public var accuracyReal = 0.0, accuracyFake = 0.0
+    /// λ·R of LeCam regularisation (in `lossD` too; 0 without it).
+    public var lecamPenalty = 0.0
     public var isFinite: Bool { lossD.isFinite && lossG.isFinite }
 }
 
@@ -50,13 +52,20 @@ public final class GAN {
     public let emaDecay: Float
     /// EMA updates so far; the decay warms up as min(decay, (1 + t)/(10 + t)) so early weights fade quickly.
     public var emaUpdates = 0
+    /// Iterations before the moving average starts to average: until then it copies G (BigGAN's ema_start).
+    public let emaStart: Int
+    /// Completed iterations (G steps) of this GAN, counted for `emaStart`.
+    public var iterations = 0
+    /// LeCam regularisation of D (nil: off).
+    public let lecam: LeCam?
     private let bce = BCEWithLogitsLoss(), hingeLoss = HingeLoss()
     private var ones: Tensor?, zeros: Tensor?
     private var noisyReal: Tensor?, noisyFake: Tensor?
 
     public init(model: ModelConfig, optimizer: OptimizerConfig, seed: UInt64, loss: GANLoss = .bce,
-                augment: Set<DiffAugment.Operation> = [], emaDecay: Float = 0) {
-        self.model = model; self.loss = loss; self.emaDecay = emaDecay
+                augment: Set<DiffAugment.Operation> = [], emaDecay: Float = 0, emaStart: Int = 0, lecamWeight: Float = 0) {
+        self.model = model; self.loss = loss; self.emaDecay = emaDecay; self.emaStart = emaStart
+        lecam = lecamWeight > 0 ? LeCam(weight: lecamWeight) : nil
         var rng = RandomGenerator(seed: seed)
         labels = model.isConditional ? ClassLabels(classes: model.classes) : nil
         generator = model.makeGenerator(rng: &rng, labels: labels)
@@ -82,7 +91,7 @@ public final class GAN {
     /// The GAN a run configuration describes.
     public convenience init(config: RunConfig) {
         self.init(model: config.model, optimizer: config.optimizer, seed: config.seed, loss: config.ganLoss,
-                  augment: config.augmentPolicy, emaDecay: config.emaDecay)
+                  augment: config.augmentPolicy, emaDecay: config.emaDecay, emaStart: config.emaStart, lecamWeight: config.lecamWeight)
     }
 
     /// The generator to sample from: the moving average when kept.
@@ -140,7 +149,10 @@ public final class GAN {
         let lossReal = lossValue(realLogits, .real, realT)
         stats.dReal = meanSigmoid(realLogits)
         stats.accuracyReal = share(realLogits) { $0 > 0 }
-        discriminator.backward(lossGradient(), weightGradients: true, inputGradient: false)
+        let realMean = mean(realLogits)
+        let gReal = lossGradient()
+        if let lecam { stats.lecamPenalty += lecam.addGradient(logits: realLogits, term: .real, into: gReal) }
+        discriminator.backward(gReal, weightGradients: true, inputGradient: false)
 
         if let classes { labels?.labels = classes.fakeD }
         let fake = generator.forward(latentForD, training: true)
@@ -148,9 +160,16 @@ public final class GAN {
         let lossFake = lossValue(fakeLogits, .fake, fakeT)
         stats.dFake = meanSigmoid(fakeLogits)
         stats.accuracyFake = share(fakeLogits) { $0 < 0 }
-        discriminator.backward(lossGradient(), weightGradients: true, inputGradient: false)
+        let gFake = lossGradient()
+        if let lecam {
+            stats.lecamPenalty += lecam.addGradient(logits: fakeLogits, term: .fake, into: gFake)
+            // The anchors take this step's means after both penalties used the earlier ones (the authors update
+            // first; with decay 0.99 the difference is a hundredth of one batch's mean).
+            lecam.update(realMean: realMean, fakeMean: mean(fakeLogits))
+        }
+        discriminator.backward(gFake, weightGradients: true, inputGradient: false)
         optimizerD.step()
-        stats.lossD = lossReal + lossFake
+        stats.lossD = lossReal + lossFake + stats.lecamPenalty
 
         // G step: the gradient flows through D (input gradients only) and the augmentation into G.
         optimizerG.zeroGrad()
@@ -182,7 +201,12 @@ public final class GAN {
     /// ema ← β·ema + (1 − β)·θ for G's parameters; buffers (batch-norm statistics) are re-estimated by
     /// `refreshEMAStatistics`, since G's running statistics describe G's activations, not the average's.
     private func updateEMA() {
+        iterations += 1
         guard let ema = generatorEMA else { return }
+        if iterations <= emaStart {
+            for (e, p) in zip(ema.parameters, generator.parameters) { e.value.copy(from: p.value) }
+            return
+        }
         let t = Float(emaUpdates)
         let beta = min(emaDecay, (1 + t) / (10 + t))
         emaUpdates += 1
@@ -217,6 +241,12 @@ public final class GAN {
         noise.rng.pointee.fillNormal(y, std: noise.std)
         y.add(x)
         return y
+    }
+
+    private func mean(_ logits: Tensor) -> Double {
+        var s = 0.0
+        for i in 0..<logits.count { s += Double(logits[i]) }
+        return s / Double(logits.count)
     }
 
     private func meanSigmoid(_ logits: Tensor) -> Double {

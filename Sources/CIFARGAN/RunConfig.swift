@@ -56,6 +56,10 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var diffAugment: [String] = []
     /// Decay of the moving average of G's weights used for samples and evaluation (0: none; typical 0.999).
     public var emaDecay: Float = 0
+    /// G steps before the moving average starts averaging (it copies G until then), as BigGAN's ema_start.
+    public var emaStart = 0
+    /// Weight λ of LeCam regularisation of D (0: off; the LeCam paper uses 0.1–0.3 on CIFAR-10).
+    public var lecamWeight: Float = 0
     /// Stop each model after this many minutes of training (0: no limit); the last epoch is then partial.
     public var timeLimitMinutes: Double = 0
     /// The class names of a conditional model, in label order (set when it starts training).
@@ -98,6 +102,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
             throw ConfigError("diff_augment: unknown operation '\(op)'; expected color, translation or cutout")
         }
         guard emaDecay >= 0 && emaDecay < 1 else { throw ConfigError("ema_decay must be in [0, 1), got \(emaDecay)") }
+        guard emaStart >= 0 else { throw ConfigError("ema_start must be ≥ 0, got \(emaStart)") }
+        guard lecamWeight >= 0, lecamWeight.isFinite else { throw ConfigError("lecam_weight must be ≥ 0, got \(lecamWeight)") }
         guard timeLimitMinutes >= 0, timeLimitMinutes.isFinite else { throw ConfigError("time_limit_minutes must be ≥ 0, got \(timeLimitMinutes)") }
     }
 
@@ -195,6 +201,7 @@ extension RunConfig {
         try read(.evalEvery, &evalEvery); try read(.evalCount, &evalCount); try read(.evalPatience, &evalPatience); try read(.judge, &judge)
         try read(.preset, &preset); try read(.loss, &loss); try read(.diffAugment, &diffAugment); try read(.emaDecay, &emaDecay)
         try read(.timeLimitMinutes, &timeLimitMinutes); try read(.classNames, &classNames)
+        try read(.emaStart, &emaStart); try read(.lecamWeight, &lecamWeight)
     }
 }
 
