@@ -60,6 +60,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var emaStart = 0
     /// Weight λ of LeCam regularisation of D (0: off; the LeCam paper uses 0.1–0.3 on CIFAR-10).
     public var lecamWeight: Float = 0
+    /// Linear learning-rate decay: both learning rates fall linearly from their value at this fraction of the
+    /// run's iterations (`epochs` × batches per epoch) to 0 at its end (nil: constant).
+    public var lrDecayStart: Double?
     /// Stop each model after this many minutes of training (0: no limit); the last epoch is then partial.
     public var timeLimitMinutes: Double = 0
     /// The class names of a conditional model, in label order (set when it starts training).
@@ -71,6 +74,13 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var augmentPolicy: Set<DiffAugment.Operation> { Set(diffAugment.compactMap(DiffAugment.Operation.init(rawValue:))) }
 
     public func epochs(forClass name: String) -> Int { classEpochs[name] ?? epochs }
+
+    /// The learning rates' factor at `iteration` of `total`: 1, then linear to 0 from `lrDecayStart`·total.
+    public func learningRateFactor(iteration: Int, total: Int) -> Float {
+        guard let start = lrDecayStart, total > 0 else { return 1 }
+        let t = Double(iteration) / Double(total)
+        return t <= start ? 1 : Float(max(0, (1 - t) / (1 - start)))
+    }
 
     public func validate() throws {
         try model.validate()
@@ -102,6 +112,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
             throw ConfigError("diff_augment: unknown operation '\(op)'; expected color, translation or cutout")
         }
         guard emaDecay >= 0 && emaDecay < 1 else { throw ConfigError("ema_decay must be in [0, 1), got \(emaDecay)") }
+        if let f = lrDecayStart { guard f >= 0 && f < 1 else { throw ConfigError("lr_decay_start must be in [0, 1), got \(f)") } }
         guard emaStart >= 0 else { throw ConfigError("ema_start must be ≥ 0, got \(emaStart)") }
         guard lecamWeight >= 0, lecamWeight.isFinite else { throw ConfigError("lecam_weight must be ≥ 0, got \(lecamWeight)") }
         guard timeLimitMinutes >= 0, timeLimitMinutes.isFinite else { throw ConfigError("time_limit_minutes must be ≥ 0, got \(timeLimitMinutes)") }
@@ -201,7 +212,7 @@ extension RunConfig {
         try read(.evalEvery, &evalEvery); try read(.evalCount, &evalCount); try read(.evalPatience, &evalPatience); try read(.judge, &judge)
         try read(.preset, &preset); try read(.loss, &loss); try read(.diffAugment, &diffAugment); try read(.emaDecay, &emaDecay)
         try read(.timeLimitMinutes, &timeLimitMinutes); try read(.classNames, &classNames)
-        try read(.emaStart, &emaStart); try read(.lecamWeight, &lecamWeight)
+        try read(.emaStart, &emaStart); try read(.lecamWeight, &lecamWeight); try read(.lrDecayStart, &lrDecayStart)
     }
 }
 

@@ -182,6 +182,11 @@ public final class Trainer {
                     for (k, i) in indices.enumerated() { realClasses[k] = Int(data.labels[i]) }
                     for k in 0..<N { classesD[k] = Int(state.rng.next() % K); classesG[k] = Int(state.rng.next() % K) }
                 }
+                if config.lrDecayStart != nil {
+                    let factor = config.learningRateFactor(iteration: epoch * batches + b, total: epochs * batches)
+                    gan.optimizerG.lr = config.optimizer.generatorLR * factor
+                    gan.optimizerD.lr = config.optimizer.discriminatorLR * factor
+                }
                 let stats = withUnsafeMutablePointer(to: &state.rng) { rng in
                     gan.iteration(real: real, latentForD: z1, latentForG: z2, realTargets: tReal, fakeTargets: tFake,
                                   instanceNoise: noise > 0 ? (noise, rng) : nil,

@@ -86,6 +86,32 @@ final class RecipeTests: XCTestCase {
         XCTAssertThrowsError(try Jobs.modelFolders(in: folder, className: "unicorn"))
     }
 
+    func testLearningRateDecaysLinearlyFromItsStart() {
+        var c = RunConfig()
+        XCTAssertEqual(c.learningRateFactor(iteration: 90, total: 100), 1, "no decay unless asked")
+        c.lrDecayStart = 0.5
+        XCTAssertEqual(c.learningRateFactor(iteration: 0, total: 100), 1)
+        XCTAssertEqual(c.learningRateFactor(iteration: 50, total: 100), 1)
+        XCTAssertEqual(c.learningRateFactor(iteration: 75, total: 100), 0.5, accuracy: 1e-6)
+        XCTAssertEqual(c.learningRateFactor(iteration: 100, total: 100), 0)
+        c.lrDecayStart = 1
+        XCTAssertThrowsError(try c.validate()) { XCTAssert("\($0)".contains("lr_decay_start")) }
+    }
+
+    /// The schedule reaches the optimizers: a run decayed from its start ends elsewhere than a constant one,
+    /// and repeats itself exactly (it depends on the iteration, not the clock).
+    func testLearningRateDecayTrainsDeterministically() throws {
+        let data = try syntheticData()
+        var cfg = tinyConfig(); cfg.epochs = 2
+        let constant = temporaryFolder(self), decayed = temporaryFolder(self), again = temporaryFolder(self)
+        _ = try train(cfg, data, constant)
+        cfg.lrDecayStart = 0
+        _ = try train(cfg, data, decayed)
+        _ = try train(cfg, data, again)
+        XCTAssertNotEqual(try weights(constant, "generator.safetensors"), try weights(decayed, "generator.safetensors"))
+        XCTAssertEqual(try weights(decayed, "generator.safetensors"), try weights(again, "generator.safetensors"))
+    }
+
     func testTimeLimitStopsWithAFinalCheckpoint() throws {
         let data = try syntheticData()
         var cfg = tinyConfig(); cfg.epochs = 10_000; cfg.timeLimitMinutes = 0.02   // 1.2 s
