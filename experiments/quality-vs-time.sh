@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The quality-versus-time study of docs/results.md (issue 13): candidate recipes, each one class-conditional
+# model trained for MINUTES (120), two side by side with one thread each; every run keeps a checkpoint per
+# epoch, and `quality_vs_time.py evaluate` then scores the checkpoints nearest to 15, 30, 60 and 120 minutes.
+#
+#   CIFAR10_DIR=... experiments/quality-vs-time.sh OUT [MINUTES] [CANDIDATES...]
+#   python3 experiments/quality_vs_time.py evaluate OUT --count 2000       # resumable; appends OUT/results.jsonl
+#   python3 experiments/quality_vs_time.py summarize OUT --svg docs/results/quality-vs-time.svg
+#
+# Candidates run in pairs in the order given (a lone last one runs with one thread too, for the same
+# conditions). A run that exists is resumed (`--resume`), so a stopped study continues where it was.
+set -euo pipefail
+OUT=${1:?usage: quality-vs-time.sh OUT [MINUTES] [CANDIDATES...]}
+MINUTES=${2:-120}
+shift $(( $# >= 2 ? 2 : 1 ))
+SEED=${SEED:-0}
+BIN=${BIN:-$OUT/bin/cifar-gan}
+mkdir -p "$OUT"
+if [ ! -x "$BIN" ]; then
+  mkdir -p "$(dirname "$BIN")"
+  cp "$(dirname "$0")/../.build/release/cifar-gan" "$BIN"
+  cp -r "$(dirname "$0")/../.build/release/cifar-gan_CIFARGAN.resources" "$(dirname "$BIN")/"
+fi
+
+declare -A FLAGS=(
+  [cnn-nearest]="--preset cnn"                                        # SNGAN standard CNN, nearest upsampling in G
+  [cnn-transposed]="--preset cnn --upsampling transposed"             # the same with the published transposed convolutions
+  [cnn-nearest-lecam]="--preset cnn --lecam 0.3"
+  [cnn-nearest-decay]="--preset cnn --epochs 14 --lr-decay-start 0.5"  # a schedule tied to the budget (~14 epochs in 2 h)
+  [modern]="--preset modern"                                           # the previous preset (original models + DiffAugment)
+)
+CANDIDATES=("$@")
+[ ${#CANDIDATES[@]} -gt 0 ] || CANDIDATES=(cnn-nearest cnn-transposed)
+
+train() {   # candidate
+  local run=$OUT/$1-s$SEED
+  if [ -f "$run/config.json" ]; then
+    CIFAR_GAN_THREADS=1 "$BIN" train --resume "$run" --time-limit "$MINUTES" --quiet --no-download >> "$run.log" 2>&1
+  else
+    # shellcheck disable=SC2086
+    CIFAR_GAN_THREADS=1 "$BIN" train --conditional ${FLAGS[$1]} --seed "$SEED" --time-limit "$MINUTES" --run "$run" --quiet --no-download > "$run.log" 2>&1
+  fi
+}
+
+for ((i = 0; i < ${#CANDIDATES[@]}; i += 2)); do
+  echo "$(date -u +%T) ${CANDIDATES[*]:i:2}: $MINUTES minutes each"
+  for c in "${CANDIDATES[@]:i:2}"; do train "$c" & done
+  wait
+done
+echo "$(date -u +%T) done; evaluate with experiments/quality_vs_time.py evaluate $OUT"
