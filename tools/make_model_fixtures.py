@@ -91,5 +91,19 @@ for name, t in [("real_means", real_means), ("fake_means", fake_means), ("d_real
                 ("penalty_real", reg_real.reshape(1)), ("penalty_fake", reg_fake.reshape(1)),
                 ("grad_real", d_real.grad), ("grad_fake", d_fake.grad)]:
     put(f"lecam.{name}", t)
+# ADA's controller (StyleGAN2-ADA's training_loop: adjust = sign(r_t - target) * (batch * interval) / (kimg * 1000),
+# p = max(p + adjust, 0); the toolkit also clamps at 1), fed batches of D(real) logits drifting upwards.
+batch, interval, speed, target = 8, 4, 40.0, 0.6   # a fast speed so that p moves visibly in a few steps
+logits = torch.randn(40, batch, 1) + torch.linspace(-1.5, 2.5, 40).view(40, 1, 1)
+p, signs, ps = 0.0, [], []
+for step in range(40):
+    signs.append(torch.sign(logits[step]).mean().item())
+    if (step + 1) % interval == 0:
+        rt = sum(signs) / len(signs)
+        p = min(1.0, max(p + float(np.sign(rt - target)) * batch * interval / speed, 0.0))
+        signs = []
+    ps.append(p)
+put("ada.logits", logits)
+put("ada.p", torch.tensor(ps))
 safetensors_io.save(T, OUT)
 print(f"reference_models: {len(T)} tensors")

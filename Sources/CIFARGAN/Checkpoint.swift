@@ -24,12 +24,15 @@ public struct TrainingState: Codable, Sendable {
     /// Iterations of the GAN (for `ema_start`), and LeCam's moving averages and update count.
     public var iterations: Int?
     public var lecam: [Double]?
+    /// ADA's controller (its probability and the signal accumulated since its last adjustment).
+    public var ada: AdaptiveAugmentation?
 
     mutating func captureExtras(of gan: GAN) {
         augmentRNG = gan.augment?.rng
         emaUpdates = gan.generatorEMA == nil ? nil : gan.emaUpdates
         iterations = gan.iterations
         lecam = gan.lecam.map { [$0.realSum, $0.fakeSum, Double($0.updates)] }
+        ada = gan.ada
     }
 
     func restoreExtras(into gan: GAN) {
@@ -37,6 +40,7 @@ public struct TrainingState: Codable, Sendable {
         if let emaUpdates { gan.emaUpdates = emaUpdates }
         if let iterations { gan.iterations = iterations }
         if let lecam, lecam.count == 3, let l = gan.lecam { l.realSum = lecam[0]; l.fakeSum = lecam[1]; l.updates = Int(lecam[2]) }
+        if let ada, gan.ada != nil { gan.ada = ada; gan.augment?.probability = Float(ada.probability) }
     }
 }
 

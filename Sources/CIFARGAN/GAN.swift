@@ -58,12 +58,15 @@ public final class GAN {
     public var iterations = 0
     /// LeCam regularisation of D (nil: off).
     public let lecam: LeCam?
+    /// ADA's controller of the augmentation probability (nil: every operation always applies).
+    public var ada: AdaptiveAugmentation?
     private let bce = BCEWithLogitsLoss(), hingeLoss = HingeLoss()
     private var ones: Tensor?, zeros: Tensor?
     private var noisyReal: Tensor?, noisyFake: Tensor?
 
     public init(model: ModelConfig, optimizer: OptimizerConfig, seed: UInt64, loss: GANLoss = .bce,
-                augment: Set<DiffAugment.Operation> = [], emaDecay: Float = 0, emaStart: Int = 0, lecamWeight: Float = 0) {
+                augment: Set<DiffAugment.Operation> = [], emaDecay: Float = 0, emaStart: Int = 0, lecamWeight: Float = 0,
+                adaTarget: Double = 0) {
         self.model = model; self.loss = loss; self.emaDecay = emaDecay; self.emaStart = emaStart
         lecam = lecamWeight > 0 ? LeCam(weight: lecamWeight) : nil
         var rng = RandomGenerator(seed: seed)
@@ -77,6 +80,10 @@ public final class GAN {
                           betas: (optimizer.beta1, optimizer.beta2))
         var augmentSeed = RandomGenerator(seed: seed).derived(4)
         self.augment = augment.isEmpty ? nil : DiffAugment(policy: augment, seed: augmentSeed.next())
+        if adaTarget > 0, let a = self.augment {
+            ada = AdaptiveAugmentation(target: adaTarget)
+            a.probability = 0   // ADA starts without augmentation and adds it as D starts to memorise
+        }
         if emaDecay > 0 {
             // Same architecture, started at G's weights (its own initialisation is overwritten).
             var throwaway = RandomGenerator(seed: 0)
@@ -91,7 +98,8 @@ public final class GAN {
     /// The GAN a run configuration describes.
     public convenience init(config: RunConfig) {
         self.init(model: config.model, optimizer: config.optimizer, seed: config.seed, loss: config.ganLoss,
-                  augment: config.augmentPolicy, emaDecay: config.emaDecay, emaStart: config.emaStart, lecamWeight: config.lecamWeight)
+                  augment: config.augmentPolicy, emaDecay: config.emaDecay, emaStart: config.emaStart, lecamWeight: config.lecamWeight,
+                  adaTarget: config.adaTarget)
     }
 
     /// The generator to sample from: the moving average when kept.
@@ -150,6 +158,7 @@ public final class GAN {
         stats.dReal = meanSigmoid(realLogits)
         stats.accuracyReal = share(realLogits) { $0 > 0 }
         let realMean = mean(realLogits)
+        if ada != nil, let p = ada!.observe(realLogits: realLogits) { augment?.probability = Float(p) }
         let gReal = lossGradient()
         if let lecam { stats.lecamPenalty += lecam.addGradient(logits: realLogits, term: .real, into: gReal) }
         discriminator.backward(gReal, weightGradients: true, inputGradient: false)

@@ -60,6 +60,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var emaStart = 0
     /// Weight λ of LeCam regularisation of D (0: off; the LeCam paper uses 0.1–0.3 on CIFAR-10).
     public var lecamWeight: Float = 0
+    /// ADA: the target of the overfitting signal E[sign(D(x))] that steers the probability of the DiffAugment
+    /// operations (0: off, every operation always applies; the ADA paper uses 0.6).
+    public var adaTarget: Double = 0
     /// Linear learning-rate decay: both learning rates fall linearly from their value at this fraction of the
     /// run's iterations (`epochs` × batches per epoch) to 0 at its end (nil: constant).
     public var lrDecayStart: Double?
@@ -113,6 +116,10 @@ public struct RunConfig: Codable, Equatable, Sendable {
         }
         guard emaDecay >= 0 && emaDecay < 1 else { throw ConfigError("ema_decay must be in [0, 1), got \(emaDecay)") }
         if let f = lrDecayStart { guard f >= 0 && f < 1 else { throw ConfigError("lr_decay_start must be in [0, 1), got \(f)") } }
+        guard adaTarget >= 0 && adaTarget < 1 else { throw ConfigError("ada_target must be in [0, 1), got \(adaTarget)") }
+        guard adaTarget == 0 || !diffAugment.isEmpty else {
+            throw ConfigError("ada_target steers the diff_augment operations; give some (e.g. --diff-augment color,translation,cutout)")
+        }
         guard emaStart >= 0 else { throw ConfigError("ema_start must be ≥ 0, got \(emaStart)") }
         guard lecamWeight >= 0, lecamWeight.isFinite else { throw ConfigError("lecam_weight must be ≥ 0, got \(lecamWeight)") }
         guard timeLimitMinutes >= 0, timeLimitMinutes.isFinite else { throw ConfigError("time_limit_minutes must be ≥ 0, got \(timeLimitMinutes)") }
@@ -213,6 +220,7 @@ extension RunConfig {
         try read(.preset, &preset); try read(.loss, &loss); try read(.diffAugment, &diffAugment); try read(.emaDecay, &emaDecay)
         try read(.timeLimitMinutes, &timeLimitMinutes); try read(.classNames, &classNames)
         try read(.emaStart, &emaStart); try read(.lecamWeight, &lecamWeight); try read(.lrDecayStart, &lrDecayStart)
+        try read(.adaTarget, &adaTarget)
     }
 }
 

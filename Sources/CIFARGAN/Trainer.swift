@@ -17,6 +17,8 @@ public struct EpochMetrics: Codable, Sendable {
     /// In-training evaluation (epochs where it ran): FID and recognition rate of generated samples.
     public var fid: Double?
     public var recognitionRate: Double?
+    /// ADA's augmentation probability at the end of the epoch (runs with `ada_target`).
+    public var augmentProbability: Double?
 }
 
 public enum TrainingOutcome: Equatable, Sendable {
@@ -210,10 +212,11 @@ public final class Trainer {
             }
             let seconds = Date().timeIntervalSince(epochStart)
             let n = Double(completed)
-            let m = EpochMetrics(epoch: epoch + 1, lossD: sums[0] / n, lossG: sums[1] / n, dReal: sums[2] / n, dFake: sums[3] / n,
+            var m = EpochMetrics(epoch: epoch + 1, lossD: sums[0] / n, lossG: sums[1] / n, dReal: sums[2] / n, dFake: sums[3] / n,
                                  accuracyReal: sums[4] / n, accuracyFake: sums[5] / n,
                                  imagesPerSec: Double(completed * N) / seconds, seconds: seconds,
                                  instanceNoise: Double(noise), iterations: completed)
+            m.augmentProbability = gan.ada?.probability
             state.epoch = epoch + 1
             state.trainingSeconds = secondsBefore + Date().timeIntervalSince(runStart)
             let outcome = try finishEpoch(m, totalEpochs: epochs)

@@ -19,6 +19,10 @@ public final class DiffAugment: Layer {
     public var rng: RandomGenerator
     /// When false, forward reuses the previous draws (gradient checks perturb one input at a time).
     public var redraw = true
+    /// Probability that each operation of the policy is applied to an image (per image and operation, as
+    /// ADA applies its augmentations); 1 applies every operation to every image, as DiffAugment does.
+    /// `AdaptiveAugmentation` steers it during training.
+    public var probability: Float = 1
 
     /// Per image: brightness, saturation and contrast factors; shift (dy, dx); cutout centre (cy, cx).
     private var brightness: [Float] = [], saturation: [Float] = [], contrast: [Float] = []
@@ -44,6 +48,12 @@ public final class DiffAugment: Layer {
         for n in 0..<N { shiftX[n] = Int(rng.next() % UInt64(2 * maxShiftX + 1)) - maxShiftX }
         for n in 0..<N { cutY[n] = Int(rng.next() % UInt64(H + 1)) }
         for n in 0..<N { cutX[n] = Int(rng.next() % UInt64(W + 1)) }
+        // Skipped operations become the identity. Nothing more is drawn at probability 1, so runs without
+        // ADA keep the stream (and the results) they had before it existed.
+        guard probability < 1 else { return }
+        for n in 0..<N where rng.uniform() >= probability { brightness[n] = 0; saturation[n] = 1; contrast[n] = 1 }
+        for n in 0..<N where rng.uniform() >= probability { shiftY[n] = 0; shiftX[n] = 0 }
+        for n in 0..<N where rng.uniform() >= probability { cutY[n] = -H }   // the square lies outside the image
     }
 
     // x [N, C, H, W] → y [N, C, H, W]

@@ -18,7 +18,7 @@ final class RecipeTests: XCTestCase {
         c.model.architecture = architecture
         if architecture == "cnn" { c.model.upsampling = "nearest" }
         c.loss = "hinge"; c.model.spectralNorm = true; c.emaDecay = 0.9; c.diffAugment = ["color", "translation", "cutout"]
-        c.emaStart = 3; c.lecamWeight = 0.3
+        c.emaStart = 3; c.lecamWeight = 0.3; c.adaTarget = 0.6
         return c
     }
 

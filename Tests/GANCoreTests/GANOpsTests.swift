@@ -64,6 +64,13 @@ final class GANOpsTests: XCTestCase {
             augment.redraw = false   // the same draws for every perturbed forward
             gradientCheck(augment, input: x, "DiffAugment \(policy.map(\.rawValue).sorted())")
         }
+        // With ADA's per-image probability: skipped operations must be skipped in backward too.
+        let gated = DiffAugment(policy: [.color, .translation, .cutout], seed: 7)
+        gated.probability = 0.5
+        let x = randomTensor([6, 3, 8, 8], &rng)
+        _ = gated.forward(x, training: true)
+        gated.redraw = false
+        gradientCheck(gated, input: x, "DiffAugment at probability ½")
     }
 
     func testDiffAugmentTranslationAndCutoutMoveAndEraseOnly() {
