@@ -51,9 +51,12 @@ def evaluate(a):
         for mark in [float(m) for m in a.marks.split(",")]:
             if (name, mark, a.count) in done:
                 continue
+            finished = os.path.exists(os.path.join(run, "checkpoints", "final"))
+            if epochs[-1][1] < mark and not finished:
+                continue   # the run has not reached this mark yet: a later epoch may be nearer
             epoch, minutes, images = min(epochs, key=lambda e: abs(e[1] - mark))
             if abs(minutes - mark) > max(6.0, 0.25 * mark):
-                continue   # the run has not reached this mark (yet)
+                continue   # the run stopped short of this mark
             if not os.path.isdir(os.path.join(run, "checkpoints", f"epoch-{epoch:04d}")):
                 print(f"{name}: no checkpoint for epoch {epoch}", file=sys.stderr)
                 continue
