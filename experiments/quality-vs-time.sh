@@ -38,7 +38,8 @@ train() {   # candidate
     CIFAR_GAN_THREADS=1 "$BIN" train --resume "$run" --time-limit "$MINUTES" --quiet --no-download >> "$run.log" 2>&1
   else
     # shellcheck disable=SC2086
-    CIFAR_GAN_THREADS=1 "$BIN" train --conditional ${FLAGS[$1]} --seed "$SEED" --time-limit "$MINUTES" --run "$run" --quiet --no-download > "$run.log" 2>&1
+    CIFAR_GAN_THREADS=1 "$BIN" train --conditional ${FLAGS[$1]} --checkpoint-every 1 --keep-checkpoints 1000 --seed "$SEED" \
+      --time-limit "$MINUTES" --run "$run" --quiet --no-download > "$run.log" 2>&1
   fi
 }
 

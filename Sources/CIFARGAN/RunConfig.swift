@@ -179,7 +179,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
             c.diffAugment = ["color", "translation", "cutout"]
             c.emaDecay = 0.999
             c.checkpointEvery = 1
-            c.keepCheckpoints = 1000
+            c.keepCheckpoints = 5
         default:
             throw ConfigError("unknown preset '\(name)'; expected one of \(presetNames.joined(separator: ", "))")
         }
