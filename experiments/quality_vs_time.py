@@ -74,7 +74,7 @@ def evaluate(a):
 
 def svg_chart(series, path, title):
     """FID against minutes, one line per run: a small hand-written SVG (no plotting library needed)."""
-    W, H, L, R, T, B = 640, 400, 60, 170, 40, 50
+    W, H, L, R, T, B = 700, 400, 60, 190, 40, 50
     xs = [p[0] for s in series.values() for p in s] or [0]
     ys = [p[1] for s in series.values() for p in s] or [0]
     xmax = max(125, max(xs) * 1.05)
@@ -127,8 +127,9 @@ def summarize(a):
         series = {}
         for r in rows:
             if r["count"] == (a.count or r["count"]):
-                series.setdefault(f"{r['run']} ({r['count']}/class)", []).append((r["minutes"], r["mean"]["fid"]))
-        svg_chart(series, a.svg, "Quality against training time: conditional models, CIFAR-10")
+                series.setdefault(r["run"], []).append((r["minutes"], r["mean"]["fid"]))
+        counts = sorted({r["count"] for r in rows if r["count"] == (a.count or r["count"])})
+        svg_chart(series, a.svg, f"Quality against training time: conditional models, CIFAR-10 ({'/'.join(map(str, counts))} samples per class)")
         print(f"\nchart: {a.svg}")
 
 
