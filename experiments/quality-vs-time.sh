@@ -23,14 +23,15 @@ if [ ! -x "$BIN" ]; then
 fi
 
 declare -A FLAGS=(
-  [cnn-nearest]="--preset cnn"                                        # SNGAN standard CNN, nearest upsampling in G
-  [cnn-transposed]="--preset cnn --upsampling transposed"             # the same with the published transposed convolutions
-  [cnn-nearest-lecam]="--preset cnn --lecam 0.3"
-  [cnn-nearest-decay]="--preset cnn --epochs 14 --lr-decay-start 0.5"  # a schedule tied to the budget (~14 epochs in 2 h)
+  [cnn-transposed]="--preset cnn"                                         # SNGAN standard CNN (the preset: transposed convolutions in G)
+  [cnn-nearest]="--preset cnn --upsampling nearest"                       # the same with nearest upsampling and 3×3 convolutions in G
+  [cnn-lecam]="--preset cnn --lecam 0.3"
+  [cnn-ada]="--preset cnn --ada-target 0.6"
+  [cnn-decay]="--preset cnn --epochs 16 --lr-decay-start 0.5"             # a schedule tied to the budget (~16 epochs in 2 h)
   [modern]="--preset modern"                                           # the previous preset (original models + DiffAugment)
 )
 CANDIDATES=("$@")
-[ ${#CANDIDATES[@]} -gt 0 ] || CANDIDATES=(cnn-nearest cnn-transposed)
+[ ${#CANDIDATES[@]} -gt 0 ] || CANDIDATES=(cnn-nearest cnn-transposed)   # session 6's pair; next: cnn-lecam cnn-ada, cnn-decay modern
 
 train() {   # candidate
   local run=$OUT/$1-s$SEED
