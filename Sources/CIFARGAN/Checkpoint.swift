@@ -23,7 +23,7 @@ public struct TrainingState: Codable, Sendable {
     public var trainingSeconds: Double?
     /// Iterations of the GAN (for `ema_start`), and LeCam's moving averages and update count.
     public var iterations: Int?
-    public var lecam: [Double]?
+    public var lecam: LeCam.State?
     /// ADA's controller (its probability and the signal accumulated since its last adjustment).
     public var ada: AdaptiveAugmentation?
 
@@ -31,7 +31,7 @@ public struct TrainingState: Codable, Sendable {
         augmentRNG = gan.augment?.rng
         emaUpdates = gan.generatorEMA == nil ? nil : gan.emaUpdates
         iterations = gan.iterations
-        lecam = gan.lecam.map { [$0.realSum, $0.fakeSum, Double($0.updates)] }
+        lecam = gan.lecam?.state
         ada = gan.ada
     }
 
@@ -39,7 +39,7 @@ public struct TrainingState: Codable, Sendable {
         if let augmentRNG { gan.augment?.rng = augmentRNG }
         if let emaUpdates { gan.emaUpdates = emaUpdates }
         if let iterations { gan.iterations = iterations }
-        if let lecam, lecam.count == 3, let l = gan.lecam { l.realSum = lecam[0]; l.fakeSum = lecam[1]; l.updates = Int(lecam[2]) }
+        if let lecam { gan.lecam?.state = lecam }
         if let ada, gan.ada != nil { gan.ada = ada; gan.augment?.probability = Float(ada.probability) }
     }
 }

@@ -116,10 +116,10 @@ public enum Evaluator {
         let (features, probs) = judge.embed(pixels: pixels)
         let fid = try Metrics.fid(reference.statistics(), features.statistics())
         let (kid, kidStd) = Metrics.kid(reference, features, subsets: kidSubsets, subsetSize: 1000, seed: seed)
-        let (p, r) = Metrics.precisionRecall(real: reference, fake: features, k: 3)
+        let manifolds = Metrics.manifolds(real: reference, fake: features, k: 3)
+        let (p, r) = (Metrics.share(manifolds.fakeInsideReal), Metrics.share(manifolds.realInsideFake))
         let recognition = classLabel.map {
-            Metrics.recognitionRate(probabilities: probs, classes: judge.config.classes, label: $0,
-                                    realistic: Metrics.insideManifold(reference, features))
+            Metrics.recognitionRate(probabilities: probs, classes: judge.config.classes, label: $0, realistic: manifolds.fakeInsideReal)
         }
         let (isMean, _) = Metrics.inceptionScore(probabilities: probs, classes: judge.config.classes)
         return EvaluationResult(name: name, count: features.count, referenceCount: reference.count, fid: fid, kid: kid,

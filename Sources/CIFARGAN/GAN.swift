@@ -157,7 +157,7 @@ public final class GAN {
         let lossReal = lossValue(realLogits, .real, realT)
         stats.dReal = meanSigmoid(realLogits)
         stats.accuracyReal = share(realLogits) { $0 > 0 }
-        let realMean = mean(realLogits)
+        let realMean = lecam == nil ? 0 : mean(realLogits)   // before the fake pass reuses D's output buffer
         if ada != nil, let p = ada!.observe(realLogits: realLogits) { augment?.probability = Float(p) }
         let gReal = lossGradient()
         if let lecam { stats.lecamPenalty += lecam.addGradient(logits: realLogits, term: .real, into: gReal) }
@@ -191,6 +191,7 @@ public final class GAN {
             generator.backward(dFake, weightGradients: true, inputGradient: false)
         }
         optimizerG.step()
+        iterations += 1
         updateEMA()
         return stats
     }
@@ -210,7 +211,6 @@ public final class GAN {
     /// ema ← β·ema + (1 − β)·θ for G's parameters; buffers (batch-norm statistics) are re-estimated by
     /// `refreshEMAStatistics`, since G's running statistics describe G's activations, not the average's.
     private func updateEMA() {
-        iterations += 1
         guard let ema = generatorEMA else { return }
         if iterations <= emaStart {
             for (e, p) in zip(ema.parameters, generator.parameters) { e.value.copy(from: p.value) }

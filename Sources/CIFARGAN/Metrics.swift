@@ -158,12 +158,18 @@ public enum Metrics {
     /// inside the real manifold (the union of balls around real points reaching their k-th nearest real
     /// neighbour); recall is the share of real points inside the generated manifold.
     public static func precisionRecall(real: FeatureSet, fake: FeatureSet, k: Int = 3) -> (precision: Double, recall: Double) {
-        func coverage(_ manifold: FeatureSet, _ probes: FeatureSet) -> Double {
-            let inside = insideManifold(manifold, probes, k: k).filter { $0 }.count
-            return Double(inside) / Double(max(probes.count, 1))
-        }
-        return (coverage(real, fake), coverage(fake, real))
+        let m = manifolds(real: real, fake: fake, k: k)
+        return (share(m.fakeInsideReal), share(m.realInsideFake))
     }
+
+    /// Which generated images lie inside the real images' k-NN manifold (precision, and the realism gate of
+    /// `recognitionRate`) and which real images lie inside the generated ones' (recall).
+    public static func manifolds(real: FeatureSet, fake: FeatureSet, k: Int = 3) -> (fakeInsideReal: [Bool], realInsideFake: [Bool]) {
+        (insideManifold(real, fake, k: k), insideManifold(fake, real, k: k))
+    }
+
+    /// The share of `true` flags.
+    public static func share(_ flags: [Bool]) -> Double { Double(flags.filter { $0 }.count) / Double(max(flags.count, 1)) }
 
     /// For each probe: does it lie inside the manifold's k-NN balls (within the distance from some manifold
     /// point to that point's k-th nearest neighbour)? Precision is the share of generated probes inside the

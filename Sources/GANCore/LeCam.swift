@@ -20,8 +20,11 @@ public final class LeCam {
     /// λ, the penalty's weight in D's loss.
     public let weight: Float
     public let decay: Double
-    /// The raw (biased) moving averages and the number of updates, the state a checkpoint keeps.
-    public var realSum = 0.0, fakeSum = 0.0, updates = 0
+    /// The raw (biased) moving averages and the number of updates: the state a checkpoint keeps.
+    public struct State: Codable, Equatable, Sendable {
+        public var realSum = 0.0, fakeSum = 0.0, updates = 0
+    }
+    public var state = State()
 
     public init(weight: Float, decay: Double = 0.99) {
         precondition(weight >= 0 && decay >= 0 && decay < 1, "LeCam: weight ≥ 0 and decay in [0, 1)")
@@ -30,9 +33,9 @@ public final class LeCam {
 
     /// The anchors α_real, α_fake: the moving averages divided by 1 − decay^t (0 before the first update).
     public var anchors: (real: Double, fake: Double) {
-        guard updates > 0 else { return (0, 0) }
-        let correction = 1 - pow(decay, Double(updates))
-        return (realSum / correction, fakeSum / correction)
+        guard state.updates > 0 else { return (0, 0) }
+        let correction = 1 - pow(decay, Double(state.updates))
+        return (state.realSum / correction, state.fakeSum / correction)
     }
 
     /// Adds ∂(λ·R_term)/∂logits to `grad` (same shape as `logits`, [N, 1]) and returns λ·R_term.
@@ -55,9 +58,9 @@ public final class LeCam {
 
     /// One step of both moving averages with this D step's batch means.
     public func update(realMean: Double, fakeMean: Double) {
-        realSum = decay * realSum + (1 - decay) * realMean
-        fakeSum = decay * fakeSum + (1 - decay) * fakeMean
-        updates += 1
+        state.realSum = decay * state.realSum + (1 - decay) * realMean
+        state.fakeSum = decay * state.fakeSum + (1 - decay) * fakeMean
+        state.updates += 1
     }
 }
 
