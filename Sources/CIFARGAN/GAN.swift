@@ -9,6 +9,8 @@ public struct IterationStats: Sendable {
     public var accuracyReal = 0.0, accuracyFake = 0.0
     /// λ·R of LeCam regularisation (in `lossD` too; 0 without it).
     public var lecamPenalty = 0.0
+    /// Whether this iteration also stepped G (`lossG` is 0 when not; see `iteration(…, updateGenerator:)`).
+    public var generatorStepped = false
     public var isFinite: Bool { lossD.isFinite && lossG.isFinite }
 }
 
@@ -136,13 +138,16 @@ public final class GAN {
         return out ?? Tensor(shape: [0])
     }
 
-    /// One D step then one G step. `instanceNoise` (σ, with its generator) is added to every D input.
-    /// For a conditional model, `classes` holds the real batch's labels and the labels drawn for each latent batch.
+    /// One D step, then one G step unless `updateGenerator` is false (several D steps per G step, as SNGAN's
+    /// n_dis, are iterations of which only every n-th updates G). `instanceNoise` (σ, with its generator) is added
+    /// to every D input. For a conditional model, `classes` holds the real batch's labels and the labels drawn
+    /// for each latent batch.
     @discardableResult
     public func iteration(real: Tensor, latentForD: Tensor, latentForG: Tensor,
                           realTargets: Tensor, fakeTargets: Tensor,
                           instanceNoise: (std: Float, rng: UnsafeMutablePointer<RandomGenerator>)? = nil,
-                          classes: (real: [Int], fakeD: [Int], fakeG: [Int])? = nil) -> IterationStats {
+                          classes: (real: [Int], fakeD: [Int], fakeG: [Int])? = nil,
+                          updateGenerator: Bool = true) -> IterationStats {
         precondition((labels == nil) == (classes == nil), "a conditional GAN needs class labels for every batch, and only it")
         var stats = IterationStats()
         let N = real.shape[0]
@@ -179,6 +184,7 @@ public final class GAN {
         discriminator.backward(gFake, weightGradients: true, inputGradient: false)
         optimizerD.step()
         stats.lossD = lossReal + lossFake + stats.lecamPenalty
+        guard updateGenerator else { return stats }
 
         // G step: the gradient flows through D (input gradients only) and the augmentation into G.
         optimizerG.zeroGrad()
@@ -191,6 +197,7 @@ public final class GAN {
             generator.backward(dFake, weightGradients: true, inputGradient: false)
         }
         optimizerG.step()
+        stats.generatorStepped = true
         iterations += 1
         updateEMA()
         return stats

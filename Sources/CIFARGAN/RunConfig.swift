@@ -63,6 +63,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// ADA: the target of the overfitting signal E[sign(D(x))] that steers the probability of the DiffAugment
     /// operations (0: off, every operation always applies; the ADA paper uses 0.6).
     public var adaTarget: Double = 0
+    /// D steps per G step (SNGAN's n_dis; 1: alternate). Each D step takes the next real batch, so an epoch
+    /// still shows D every training image once and takes 1/n of the G steps.
+    public var discriminatorSteps = 1
     /// Linear learning-rate decay: both learning rates fall linearly from their value at this fraction of the
     /// run's iterations (`epochs` × batches per epoch) to 0 at its end (nil: constant).
     public var lrDecayStart: Double?
@@ -120,6 +123,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         guard adaTarget == 0 || !diffAugment.isEmpty else {
             throw ConfigError("ada_target steers the diff_augment operations; give some (e.g. --diff-augment color,translation,cutout)")
         }
+        guard (1...16).contains(discriminatorSteps) else { throw ConfigError("discriminator_steps must be in 1…16, got \(discriminatorSteps)") }
         guard emaStart >= 0 else { throw ConfigError("ema_start must be ≥ 0, got \(emaStart)") }
         guard lecamWeight >= 0, lecamWeight.isFinite else { throw ConfigError("lecam_weight must be ≥ 0, got \(lecamWeight)") }
         guard timeLimitMinutes >= 0, timeLimitMinutes.isFinite else { throw ConfigError("time_limit_minutes must be ≥ 0, got \(timeLimitMinutes)") }
@@ -223,7 +227,7 @@ extension RunConfig {
         try read(.preset, &preset); try read(.loss, &loss); try read(.diffAugment, &diffAugment); try read(.emaDecay, &emaDecay)
         try read(.timeLimitMinutes, &timeLimitMinutes); try read(.classNames, &classNames)
         try read(.emaStart, &emaStart); try read(.lecamWeight, &lecamWeight); try read(.lrDecayStart, &lrDecayStart)
-        try read(.adaTarget, &adaTarget)
+        try read(.adaTarget, &adaTarget); try read(.discriminatorSteps, &discriminatorSteps)
     }
 }
 

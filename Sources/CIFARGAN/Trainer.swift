@@ -166,7 +166,7 @@ public final class Trainer {
             var order = RandomGenerator(seed: config.seed).derived(1000 &+ UInt64(epoch))
             let perm = order.permutation(data.count)
             let noise = config.noiseStd(epoch: epoch)
-            var sums = [Double](repeating: 0, count: 6)
+            var sums = [Double](repeating: 0, count: 6), generatorSteps = 0
             let epochStart = Date()
             var completed = batches
             for b in 0..<batches {
@@ -192,7 +192,9 @@ public final class Trainer {
                 let stats = withUnsafeMutablePointer(to: &state.rng) { rng in
                     gan.iteration(real: real, latentForD: z1, latentForG: z2, realTargets: tReal, fakeTargets: tFake,
                                   instanceNoise: noise > 0 ? (noise, rng) : nil,
-                                  classes: conditional ? (realClasses, classesD, classesG) : nil)
+                                  classes: conditional ? (realClasses, classesD, classesG) : nil,
+                                  // by position in the run, so that a resumed run steps G where an unbroken one would
+                                  updateGenerator: (epoch * batches + b + 1) % config.discriminatorSteps == 0)
                 }
                 guard stats.isFinite else {
                     let last = Checkpoint.pointer("latest", in: checkpoints).map { "checkpoints/\($0)" } ?? "none yet"
@@ -203,16 +205,17 @@ public final class Trainer {
                 for (k, v) in [stats.lossD, stats.lossG, stats.dReal, stats.dFake, stats.accuracyReal, stats.accuracyFake].enumerated() {
                     sums[k] += v
                 }
+                if stats.generatorStepped { generatorSteps += 1 }
                 let elapsed = Date().timeIntervalSince(epochStart)
                 let done = Double(epoch - startEpoch) + Double(b + 1) / Double(batches)
                 let eta = Date().timeIntervalSince(runStart) / done * (Double(epochs - startEpoch) - done)
                 progress.update(title: title, epoch: epoch + 1, epochs: epochs, fraction: Double(b + 1) / Double(batches),
                                 imagesPerSec: Double((b + 1) * N) / max(elapsed, 1e-9),
-                                lossD: sums[0] / Double(b + 1), lossG: sums[1] / Double(b + 1), eta: eta)
+                                lossD: sums[0] / Double(b + 1), lossG: sums[1] / Double(max(generatorSteps, 1)), eta: eta)
             }
             let seconds = Date().timeIntervalSince(epochStart)
             let n = Double(completed)
-            var m = EpochMetrics(epoch: epoch + 1, lossD: sums[0] / n, lossG: sums[1] / n, dReal: sums[2] / n, dFake: sums[3] / n,
+            var m = EpochMetrics(epoch: epoch + 1, lossD: sums[0] / n, lossG: sums[1] / Double(max(generatorSteps, 1)), dReal: sums[2] / n, dFake: sums[3] / n,
                                  accuracyReal: sums[4] / n, accuracyFake: sums[5] / n,
                                  imagesPerSec: Double(completed * N) / seconds, seconds: seconds,
                                  instanceNoise: Double(noise), iterations: completed)

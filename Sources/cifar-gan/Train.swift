@@ -35,6 +35,7 @@ struct RecipeOptions: ParsableArguments {
     @Option(help: "Iterations before the moving average of G starts averaging (it copies G until then; default 0).") var emaStart: Int?
     @Option(help: "Decay both learning rates linearly to 0 at the last epoch, from this fraction of the run on (e.g. 0.5; default: constant).") var lrDecayStart: Double?
     @Option(help: "ADA: steer the probability of the --diff-augment operations towards this E[sign(D(real))] (e.g. 0.6; default 0: off).") var adaTarget: Double?
+    @Option(help: "D steps per G step, each on the next real batch (SNGAN's n_dis; default 1).") var dSteps: Int?
     @Option(help: "LeCam regularisation of D with this weight λ (e.g. 0.3; default 0: off).") var lecam: Float?
     @Option(help: "Model architecture: dcgan (original), cnn (SNGAN's standard CNN) or resnet (SNGAN's residual blocks).") var architecture: String?
     @Option(help: "How G doubles its resolution (dcgan, cnn): transposed (4×4 stride-2 transposed convolutions) or nearest (nearest upsampling then a 3×3 convolution: no checkerboard).") var upsampling: String?
@@ -77,6 +78,7 @@ struct RecipeOptions: ParsableArguments {
         if let v = emaDecay { c.emaDecay = v }
         if let v = emaStart { c.emaStart = v }
         if let v = lecam { c.lecamWeight = v }
+        if let v = dSteps { c.discriminatorSteps = v }
         if let v = lrDecayStart { c.lrDecayStart = v }
         if let v = adaTarget { c.adaTarget = v }
         if let v = architecture { c.model.architecture = v }

@@ -49,6 +49,49 @@ final class RecipeTests: XCTestCase {
         }
     }
 
+    /// Several D steps per G step: G and its average stand still on D-only iterations, and the choice of
+    /// iteration follows the run's position, so that a resume (10 batches an epoch, 3 D steps per G step:
+    /// G steps straddle the epochs) ends where the unbroken run does.
+    func testSeveralDiscriminatorStepsPerGeneratorStep() throws {
+        var model = ModelConfig(); model.generatorWidth = 8; model.discriminatorWidth = 4; model.latentDim = 4
+        let gan = GAN(model: model, optimizer: OptimizerConfig(), seed: 1, emaDecay: 0.9)
+        var rng = RandomGenerator(seed: 2)
+        let x = Tensor(shape: [4, 3, 32, 32]), z1 = Tensor(shape: [4, 4]), z2 = Tensor(shape: [4, 4])
+        rng.fillNormal(x); rng.fillNormal(z1); rng.fillNormal(z2)
+        let t1 = Tensor(shape: [4, 1]), t0 = Tensor(shape: [4, 1]); t1.fill(1); t0.fill(0)
+        func snapshot(_ m: Sequential) -> [[Float]] { m.parameters.map { $0.value.toArray() } }
+        let g0 = snapshot(gan.generator), ema0 = snapshot(gan.generatorEMA!), d0 = snapshot(gan.discriminator)
+        let dOnly = gan.iteration(real: x, latentForD: z1, latentForG: z2, realTargets: t1, fakeTargets: t0, updateGenerator: false)
+        XCTAssertFalse(dOnly.generatorStepped)
+        XCTAssertEqual(snapshot(gan.generator), g0, "no G step")
+        XCTAssertEqual(snapshot(gan.generatorEMA!), ema0, "no EMA update")
+        XCTAssertEqual(gan.iterations, 0, "iterations count G steps")
+        let d1 = snapshot(gan.discriminator)
+        XCTAssertNotEqual(d1, d0, "D stepped")
+        let both = gan.iteration(real: x, latentForD: z1, latentForG: z2, realTargets: t1, fakeTargets: t0)
+        XCTAssert(both.generatorStepped)
+        XCTAssertNotEqual(snapshot(gan.generator), g0)
+        XCTAssertNotEqual(snapshot(gan.discriminator), d1, "the second D step happens too")
+        XCTAssertEqual(gan.iterations, 1)
+
+        let data = try syntheticData()
+        var cfg = try modernTiny(target: "conditional"); cfg.emaStart = 0
+        cfg.discriminatorSteps = 3
+        let whole = temporaryFolder(self), split = temporaryFolder(self), alternate = temporaryFolder(self)
+        _ = try train(cfg, data, whole)
+        var first = cfg; first.epochs = 1
+        _ = try train(first, data, split)
+        _ = try train(cfg, data, split, resume: true)
+        for file in ["generator.safetensors", "generator_ema.safetensors", "discriminator.safetensors"] {
+            XCTAssertEqual(try weights(whole, file), try weights(split, file), file)
+        }
+        var once = cfg; once.discriminatorSteps = 1
+        _ = try train(once, data, alternate)
+        XCTAssertNotEqual(try weights(whole, "generator.safetensors"), try weights(alternate, "generator.safetensors"))
+        let m = Report.readMetrics(whole.appendingPathComponent("metrics.jsonl"))
+        XCTAssert(m.allSatisfy { $0.lossG.isFinite && $0.lossG != 0 }, "lossG averages the G steps: \(m.map(\.lossG))")
+    }
+
     func testEveryLossAndArchitectureTrainsToFiniteLosses() throws {
         let data = try syntheticData()
         for loss in GANLoss.allCases {
@@ -137,7 +180,8 @@ final class RecipeTests: XCTestCase {
                               ({ $0.diffAugment = ["rotate"] }, "diff_augment"),
                               ({ $0.emaDecay = 1 }, "ema_decay"),
                               ({ $0.model.architecture = "vit" }, "architecture"),
-                              ({ $0.timeLimitMinutes = -1 }, "time_limit_minutes")] as [((inout RunConfig) -> Void, String)] {
+                              ({ $0.timeLimitMinutes = -1 }, "time_limit_minutes"),
+                              ({ $0.discriminatorSteps = 0 }, "discriminator_steps")] as [((inout RunConfig) -> Void, String)] {
             var c = RunConfig(); edit(&c)
             XCTAssertThrowsError(try c.validate()) { XCTAssert("\($0)".contains(field), "\($0)") }
         }
