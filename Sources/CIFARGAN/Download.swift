@@ -83,7 +83,7 @@ final class HTTPDownloader: NSObject, URLSessionDataDelegate, @unchecked Sendabl
     }
 
     static func download(_ url: URL, to file: URL, progress: @escaping @Sendable (Int64, Int64) -> Void) throws {
-        FileManager.default.createFile(atPath: file.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: file.path, contents: nil)
         let handle = try FileHandle(forWritingTo: file)
         defer { try? handle.close() }
         let delegate = HTTPDownloader(url: url, handle: handle, progress: progress)

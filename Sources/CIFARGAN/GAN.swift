@@ -166,7 +166,7 @@ public final class GAN {
         if ada != nil, let p = ada!.observe(realLogits: realLogits) { augment?.probability = Float(p) }
         let gReal = lossGradient()
         if let lecam { stats.lecamPenalty += lecam.addGradient(logits: realLogits, term: .real, into: gReal) }
-        discriminator.backward(gReal, weightGradients: true, inputGradient: false)
+        _ = discriminator.backward(gReal, weightGradients: true, inputGradient: false)
 
         if let classes { labels?.labels = classes.fakeD }
         let fake = generator.forward(latentForD, training: true)
@@ -181,7 +181,7 @@ public final class GAN {
             // first; with decay 0.99 the difference is a hundredth of one batch's mean).
             lecam.update(realMean: realMean, fakeMean: mean(fakeLogits))
         }
-        discriminator.backward(gFake, weightGradients: true, inputGradient: false)
+        _ = discriminator.backward(gFake, weightGradients: true, inputGradient: false)
         optimizerD.step()
         stats.lossD = lossReal + lossFake + stats.lecamPenalty
         guard updateGenerator else { return stats }
@@ -194,7 +194,7 @@ public final class GAN {
         stats.lossG = lossValue(logits, .generator, one)
         if var dFake = discriminator.backward(lossGradient(), weightGradients: false, inputGradient: true) {
             if let augment, let d = augment.backward(dFake, weightGradients: false, inputGradient: true) { dFake = d }
-            generator.backward(dFake, weightGradients: true, inputGradient: false)
+            _ = generator.backward(dFake, weightGradients: true, inputGradient: false)
         }
         optimizerG.step()
         stats.generatorStepped = true

@@ -140,15 +140,28 @@ public enum Jobs {
         return [ref]
     }
 
-    public enum OutputFormat: String, Sendable { case png, cifarBin = "cifar-bin" }
+    public enum OutputFormat: String, Sendable, CaseIterable { case png, cifarBin = "cifar-bin", safetensors }
 
     /// Writes `count` new images per class into `out/<class>/NNNNN.png` and `out/<class>-grid.png`,
-    /// or `out/<class>.bin` in the CIFAR-10 binary layout.
+    /// `out/<class>.bin` in the CIFAR-10 binary layout, or `out/<class>.safetensors` with the latents
+    /// (`latents` [n, d]), the class labels (`classes` [n], int64) and G's raw outputs (`images` [n, 3, 32, 32]
+    /// in [−1, 1]) — for comparing with another runtime of the same generator, such as its ONNX export.
     public static func generate(runFolder: URL, className: String?, checkpoint: String?, count: Int, seed: UInt64,
                                 out: URL, format: OutputFormat, rawGenerator: Bool = false, log: (String) -> Void) throws {
         for model in try modelFolders(in: runFolder, className: className) {
             let name = model.name
             let sampler = try Sampler(runFolder: model.folder, checkpoint: checkpoint, rawGenerator: rawGenerator)
+            if format == .safetensors {
+                let (z, x) = sampler.sampleTensors(count: count, seed: seed, classLabel: model.label)
+                let labels = Tensor(shape: [count], values: Array(repeating: Float(model.label ?? 0), count: count))
+                let file = out.appendingPathComponent("\(name).safetensors")
+                try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+                try SafeTensors.write([StateEntry(name: "latents", tensor: z), StateEntry(name: "classes", tensor: labels, isInteger: true),
+                                       StateEntry(name: "images", tensor: x)],
+                                      metadata: ["checkpoint": sampler.checkpoint.lastPathComponent, "seed": String(seed)], to: file)
+                log("\(name): \(count) latents and images from \(sampler.checkpoint.lastPathComponent) in \(file.path)")
+                continue
+            }
             let images = sampler.sample(count: count, seed: seed, classLabel: model.label)
             switch format {
             case .png:
@@ -163,6 +176,7 @@ public enum Jobs {
                 let file = out.appendingPathComponent("\(name).bin")
                 try CIFAR10.write(images, labels: Array(repeating: label, count: images.count), to: file)
                 log("\(name): \(count) images from \(sampler.checkpoint.lastPathComponent) in \(file.path) (CIFAR-10 binary layout, label \(label))")
+            case .safetensors: break
             }
         }
     }

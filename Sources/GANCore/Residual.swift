@@ -13,6 +13,9 @@ public final class ResidualBlock: Layer {
     private let relu: ReLU?
     private var inputGrad: Tensor?
 
+    /// Whether a ReLU follows the sum (false for SNGAN's pre-activation blocks).
+    public var hasFinalReLU: Bool { relu != nil }
+
     public init(main: Sequential, shortcut: Sequential?, finalReLU: Bool = true) {
         self.main = main; self.shortcut = shortcut
         relu = finalReLU ? ReLU() : nil

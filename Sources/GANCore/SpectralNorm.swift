@@ -91,6 +91,16 @@ public final class SpectralNorm: Layer {
         return inner.forward(x, training: training)
     }
 
+    /// W_orig / σ with the stored u and v (what an eval-mode forward computes with), for export.
+    public func normalizedWeight() -> Tensor {
+        let R = rows, C = columns, w = weightOrig.value.data, up = u.data, vp = v.data
+        var s: Float = 0
+        for r in 0..<R { s += up[r] * dot(w + r * C, vp, C) }
+        let out = weightOrig.value.clone(), op = out.data, inv = 1 / s
+        for i in 0..<(R * C) { op[i] = w[i] * inv }
+        return out
+    }
+
     @inline(__always) private func dot(_ a: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
         var s: Float = 0
         for i in 0..<n { s += a[i] * b[i] }

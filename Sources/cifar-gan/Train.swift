@@ -204,12 +204,12 @@ struct Generate: ParsableCommand {
     @Option(help: "Output folder.") var out: String
     @Option(help: "Seed of the latent vectors.") var seed: UInt64 = 0
     @Option(help: "Checkpoint: best, final, latest, pre-domination, or an epoch number (default: best when the run measured FID, else final, else latest).") var checkpoint: String?
-    @Option(help: "png or cifar-bin.") var format = "png"
+    @Option(help: "png, cifar-bin, or safetensors (latents, classes and G's raw outputs in [-1, 1]).") var format = "png"
     @Flag(name: .customLong("no-ema"), help: "Sample from G itself, not from the moving average of its weights that a run with --ema-decay keeps.") var noEMA = false
 
     func validate() throws {
         guard (1...1_000_000).contains(count) else { throw ValidationError("--count must be in 1…1000000, got \(count)") }
-        guard Jobs.OutputFormat(rawValue: format) != nil else { throw ValidationError("--format must be png or cifar-bin, got '\(format)'") }
+        guard Jobs.OutputFormat(rawValue: format) != nil else { throw ValidationError("--format must be png, cifar-bin or safetensors, got '\(format)'") }
     }
 
     func run() throws {

@@ -7,7 +7,7 @@ struct CIFARGANCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cifar-gan",
         abstract: "Train GANs on CIFAR-10, one model per class, and generate new images.",
-        subcommands: [Train.self, Generate.self, Evaluate.self, CASCommand.self, Download.self, Bench.self, ClassifierCommand.self]
+        subcommands: [Train.self, Generate.self, Export.self, Evaluate.self, CASCommand.self, Download.self, Bench.self, ClassifierCommand.self]
     )
 }
 
@@ -64,7 +64,7 @@ struct Bench: ParsableCommand {
             print(pad("other (loss, optimizer, data)") + String(format: "%9.2f %5.1f%%",
                          (Benchmark.trainProfileTotal - covered) * 1000, 100 * (1 - covered / Benchmark.trainProfileTotal)))
             print(pad("\nlayer (per generation batch of 256)") + "       ms  share")
-            for (label, s, calls) in Benchmark.generateProfile {
+            for (label, s, _) in Benchmark.generateProfile {
                 print(pad(label) + String(format: "%9.2f %5.1f%%", s * 1000, 100 * s / Benchmark.generateProfileTotal))
             }
         }
