@@ -146,13 +146,32 @@ public enum Jobs {
     /// `out/<class>.bin` in the CIFAR-10 binary layout, or `out/<class>.safetensors` with the latents
     /// (`latents` [n, d]), the class labels (`classes` [n], int64) and G's raw outputs (`images` [n, 3, 32, 32]
     /// in [−1, 1]) — for comparing with another runtime of the same generator, such as its ONNX export.
+    ///
+    /// `truncation` ψ draws latents inside [−ψ, ψ] (see `Sampler.drawLatents`). `interpolate` N writes latent
+    /// walks instead: `out/<class>-walk.png`, min(count, 16) rows of N images spherically interpolated between
+    /// two latents, and for a conditional run `out/classes-walk.png`, each class walked into the next at a fixed latent.
     public static func generate(runFolder: URL, className: String?, checkpoint: String?, count: Int, seed: UInt64,
-                                out: URL, format: OutputFormat, rawGenerator: Bool = false, log: (String) -> Void) throws {
+                                out: URL, format: OutputFormat, rawGenerator: Bool = false, truncation: Float? = nil,
+                                interpolate: Int? = nil, log: (String) -> Void) throws {
+        var classWalkDone = false
         for model in try modelFolders(in: runFolder, className: className) {
             let name = model.name
             let sampler = try Sampler(runFolder: model.folder, checkpoint: checkpoint, rawGenerator: rawGenerator)
+            if let steps = interpolate {
+                let rows = min(count, 16)
+                let walk = sampler.latentWalk(rows: rows, steps: steps, seed: seed, classLabel: model.label, truncation: truncation)
+                try PNG.write(imageGrid(walk, columns: steps), to: out.appendingPathComponent("\(name)-walk.png"))
+                log("\(name): \(rows) latent walks of \(steps) steps from \(sampler.checkpoint.lastPathComponent) in \(name)-walk.png")
+                if sampler.config.model.isConditional && !classWalkDone {
+                    classWalkDone = true
+                    let walk = sampler.classWalk(steps: steps, seed: seed, truncation: truncation)
+                    try PNG.write(imageGrid(walk, columns: steps), to: out.appendingPathComponent("classes-walk.png"))
+                    log("every class walked into the next in \(steps) steps in classes-walk.png")
+                }
+                continue
+            }
             if format == .safetensors {
-                let (z, x) = sampler.sampleTensors(count: count, seed: seed, classLabel: model.label)
+                let (z, x) = sampler.sampleTensors(count: count, seed: seed, classLabel: model.label, truncation: truncation)
                 let labels = Tensor(shape: [count], values: Array(repeating: Float(model.label ?? 0), count: count))
                 let file = out.appendingPathComponent("\(name).safetensors")
                 try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
@@ -162,7 +181,7 @@ public enum Jobs {
                 log("\(name): \(count) latents and images from \(sampler.checkpoint.lastPathComponent) in \(file.path)")
                 continue
             }
-            let images = sampler.sample(count: count, seed: seed, classLabel: model.label)
+            let images = sampler.sample(count: count, seed: seed, classLabel: model.label, truncation: truncation)
             switch format {
             case .png:
                 let dir = out.appendingPathComponent(name)

@@ -9,6 +9,9 @@
 public final class ClassLabels {
     public let classes: Int
     public var labels: [Int] = []
+    /// Inference only, for walks between classes: image n's conditioning moves from `labels[n]` towards
+    /// `blend[n].label` by `blend[n].weight` (conditional batch norm mixes the two classes' γ and β linearly).
+    public var blend: [(label: Int, weight: Float)]?
     public init(classes: Int) { self.classes = classes }
 
     func current(batch: Int, _ who: String) -> [Int] {
@@ -56,10 +59,14 @@ public final class ConditionalBatchNorm: Layer {
         normalized = h
         let y = Tensor.reuse(output, shape: x.shape); output = y
         let hp = h.data, yp = y.data, gp = weight.value.data, bp = bias.value.data
+        let blend = labelSource.blend
+        precondition(blend == nil || (!training && blend!.count == N), "ConditionalBatchNorm: class blends are for inference, one per image")
         for n in 0..<N {
             let k = labels[n] * C
+            let (k2, w) = blend.map { ($0[n].label * C, $0[n].weight) } ?? (k, 0)
             for c in 0..<C {
-                let g = gp[k + c], b = bp[k + c], src = hp + (n * C + c) * S, dst = yp + (n * C + c) * S
+                let g = (1 - w) * gp[k + c] + w * gp[k2 + c], b = (1 - w) * bp[k + c] + w * bp[k2 + c]
+                let src = hp + (n * C + c) * S, dst = yp + (n * C + c) * S
                 for q in 0..<S { dst[q] = src[q] * g + b }
             }
         }

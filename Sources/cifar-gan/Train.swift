@@ -206,16 +206,20 @@ struct Generate: ParsableCommand {
     @Option(help: "Checkpoint: best, final, latest, pre-domination, or an epoch number (default: best when the run measured FID, else final, else latest).") var checkpoint: String?
     @Option(help: "png, cifar-bin, or safetensors (latents, classes and G's raw outputs in [-1, 1]).") var format = "png"
     @Flag(name: .customLong("no-ema"), help: "Sample from G itself, not from the moving average of its weights that a run with --ema-decay keeps.") var noEMA = false
+    @Option(help: "Truncation ψ: redraw latent components outside [-ψ, ψ] (e.g. 1.0; fewer odd images, less variety).") var truncation: Float?
+    @Option(help: "Write latent walks of this many steps instead of samples: <class>-walk.png (min(count, 16) rows), and classes-walk.png for a conditional run.") var interpolate: Int?
 
     func validate() throws {
         guard (1...1_000_000).contains(count) else { throw ValidationError("--count must be in 1…1000000, got \(count)") }
+        if let t = truncation { guard t > 0 && t.isFinite else { throw ValidationError("--truncation must be a positive number, got \(t)") } }
+        if let n = interpolate { guard (2...64).contains(n) else { throw ValidationError("--interpolate must be in 2…64 steps, got \(n)") } }
         guard Jobs.OutputFormat(rawValue: format) != nil else { throw ValidationError("--format must be png, cifar-bin or safetensors, got '\(format)'") }
     }
 
     func run() throws {
         try Jobs.generate(runFolder: URL(fileURLWithPath: runFolder), className: className, checkpoint: checkpoint, count: count,
                           seed: seed, out: URL(fileURLWithPath: out), format: Jobs.OutputFormat(rawValue: format)!,
-                          rawGenerator: noEMA) { say($0) }
+                          rawGenerator: noEMA, truncation: truncation, interpolate: interpolate) { say($0) }
     }
 }
 
