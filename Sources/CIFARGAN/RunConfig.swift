@@ -69,6 +69,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// Linear learning-rate decay: both learning rates fall linearly from their value at this fraction of the
     /// run's iterations (`epochs` × batches per epoch) to 0 at its end (nil: constant).
     public var lrDecayStart: Double?
+    /// Also log each epoch to a TensorBoard events file in the run folder (`TensorBoardLog`).
+    public var tensorboard = false
     /// Stop each model after this many minutes of training (0: no limit); the last epoch is then partial.
     public var timeLimitMinutes: Double = 0
     /// The class names of a conditional model, in label order (set when it starts training).
@@ -228,6 +230,7 @@ extension RunConfig {
         try read(.timeLimitMinutes, &timeLimitMinutes); try read(.classNames, &classNames)
         try read(.emaStart, &emaStart); try read(.lecamWeight, &lecamWeight); try read(.lrDecayStart, &lrDecayStart)
         try read(.adaTarget, &adaTarget); try read(.discriminatorSteps, &discriminatorSteps)
+        try read(.tensorboard, &tensorboard)
     }
 }
 

@@ -118,7 +118,7 @@ public final class Sampler {
 
     /// slerp(a, b; t) = sin((1−t)Ω)/sin Ω · a + sin(tΩ)/sin Ω · b, Ω the angle between a and b (linear when
     /// they are nearly parallel).
-    static func slerp(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: Int, t: Float, into out: UnsafeMutablePointer<Float>) {
+    public static func slerp(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: Int, t: Float, into out: UnsafeMutablePointer<Float>) {
         var ab = 0.0, aa = 0.0, bb = 0.0
         for i in 0..<d { ab += Double(a[i]) * Double(b[i]); aa += Double(a[i]) * Double(a[i]); bb += Double(b[i]) * Double(b[i]) }
         let omega = acos(max(-1, min(1, ab / max((aa * bb).squareRoot(), 1e-30))))

@@ -19,6 +19,15 @@ public struct EpochMetrics: Codable, Sendable {
     public var recognitionRate: Double?
     /// ADA's augmentation probability at the end of the epoch (runs with `ada_target`).
     public var augmentProbability: Double?
+
+    /// The epoch's numbers under TensorBoard tags (those measured this epoch).
+    public var tensorBoardScalars: [(tag: String, value: Double)] {
+        [("loss/d", lossD), ("loss/g", lossG), ("D/real", dReal), ("D/fake", dFake),
+         ("accuracy/real", accuracyReal), ("accuracy/fake", accuracyFake), ("speed/images_per_sec", imagesPerSec),
+         ("instance_noise", instanceNoise)]
+            + [("eval/fid", fid), ("eval/recognition", recognitionRate), ("augment/probability", augmentProbability)]
+                .compactMap { tag, v in v.map { (tag, $0) } }
+    }
 }
 
 public enum TrainingOutcome: Equatable, Sendable {
@@ -56,6 +65,7 @@ public final class Trainer {
     private var state: TrainingState
     /// The judge and the reference features of this run's class, when `eval_every` is set.
     private var evaluation: (judge: Judge, reference: FeatureSet, label: Int?)?
+    private var tensorboard: TensorBoardLog?
 
     var checkpoints: URL { runFolder.appendingPathComponent("checkpoints") }
     var metricsFile: URL { runFolder.appendingPathComponent("metrics.jsonl") }
@@ -96,6 +106,7 @@ public final class Trainer {
             try writeAtomically(try config.encoded(), to: runFolder.appendingPathComponent("config.json"))
             try writeAtomically(Data(), to: metricsFile)
         }
+        if config.tensorboard { tensorboard = try TensorBoardLog(runFolder: runFolder, keepingStepsUpTo: state.epoch) }
         if config.evalEvery > 0 { try prepareEvaluation() }
     }
 
@@ -248,7 +259,9 @@ public final class Trainer {
                    title, m.epoch, totalEpochs, m.lossD, m.lossG, m.dReal, m.dFake, m.accuracyReal, m.accuracyFake, m.imagesPerSec, m.seconds)
             + (m.fid.map { String(format: ", FID %.3f", $0) } ?? "") + (m.recognitionRate.map { String(format: ", recognised %.3f", $0) } ?? ""))
         try appendMetrics(m)
-        try saveSampleGrid(epoch: m.epoch)
+        let grid = try saveSampleGrid(epoch: m.epoch)
+        try tensorboard?.append(step: m.epoch, scalars: m.tensorBoardScalars,
+                                image: ("samples", PNG.encode(grid), grid.height, grid.width))
         let dominated = updateDominationStreak(m)
         let folder = try saveCheckpoint(best: improved)
         try Report.write(runFolder: runFolder, title: title, config: config)
@@ -339,7 +352,8 @@ public final class Trainer {
     }
 
     /// The same latent batch every epoch, drawn from the seed, rendered in eval mode.
-    private func saveSampleGrid(epoch: Int) throws {
+    @discardableResult
+    private func saveSampleGrid(epoch: Int) throws -> RGBImage {
         var rng = RandomGenerator(seed: config.seed).derived(2)
         // In training-sized batches: G's layers keep buffers for one shape, and sampling at another size would
         // reallocate all of them twice per epoch (a higher peak memory).
@@ -349,8 +363,9 @@ public final class Trainer {
         let tiles = (0..<config.sampleCount).map { RGBImage(tensor: images.data + $0 * 3072) }
         // A conditional model's grid has one column per class.
         let columns = config.model.isConditional ? config.model.classes : Int(Double(config.sampleCount).squareRoot().rounded(.up))
-        try PNG.write(imageGrid(tiles, columns: columns),
-                      to: runFolder.appendingPathComponent("samples").appendingPathComponent(String(format: "epoch-%04d.png", epoch)))
+        let grid = imageGrid(tiles, columns: columns)
+        try PNG.write(grid, to: runFolder.appendingPathComponent("samples").appendingPathComponent(String(format: "epoch-%04d.png", epoch)))
+        return grid
     }
 }
 

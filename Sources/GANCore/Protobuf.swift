@@ -1,5 +1,5 @@
 /// A writer of the protocol-buffer wire format (https://protobuf.dev/programming-guides/encoding/): just
-/// what the ONNX exporter needs — varints, 32-bit floats, length-delimited bytes, strings and nested
+/// what the ONNX exporter and the TensorBoard log need — varints, floats, doubles, length-delimited bytes, strings and nested
 /// messages. Fields are written in the order they are called; readers accept any order.
 ///
 /// ```swift
@@ -29,6 +29,12 @@ public struct ProtobufWriter: Sendable {
     /// A `float` field (little-endian IEEE 754).
     public mutating func float(_ field: Int, _ value: Float) {
         tag(field, 5)
+        withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    /// A `double` field (little-endian IEEE 754).
+    public mutating func double(_ field: Int, _ value: Double) {
+        tag(field, 1)
         withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
     }
 

@@ -138,6 +138,7 @@ struct Train: ParsableCommand {
     @Option(help: "JSON run configuration (the format of a run's config.json; missing fields take defaults).") var config: String?
     @Option(help: "Train on a folder of 32×32 PNGs with one subfolder per class instead of CIFAR-10.") var imageFolder: String?
     @Flag(help: "No progress bar.") var quiet = false
+    @Flag(help: "Also log every epoch's scalars and sample grid as a TensorBoard events file in the run folder (tensorboard --logdir runs/).") var tensorboard = false
     @OptionGroup var recipe: RecipeOptions
     @OptionGroup var data: DataFlags
 
@@ -151,10 +152,12 @@ struct Train: ParsableCommand {
             let url = folder.appendingPathComponent("config.json")
             guard FileManager.default.fileExists(atPath: url.path) else { throw ValidationError("--resume: \(resume) is not a run folder (no config.json)") }
             cfg = try RunConfig.load(from: url)
-            // Only the length of a run (epochs, time limit) may change on resume; anything else would make it another run.
+            // Only the length of a run (epochs, time limit) and its logging may change on resume; anything else
+            // would make it another run.
             let before = cfg
             if let e = recipe.epochs { cfg.epochs = e }
             if let t = recipe.timeLimit { cfg.timeLimitMinutes = t }
+            if tensorboard { cfg.tensorboard = true }
             if cfg != before {
                 try cfg.validate()
                 try writeAtomically(try cfg.encoded(), to: url)   // so a later resume keeps the new length
@@ -167,6 +170,7 @@ struct Train: ParsableCommand {
                 cfg = try config.map { try RunConfig.load(from: URL(fileURLWithPath: $0)) } ?? RunConfig()
             }
             try recipe.apply(to: &cfg)
+            if tensorboard { cfg.tensorboard = true }
             if let imageFolder { cfg.imageFolder = imageFolder }
             guard [className != nil, unconditional, conditional].filter({ $0 }).count <= 1 else {
                 throw ValidationError("--class, --unconditional and --conditional exclude each other")

@@ -1,6 +1,6 @@
 import XCTest
 import Foundation
-@testable import CIFARGAN
+import CIFARGAN
 import GANCore
 
 /// Latent walks, class walks and truncated sampling (`generate --interpolate`, `--truncation`).
