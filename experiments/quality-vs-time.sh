@@ -9,6 +9,8 @@
 #
 # Candidates run in pairs in the order given (a lone last one runs with one thread too, for the same
 # conditions). A run that exists is resumed (`--resume`), so a stopped study continues where it was.
+# CANDIDATE@CLASS trains the recipe in the original per-class mode (`--class CLASS`, run CANDIDATE-CLASS-sSEED)
+# instead of one conditional model: the study's per-class rows.
 set -euo pipefail
 OUT=${1:?usage: quality-vs-time.sh OUT [MINUTES] [CANDIDATES...]}
 MINUTES=${2:-120}
@@ -28,18 +30,21 @@ declare -A FLAGS=(
   [cnn-lecam]="--preset cnn --lecam 0.3"
   [cnn-ada]="--preset cnn --ada-target 0.6"
   [cnn-decay]="--preset cnn --epochs 16 --lr-decay-start 0.5"             # a schedule tied to the budget (~16 epochs in 2 h)
+  [cnn-dsteps2]="--preset cnn --d-steps 2"                                 # two D steps per G step (SNGAN uses 5 at 10× our budget)
   [modern]="--preset modern"                                           # the previous preset (original models + DiffAugment)
 )
 CANDIDATES=("$@")
 [ ${#CANDIDATES[@]} -gt 0 ] || CANDIDATES=(cnn-nearest cnn-transposed)   # session 6's pair; next: cnn-lecam cnn-ada, cnn-decay modern
 
-train() {   # candidate
-  local run=$OUT/$1-s$SEED
+train() {   # candidate[@class]
+  local recipe=${1%@*} target=--conditional run=$OUT/$1-s$SEED
+  if [[ $1 == *@* ]]; then target="--class ${1#*@}"; run=$OUT/$recipe-${1#*@}-s$SEED; fi
+  [ -n "${FLAGS[$recipe]+x}" ] || { echo "unknown candidate '$recipe' (known: ${!FLAGS[*]})" >&2; return 1; }
   if [ -f "$run/config.json" ]; then
     CIFAR_GAN_THREADS=1 "$BIN" train --resume "$run" --time-limit "$MINUTES" --quiet --no-download >> "$run.log" 2>&1
   else
     # shellcheck disable=SC2086
-    CIFAR_GAN_THREADS=1 "$BIN" train --conditional ${FLAGS[$1]} --checkpoint-every 1 --keep-checkpoints 1000 --seed "$SEED" \
+    CIFAR_GAN_THREADS=1 "$BIN" train $target ${FLAGS[$recipe]} --checkpoint-every 1 --keep-checkpoints 1000 --seed "$SEED" \
       --time-limit "$MINUTES" --run "$run" --quiet --no-download > "$run.log" 2>&1
   fi
 }
