@@ -56,6 +56,8 @@ public enum Jobs {
     /// For "all", each class trains in `runFolder/<class>`, one after another.
     public static func train(config: RunConfig, runFolder: URL, resume: Bool, data: ImageDataset,
                              quiet: Bool = false, log: @escaping (String) -> Void) throws -> [String: TrainingOutcome] {
+        let lock = try RunLock(runFolder: runFolder)
+        defer { withExtendedLifetime(lock) {} }
         var outcomes: [String: TrainingOutcome] = [:]
         func one(_ cfg: RunConfig, _ subset: ImageDataset, _ folder: URL, _ title: String, _ resumeThis: Bool) throws {
             let trainer = try Trainer(config: cfg, data: subset, runFolder: folder, title: title, resume: resumeThis)

@@ -147,11 +147,14 @@ struct Train: ParsableCommand {
         var cfg: RunConfig
         let folder: URL
         let resuming = resume != nil
+        var runLock: RunLock?
+        defer { withExtendedLifetime(runLock) {} }
         if let resume {
             folder = URL(fileURLWithPath: resume)
             let url = folder.appendingPathComponent("config.json")
             guard FileManager.default.fileExists(atPath: url.path) else { throw ValidationError("--resume: \(resume) is not a run folder (no config.json)") }
             cfg = try RunConfig.load(from: url)
+            runLock = try RunLock(runFolder: folder)   // before the config may change; Jobs.train re-enters it
             // Only the length of a run (epochs, time limit) and its logging may change on resume; anything else
             // would make it another run.
             let before = cfg

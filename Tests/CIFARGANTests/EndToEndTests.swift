@@ -47,6 +47,32 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(Report.readMetrics(killed.appendingPathComponent("metrics.jsonl")).map(\.epoch), Array(1...8))
     }
 
+    /// A second writer of a run folder is refused while the first trains — a new `train` on the same `--run`
+    /// and a `--resume` alike — naming the folder and the holder; once the holder is killed, the resume runs.
+    func testARunFolderHasOneWriter() throws {
+        let run = temporaryFolder(self).appendingPathComponent("run")
+        let first = Process()
+        first.executableURL = cifarGANBinary()
+        first.arguments = ["train", "--class", "cat", "--epochs", "10000"] + commonFlags(run)
+        first.standardOutput = FileHandle.nullDevice; first.standardError = FileHandle.nullDevice
+        try first.run()
+        defer { if first.isRunning { kill(first.processIdentifier, SIGKILL); first.waitUntilExit() } }
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, Checkpoint.pointer("latest", in: run.appendingPathComponent("checkpoints")) == nil { usleep(5_000) }
+        // (time limits: were the lock to fail, these would end instead of training 10,000 epochs)
+        for args in [["train", "--class", "cat", "--time-limit", "0.05"] + commonFlags(run),
+                     ["train", "--resume", run.path, "--time-limit", "0.05", "--quiet", "--no-download", "--data-dir", dataDir.path]] {
+            let r = try runTool(args)
+            XCTAssertNotEqual(r.status, 0, r.output)
+            XCTAssert(r.output.contains("another cifar-gan is writing this run") && r.output.contains("process \(first.processIdentifier)")
+                      && r.output.contains(run.path), r.output)
+        }
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        let resumed = try runTool(["train", "--resume", run.path, "--epochs", "3", "--quiet", "--no-download", "--data-dir", dataDir.path])
+        XCTAssertEqual(resumed.status, 0, "a lock left by a killed process does not block: \(resumed.output)")
+    }
+
     func testBadInputGivesOneLineErrorsAndNonZeroExit() throws {
         let root = temporaryFolder(self)
         let cases: [([String], String)] = [
