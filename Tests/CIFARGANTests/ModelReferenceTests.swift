@@ -104,6 +104,7 @@ final class ModelReferenceTests: XCTestCase {
         let z2 = Tensor(shape: [2, 5])   // G on two samples: fewer units per channel, fewer kinks
         for i in 0..<10 { z2[i] = z[i] }
         for (net, input, what) in [(g, z2, "cnn G"), (d, x, "cnn D")] {
+            labels.labels = Array([0, 2, 1, 2].prefix(input.shape[0]))   // one label per sample (checked in debug builds)
             let failures = modelGradientMismatches(net, input: input, training: false)
             XCTAssert(failures.isEmpty, "\(what): \(failures.prefix(5))")
         }
