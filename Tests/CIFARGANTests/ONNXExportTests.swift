@@ -59,20 +59,10 @@ final class ONNXExportTests: XCTestCase {
             XCTAssertEqual(tensors["classes"]?.values, Array(repeating: cfg.target == "conditional" ? 5 : 0, count: 5))
             checks.append((onnx, file))
         }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         for (onnx, samples) in checks {
-            let p = Process()
-            p.executableURL = root.appendingPathComponent("tools/with-python-packages")
-            p.arguments = ["onnx", "onnxruntime", "--", "python3", root.appendingPathComponent("tools/check_onnx.py").path,
-                           onnx.path, samples.path, "--tolerance", "1e-4"]
-            let pipe = Pipe()
-            p.standardOutput = pipe; p.standardError = pipe
-            try p.run()
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            if p.terminationStatus == 77 { throw XCTSkip("onnx/onnxruntime unavailable: \(output)") }
-            XCTAssertEqual(p.terminationStatus, 0, output)
-            print(output.trimmingCharacters(in: .whitespacesAndNewlines))
+            let r = try runPythonCheck(packages: ["onnx", "onnxruntime"], "check_onnx.py", [onnx.path, samples.path, "--tolerance", "1e-4"])
+            XCTAssertEqual(r.status, 0, r.output)
+            print(r.output.trimmingCharacters(in: .whitespacesAndNewlines))
         }
     }
 

@@ -74,6 +74,22 @@ func runTool(_ args: [String], env: [String: String] = [:], timeout: TimeInterva
     return ProcessResult(status: p.terminationStatus, output: String(decoding: data, as: UTF8.self))
 }
 
+/// Runs `tools/SCRIPT` with python3 under `tools/with-python-packages` (which installs missing pip packages
+/// into .build/python-tools); skips the test, with the reason, where they cannot be installed (exit 77).
+func runPythonCheck(packages: [String], _ script: String, _ args: [String]) throws -> ProcessResult {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let p = Process()
+    p.executableURL = root.appendingPathComponent("tools/with-python-packages")
+    p.arguments = packages + ["--", "python3", root.appendingPathComponent("tools").appendingPathComponent(script).path] + args
+    let pipe = Pipe()
+    p.standardOutput = pipe; p.standardError = pipe
+    try p.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    if p.terminationStatus == 77 { throw XCTSkip("\(packages.joined(separator: ", ")) unavailable: \(output)") }
+    return ProcessResult(status: p.terminationStatus, output: output)
+}
+
 /// All of a generator checkpoint's tensors, for exact comparisons.
 func generatorWeights(_ runFolder: URL, checkpoint: String = "latest") throws -> [String: [Float]] {
     let folder = try Checkpoint.resolve(checkpoint, in: runFolder.appendingPathComponent("checkpoints"))

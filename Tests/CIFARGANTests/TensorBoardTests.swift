@@ -59,17 +59,8 @@ final class TensorBoardTests: XCTestCase {
         XCTAssertEqual(records.map(\.framed.count).reduce(0, +), try Data(contentsOf: file).count, "no torn bytes left")
         XCTAssertNotEqual(records[3].framed, stale, "step 3 is the resumed run's record")
 
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let p = Process()
-        p.executableURL = root.appendingPathComponent("tools/with-python-packages")
-        p.arguments = ["tensorboard", "--", "python3", root.appendingPathComponent("tools/check_tensorboard.py").path, run.path]
-        let pipe = Pipe()
-        p.standardOutput = pipe; p.standardError = pipe
-        try p.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        if p.terminationStatus == 77 { throw XCTSkip("tensorboard unavailable: \(output)") }
-        XCTAssertEqual(p.terminationStatus, 0, output)
-        print(output.trimmingCharacters(in: .whitespacesAndNewlines))
+        let r = try runPythonCheck(packages: ["tensorboard"], "check_tensorboard.py", [run.path])
+        XCTAssertEqual(r.status, 0, r.output)
+        print(r.output.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }
