@@ -12,7 +12,7 @@ def save(tensors, path, metadata=None):
     if metadata:
         header["__metadata__"] = metadata
     for name, arr in tensors.items():
-        arr = np.ascontiguousarray(arr)
+        arr = np.ascontiguousarray(arr).reshape(np.shape(arr))   # (ascontiguousarray makes 0-d arrays 1-d)
         dtype = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}[arr.dtype]
         data = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
         header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}

@@ -101,8 +101,11 @@ public enum SafeTensors {
             guard let dtype = DType(rawValue: dtypeName) else {
                 throw FormatError(file, "entry '\(name)' has dtype \(dtypeName); only F32 and I64 are supported")
             }
-            let count = shape.reduce(1, *), width = dtype == .f32 ? 4 : 8
-            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[1] <= bodyCount,
+            // Sizes come from the file: multiply with overflow checks (a forged shape must not wrap around).
+            var count = 1, overflow = false
+            for d in shape { let (m, o) = count.multipliedReportingOverflow(by: max(d, 0)); count = m; overflow = overflow || o }
+            let width = dtype == .f32 ? 4 : 8
+            guard !overflow, count <= bodyCount, shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[1] <= bodyCount,
                   offsets[1] - offsets[0] == count * width else {
                 throw FormatError(file, "entry '\(name)' data_offsets \(offsets) do not fit shape \(shape) and a \(bodyCount)-byte body")
             }
