@@ -1,6 +1,6 @@
 """Evaluation and summary of the quality-versus-time study (experiments/quality-vs-time.sh).
 
-    python3 experiments/quality_vs_time.py evaluate OUT [--marks 15,30,60,120] [--count 2000] [--bin PATH]
+    python3 experiments/quality_vs_time.py evaluate OUT [--marks 15,30,60,120] [--count 2000] [--bin PATH] [--runs A,B]
     python3 experiments/quality_vs_time.py summarize OUT [--svg FILE]
 
 `evaluate` finds, for each run folder OUT/*/ (a conditional run) and each mark, the epoch checkpoint whose
@@ -45,6 +45,8 @@ def evaluate(a):
             done.add((r["run"], r["mark"], r["count"]))
     for run in runs_in(a.out):
         name = os.path.basename(run)
+        if a.runs and name not in a.runs.split(","):
+            continue
         epochs = epochs_of(run)
         if not epochs:
             continue
@@ -141,6 +143,7 @@ def main():
     e.add_argument("--marks", default="15,30,60,120")
     e.add_argument("--count", type=int, default=2000)
     e.add_argument("--bin", default=None)
+    e.add_argument("--runs", default=None, help="only these run folders (comma-separated names)")
     s = sub.add_parser("summarize")
     s.add_argument("out")
     s.add_argument("--svg")
