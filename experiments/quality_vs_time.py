@@ -90,7 +90,7 @@ def svg_chart(series, path, title):
          f'<line x1="{L}" y1="{H - B}" x2="{W - R}" y2="{H - B}" stroke="black"/>',
          f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="black"/>',
          f'<text x="{(L + W - R) / 2}" y="{H - 12}" text-anchor="middle">minutes of training (one thread)</text>',
-         f'<text x="16" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 16 {(T + H - B) / 2})">mean FID over the run's classes (judge features)</text>']
+         f'<text x="16" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 16 {(T + H - B) / 2})">mean FID over the classes of a run (judge features)</text>']
     for m in [0, 15, 30, 60, 90, 120, 180, 240, 300]:
         if m <= xmax:
             e.append(f'<line x1="{X(m):.1f}" y1="{H - B}" x2="{X(m):.1f}" y2="{H - B + 5}" stroke="black"/>'
