@@ -17,6 +17,7 @@ public enum SafeTensors {
         public var dtype: DType
         public var shape: [Int]
         public var values: [Float]
+        public init(dtype: DType, shape: [Int], values: [Float]) { self.dtype = dtype; self.shape = shape; self.values = values }
     }
 
     public struct FormatError: Error, CustomStringConvertible {
