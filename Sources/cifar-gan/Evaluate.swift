@@ -20,8 +20,15 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Add a row per class for real CIFAR-10 test images against the reference: the floor a generator can reach.") var floor = false
     @Option(help: "Folder with the CIFAR-10 binary files.") var dataDir: String?
     @Flag(name: .customLong("no-ema"), help: "With --run: sample from G itself, not from the moving average of its weights (runs with --ema-decay).") var noEMA = false
+    @Option(help: "Features for FID: judge (the built-in classifier; every metric) or inception (pytorch-fid's Inception-v3: FID comparable with papers; needs --inception-weights).") var features: FeatureKind = .judge
+    @Option(help: "pytorch-fid's weights, pt_inception-2015-12-05-6726825d.pth (torch.save legacy or zip format, or safetensors).") var inceptionWeights: String?
+
+    enum FeatureKind: String, ExpressibleByArgument, CaseIterable { case judge, inception }
 
     func validate() throws {
+        if features == .inception && inceptionWeights == nil {
+            throw ValidationError("--features inception needs --inception-weights FILE (pytorch-fid's pt_inception-2015-12-05-6726825d.pth)")
+        }
         guard (runFolder == nil) != (images == nil) else { throw ValidationError("give exactly one of --run DIR or --images DIR") }
         guard reference == "train" || reference == "test" else { throw ValidationError("--reference must be train or test, got '\(reference)'") }
         if let count { guard (2...50_000).contains(count) else { throw ValidationError("--count must be in 2…50000, got \(count)") } }
@@ -60,6 +67,10 @@ struct Evaluate: ParsableCommand {
                 groups.append((name ?? className ?? "all", pixels))
             }
         }
+        if features == .inception {
+            try inceptionFID(groups: groups, labels: labels, split: split)
+            return
+        }
         var results: [EvaluationResult] = []
         for (name, pixels) in groups {
             let base = labels[name] ?? name
@@ -87,6 +98,30 @@ struct Evaluate: ParsableCommand {
                                r.precision, r.recall, r.recognitionRate.map { String(format: "%11.3f", $0) } ?? "          -", r.inceptionScore))
             }
             print("judge \(j.folder.path) (\(j.fingerprint)); reference: CIFAR-10 \(reference) images of each class")
+        }
+    }
+
+    /// FID on pytorch-fid's Inception features per group, against the class's reference images.
+    func inceptionFID(groups: [(name: String, pixels: [UInt8])], labels: [String: String], split: CIFAR10.Split) throws {
+        let url = URL(fileURLWithPath: inceptionWeights!)
+        let inception = try InceptionFID(weights: TorchCheckpoint.read(from: url), file: url.path)
+        var rows: [(String, Int, Double)] = []
+        for (name, pixels) in groups {
+            let base = labels[name] ?? name
+            let cls: String? = base == "all" || base == "unconditional" ? nil : base
+            let n = min(pixels.count / 3072, count ?? 5000)
+            let reference = try Evaluator.referencePixels(split: split, className: cls, dataDir: dataDir).pixels
+            let fid = try InceptionEvaluation.fid(generated: Array(pixels.prefix(n * 3072)),
+                                                  reference: Array(reference.prefix((count ?? 5000) * 3072)), inception: inception)
+            rows.append((name, n, fid))
+        }
+        if json {
+            let body = rows.map { "\"\($0.0)\":{\"count\":\($0.1),\"features\":\"inception\",\"fid\":\($0.2)}" }.joined(separator: ",")
+            print(rows.count == 1 ? "{\"count\":\(rows[0].1),\"features\":\"inception\",\"fid\":\(rows[0].2)}" : "{\"classes\":{\(body)}}")
+        } else {
+            print("class         count     Inception-FID")
+            for (name, n, fid) in rows { print(name.padding(toLength: max(12, name.count), withPad: " ", startingAt: 0) + String(format: " %6d  %8.3f", n, fid)) }
+            print("features: pytorch-fid's Inception-v3 (\(url.lastPathComponent)); reference: CIFAR-10 \(reference) images of each class")
         }
     }
 }
