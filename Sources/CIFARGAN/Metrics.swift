@@ -55,6 +55,9 @@ public struct GaussianStatistics: Codable, Sendable {
     public var covariance: [Double]
     public var dim: Int
     public var count: Int
+    public init(mean: [Double], covariance: [Double], dim: Int, count: Int) {
+        self.mean = mean; self.covariance = covariance; self.dim = dim; self.count = count
+    }
 }
 
 /// Sample-quality metrics on feature vectors.

@@ -142,10 +142,12 @@ public enum PNG {
         return Data(out[0..<Int(destLen)])
     }
 
-    /// Inflates a zlib stream (windowBits 15) or, with `gzip`, a gzip member.
-    static func inflate(_ input: [UInt8], expected: Int, gzip: Bool = false) -> [UInt8]? {
+    /// Inflates a zlib stream (windowBits 15), with `gzip` a gzip member, with `raw` a bare deflate stream (ZIP
+    /// entries); nil when damaged, or when it would exceed `limit` bytes (a bomb must not exhaust memory).
+    static func inflate(_ input: [UInt8], expected: Int, gzip: Bool = false, raw: Bool = false, limit: Int = .max) -> [UInt8]? {
         var stream = z_stream()
-        guard inflateInit2_(&stream, gzip ? 15 + 16 : 15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return nil }
+        let windowBits: Int32 = raw ? -15 : gzip ? 15 + 16 : 15
+        guard inflateInit2_(&stream, windowBits, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return nil }
         defer { inflateEnd(&stream) }
         var out = [UInt8](repeating: 0, count: max(expected, 1024))
         var produced = 0
@@ -154,7 +156,10 @@ public enum PNG {
             stream.next_in = inBuf.baseAddress
             stream.avail_in = uInt(inBuf.count)
             while true {
-                if produced == out.count { out.append(contentsOf: [UInt8](repeating: 0, count: out.count)) }
+                if produced == out.count {
+                    if out.count >= limit { return nil }
+                    out.append(contentsOf: [UInt8](repeating: 0, count: min(out.count, limit - out.count)))
+                }
                 let rc: Int32 = out.withUnsafeMutableBufferPointer { o in
                     stream.next_out = o.baseAddress! + produced
                     stream.avail_out = uInt(o.count - produced)

@@ -64,13 +64,22 @@ public struct ZipArchive {
 
     /// The bytes of a stored entry.
     public func data(of name: String) throws -> ArraySlice<UInt8> {
-        func fail(_ what: String) -> FormatError { FormatError(description: "\(file): entry '\(name)': \(what)") }
+        let (e, bytes) = try compressedData(of: name)
+        guard e.method == 0, e.size == e.compressedSize else {
+            throw FormatError(description: "\(file): entry '\(name)': compressed (method \(e.method)); only stored entries are read here")
+        }
+        return bytes
+    }
+
+    /// An entry as it is in the archive (stored, or deflated for a caller with zlib to inflate).
+    public func compressedData(of name: String) throws -> (entry: Entry, bytes: ArraySlice<UInt8>) {
         guard let e = entries[name] else { throw FormatError(description: "\(file): no entry '\(name)' in the archive") }
-        guard e.method == 0 else { throw fail("compressed (method \(e.method)); only stored entries are read") }
         let h = e.localHeader
         let nameLength = Int(b[h + 26]) | Int(b[h + 27]) << 8, extraLength = Int(b[h + 28]) | Int(b[h + 29]) << 8
         let start = h + 30 + nameLength + extraLength
-        guard e.size == e.compressedSize, start <= b.count, e.size <= b.count - start else { throw fail("data outside the file") }
-        return b[start..<(start + e.size)]
+        guard start <= b.count, e.compressedSize <= b.count - start else {
+            throw FormatError(description: "\(file): entry '\(name)': data outside the file")
+        }
+        return (e, b[start..<(start + e.compressedSize)])
     }
 }
