@@ -23,11 +23,17 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Features for FID: judge (the built-in classifier; every metric) or inception (pytorch-fid's Inception-v3: FID comparable with papers; needs --inception-weights).") var features: FeatureKind = .judge
     @Option(help: "pytorch-fid's weights, pt_inception-2015-12-05-6726825d.pth (torch.save legacy or zip format, or safetensors).") var inceptionWeights: String?
 
+    @Option(help: "With --features inception: compare with these statistics (pytorch-fid's .npz, mu and sigma) instead of CIFAR-10's images.") var referenceStats: String?
+    @Option(help: "With --features inception: write the generated images' statistics as pytorch-fid's .npz (FILE.npz; FILE-CLASS.npz for several classes).") var saveStats: String?
+
     enum FeatureKind: String, ExpressibleByArgument, CaseIterable { case judge, inception }
 
     func validate() throws {
         if features == .inception && inceptionWeights == nil {
             throw ValidationError("--features inception needs --inception-weights FILE (pytorch-fid's pt_inception-2015-12-05-6726825d.pth)")
+        }
+        if features != .inception && (referenceStats != nil || saveStats != nil) {
+            throw ValidationError("--reference-stats and --save-stats go with --features inception")
         }
         guard (runFolder == nil) != (images == nil) else { throw ValidationError("give exactly one of --run DIR or --images DIR") }
         guard reference == "train" || reference == "test" else { throw ValidationError("--reference must be train or test, got '\(reference)'") }
@@ -105,15 +111,31 @@ struct Evaluate: ParsableCommand {
     func inceptionFID(groups: [(name: String, pixels: [UInt8])], labels: [String: String], split: CIFAR10.Split) throws {
         let url = URL(fileURLWithPath: inceptionWeights!)
         let inception = try InceptionFID(weights: TorchCheckpoint.read(from: url), file: url.path)
+        var fixedReference: GaussianStatistics?
+        if let path = referenceStats {
+            let arrays = try NumpyArchive.read(from: URL(fileURLWithPath: path))
+            guard let mu = arrays["mu"], let sigma = arrays["sigma"], mu.shape == [InceptionFID.featureCount],
+                  sigma.shape == [InceptionFID.featureCount, InceptionFID.featureCount] else {
+                throw ValidationError("--reference-stats \(path): needs mu [2048] and sigma [2048, 2048] (pytorch-fid's statistics)")
+            }
+            fixedReference = GaussianStatistics(mean: mu.values, covariance: sigma.values, dim: InceptionFID.featureCount, count: 0)
+        }
         var rows: [(String, Int, Double)] = []
         for (name, pixels) in groups {
             let base = labels[name] ?? name
             let cls: String? = base == "all" || base == "unconditional" ? nil : base
             let n = min(pixels.count / 3072, count ?? 5000)
-            let reference = try Evaluator.referencePixels(split: split, className: cls, dataDir: dataDir).pixels
-            let fid = try InceptionEvaluation.fid(generated: Array(pixels.prefix(n * 3072)),
-                                                  reference: Array(reference.prefix((count ?? 5000) * 3072)), inception: inception)
-            rows.append((name, n, fid))
+            let generated = InceptionEvaluation.features(pixels: Array(pixels.prefix(n * 3072)), inception: inception).statistics()
+            if let path = saveStats {
+                let file = groups.count == 1 ? path : (path.hasSuffix(".npz") ? String(path.dropLast(4)) : path) + "-\(name).npz"
+                try NumpyArchive.write(["mu": ([generated.dim], generated.mean), "sigma": ([generated.dim, generated.dim], generated.covariance)],
+                                       to: URL(fileURLWithPath: file))
+            }
+            let reference = try fixedReference ?? {
+                let real = try Evaluator.referencePixels(split: split, className: cls, dataDir: dataDir).pixels
+                return InceptionEvaluation.features(pixels: Array(real.prefix((count ?? 5000) * 3072)), inception: inception).statistics()
+            }()
+            rows.append((name, n, try Metrics.fid(generated, reference)))
         }
         if json {
             let body = rows.map { "\"\($0.0)\":{\"count\":\($0.1),\"features\":\"inception\",\"fid\":\($0.2)}" }.joined(separator: ",")
@@ -121,7 +143,8 @@ struct Evaluate: ParsableCommand {
         } else {
             print("class         count     Inception-FID")
             for (name, n, fid) in rows { print(name.padding(toLength: max(12, name.count), withPad: " ", startingAt: 0) + String(format: " %6d  %8.3f", n, fid)) }
-            print("features: pytorch-fid's Inception-v3 (\(url.lastPathComponent)); reference: CIFAR-10 \(reference) images of each class")
+            print("features: pytorch-fid's Inception-v3 (\(url.lastPathComponent)); reference: "
+                  + (referenceStats.map { "statistics \($0)" } ?? "CIFAR-10 \(reference) images of each class"))
         }
     }
 }
