@@ -80,12 +80,14 @@ public enum PNG {
             pos += 12 + length
         }
         let channelsByType = [0: 1, 2: 3, 3: 1, 4: 2, 6: 4]
-        guard width > 0, height > 0, width * height <= 1 << 26, let channels = channelsByType[colorType] else {
+        // Each side bounded before the product, which would otherwise overflow on a forged header.
+        guard width > 0, height > 0, width <= 1 << 26, height <= 1 << 26, width * height <= 1 << 26,
+              let channels = channelsByType[colorType] else {
             throw PNGError(file, "unsupported or missing PNG header (colour type \(colorType))")
         }
         guard depth == 8 || (depth == 16 && colorType != 3) else { throw PNGError(file, "unsupported PNG bit depth \(depth)") }
         let bpp = channels * depth / 8, stride = width * bpp
-        guard let raw = inflate(idat, expected: (stride + 1) * height), raw.count == (stride + 1) * height else {
+        guard let raw = inflate(idat, expected: (stride + 1) * height, limit: (stride + 1) * height), raw.count == (stride + 1) * height else {
             throw PNGError(file, "corrupt PNG image data")
         }
         // Undo the per-row filters.
