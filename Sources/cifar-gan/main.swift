@@ -33,6 +33,10 @@ struct Bench: ParsableCommand {
     var conditional = false
     @Option(help: "G's 2× steps (dcgan, cnn): transposed or nearest (default: the preset's).")
     var upsampling: String?
+    @Option(help: "Instead: the throughput of pytorch-fid's Inception-v3 features with these weights (.pth or safetensors), on --images random 32×32 images.")
+    var inceptionWeights: String?
+    @Option(help: "With --inception-weights: images to time (after a warm-up batch).")
+    var images = 100
 
     func validate() throws {
         guard batchSize >= 2 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs two samples), got \(batchSize)") }
@@ -42,6 +46,18 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if let path = inceptionWeights {
+            let inception = try InceptionFID(weights: TorchCheckpoint.read(from: URL(fileURLWithPath: path)), file: path)
+            var rng = RandomGenerator(seed: 0)
+            let batch = Tensor(shape: [min(images, 50), 3, 32, 32]); rng.fillUniform(batch, 0, 1)
+            _ = inception.features(batch)   // warm-up: first-touch of buffers, BLAS start-up
+            let started = Date()
+            var done = 0
+            while done < images { _ = inception.features(batch); done += batch.shape[0] }
+            let seconds = Date().timeIntervalSince(started)
+            print("{\"inception_images_per_sec\": \(Double(done) / seconds), \"images\": \(done), \"seconds\": \(seconds), \"threads\": \(Parallel.workerCount)}")
+            return
+        }
         var config = RunConfig()
         if let preset {
             do { config = try RunConfig.preset(preset) } catch { throw ValidationError("--preset: \(error)") }
