@@ -6,7 +6,7 @@ import GANCore
 ///
 /// ```swift
 /// let inception = try InceptionFID(weights: TorchCheckpoint.read(from: weightsURL))
-/// let fid = try InceptionEvaluation.fid(generated: pixels, reference: realPixels, inception: inception)
+/// let fid = try Metrics.fid(InceptionEvaluation.features(pixels: pixels, inception: inception).statistics(), reference)
 /// ```
 public enum InceptionEvaluation {
     /// The 2048-d features of planar 8-bit RGB images (3 × 1024 bytes each), in batches.
@@ -23,10 +23,5 @@ public enum InceptionEvaluation {
             start += m
         }
         return FeatureSet(count: n, dim: InceptionFID.featureCount, values: values)
-    }
-
-    public static func fid(generated: [UInt8], reference: [UInt8], inception: InceptionFID) throws -> Double {
-        try Metrics.fid(features(pixels: generated, inception: inception).statistics(),
-                        features(pixels: reference, inception: inception).statistics())
     }
 }

@@ -118,10 +118,8 @@ public final class ONNXGraph {
             var y = x
             for (i, l) in seq.layers.enumerated() { y = try add(l, input: y, path: p + String(i)) }
             return y
-        case let linear as Linear:   // y = x Wᵀ + b, W [out, in]
-            let w = initializer(p + "weight", shape: linear.weight.value.shape, values: linear.weight.value.toArray())
-            let b = linear.bias.map { initializer(p + "bias", shape: $0.value.shape, values: $0.value.toArray()) }
-            return node("Gemm", [x, w] + (b.map { [$0] } ?? []), [("transB", .int(1))])
+        case let linear as Linear:
+            return gemm(x, weight: linear.weight.value, bias: linear.bias?.value, path: p)
         case let reshape as Reshape:
             return node("Reshape", [x, initializer(p + "shape", int64: [-1] + reshape.shape)])
         case let bn as BatchNorm:
@@ -139,9 +137,7 @@ public final class ONNXGraph {
                                              [("axis", .int(0))]), perImage])
             return node("Add", [node("Mul", [h, gamma]), beta])
         case let conv as Conv2d:
-            return convolution("Conv", x, weight: conv.weight.value, bias: conv.bias?.value, path: p,
-                               [("kernel_shape", .ints([conv.kernelSize, conv.kernelSize])), ("strides", .ints([conv.stride, conv.stride])),
-                                ("pads", .ints(Array(repeating: conv.padding, count: 4)))])
+            return conv2d(x, conv, weight: conv.weight.value, path: p)
         case let conv as ConvTranspose2d:
             return convolution("ConvTranspose", x, weight: conv.weight.value, bias: conv.bias?.value, path: p,
                                [("kernel_shape", .ints([conv.kernelSize, conv.kernelSize])), ("strides", .ints([conv.stride, conv.stride])),
@@ -151,14 +147,8 @@ public final class ONNXGraph {
             // Inference form of torch.nn.utils.spectral_norm: W / σ with σ = uᵀ W v from the stored vectors.
             let folded = sn.normalizedWeight()
             switch sn.inner {
-            case let conv as Conv2d:
-                return convolution("Conv", x, weight: folded, bias: conv.bias?.value, path: p,
-                                   [("kernel_shape", .ints([conv.kernelSize, conv.kernelSize])), ("strides", .ints([conv.stride, conv.stride])),
-                                    ("pads", .ints(Array(repeating: conv.padding, count: 4)))])
-            case let linear as Linear:
-                let w = initializer(p + "weight", shape: folded.shape, values: folded.toArray())
-                let b = linear.bias.map { initializer(p + "bias", shape: $0.value.shape, values: $0.value.toArray()) }
-                return node("Gemm", [x, w] + (b.map { [$0] } ?? []), [("transB", .int(1))])
+            case let conv as Conv2d: return conv2d(x, conv, weight: folded, path: p)
+            case let linear as Linear: return gemm(x, weight: folded, bias: linear.bias?.value, path: p)
             default:
                 throw UnsupportedLayer(description: "ONNX export: spectral norm around \(type(of: sn.inner)) at '\(path)' is not supported")
             }
@@ -190,6 +180,20 @@ public final class ONNXGraph {
                                            initializer(p + "running_mean", shape: [C], values: bn.runningMean.toArray()),
                                            initializer(p + "running_var", shape: [C], values: bn.runningVar.toArray())],
                     [("epsilon", .float(bn.eps))])
+    }
+
+    /// y = x Wᵀ + b, W [out, in].
+    private func gemm(_ x: String, weight: Tensor, bias: Tensor?, path p: String) -> String {
+        let w = initializer(p + "weight", shape: weight.shape, values: weight.toArray())
+        let b = bias.map { initializer(p + "bias", shape: $0.shape, values: $0.toArray()) }
+        return node("Gemm", [x, w] + (b.map { [$0] } ?? []), [("transB", .int(1))])
+    }
+
+    /// `conv`'s geometry with `weight` (its own, or spectral norm's W/σ).
+    private func conv2d(_ x: String, _ conv: Conv2d, weight: Tensor, path p: String) -> String {
+        convolution("Conv", x, weight: weight, bias: conv.bias?.value, path: p,
+                    [("kernel_shape", .ints([conv.kernelSize, conv.kernelSize])), ("strides", .ints([conv.stride, conv.stride])),
+                     ("pads", .ints(Array(repeating: conv.padding, count: 4)))])
     }
 
     private func convolution(_ op: String, _ x: String, weight: Tensor, bias: Tensor?, path p: String,

@@ -83,21 +83,29 @@ public final class SpectralNorm: Layer {
             for r in 0..<R { up[r] = dot(w + r * C, vp, C) }
             SpectralNorm.normalize(up, R, eps)
         }
+        divide(by: storedSigma(), into: inner.weight.value.data)
+        return inner.forward(x, training: training)
+    }
+
+    /// σ = uᵀ W_orig v with the stored vectors (also kept in `sigma` for the backward pass).
+    private func storedSigma() -> Float {
+        let R = rows, C = columns, w = weightOrig.value.data, up = u.data, vp = v.data
         var s: Float = 0
         for r in 0..<R { s += up[r] * dot(w + r * C, vp, C) }
         sigma = s
-        let out = inner.weight.value.data, inv = 1 / s
-        for i in 0..<(R * C) { out[i] = w[i] * inv }
-        return inner.forward(x, training: training)
+        return s
+    }
+
+    /// out = W_orig / σ.
+    private func divide(by s: Float, into out: UnsafeMutablePointer<Float>) {
+        let w = weightOrig.value.data, inv = 1 / s
+        for i in 0..<(rows * columns) { out[i] = w[i] * inv }
     }
 
     /// W_orig / σ with the stored u and v (what an eval-mode forward computes with), for export.
     public func normalizedWeight() -> Tensor {
-        let R = rows, C = columns, w = weightOrig.value.data, up = u.data, vp = v.data
-        var s: Float = 0
-        for r in 0..<R { s += up[r] * dot(w + r * C, vp, C) }
-        let out = weightOrig.value.clone(), op = out.data, inv = 1 / s
-        for i in 0..<(R * C) { op[i] = w[i] * inv }
+        let out = Tensor(shape: weightOrig.value.shape)
+        divide(by: storedSigma(), into: out.data)
         return out
     }
 

@@ -60,7 +60,7 @@ public enum TorchCheckpoint {
             throw FormatError(description: "\(file): a ZIP archive without data.pkl (not a torch.save file)")
         }
         let prefix = String(pickleName.dropLast("data.pkl".count))
-        let (root, _) = try unpickle(Array(try zip.data(of: pickleName)), file: file, start: 0)
+        let (root, _, _) = try unpickle(Array(try zip.data(of: pickleName)), file: file, start: 0)
         return try tensors(root, file: file) { ref in
             Array(try zip.data(of: "\(prefix)data/\(ref.key)"))
         }
@@ -79,7 +79,7 @@ public enum TorchCheckpoint {
         let (version, p2) = try plain(p1)
         guard case .int(1001) = version else { throw FormatError(description: "\(file): legacy torch.save protocol \(version), expected 1001") }
         let (_, p3) = try plain(p2)   // system info: little-endian and type sizes (the data below is read as little-endian)
-        let (root, storages, p4) = try unpickleWithEnd(bytes, file: file, start: p3)
+        let (root, storages, p4) = try unpickle(bytes, file: file, start: p3)
         var pk = Unpickler(bytes: bytes, file: file, start: p4, allowedGlobals: [])
         let keysValue: Unpickler.Value
         do { keysValue = try pk.load() } catch { throw FormatError(description: "\(error)") }
@@ -103,14 +103,9 @@ public enum TorchCheckpoint {
         }
     }
 
-    static func unpickle(_ bytes: [UInt8], file: String, start: Int) throws -> (Unpickler.Value, [String: StorageRef]) {
-        let (v, s, _) = try unpickleWithEnd(bytes, file: file, start: start)
-        return (v, s)
-    }
-
     /// The state-dict pickle with PyTorch's storages and tensor rebuilders admitted; returns the value, the
     /// storages by key, and where the pickle ended.
-    static func unpickleWithEnd(_ bytes: [UInt8], file: String, start: Int) throws -> (Unpickler.Value, [String: StorageRef], Int) {
+    static func unpickle(_ bytes: [UInt8], file: String, start: Int) throws -> (Unpickler.Value, [String: StorageRef], Int) {
         var storages: [String: StorageRef] = [:]
         var p = Unpickler(bytes: bytes, file: file, start: start, allowedGlobals: rebuilders.union(storageTypes.keys))
         p.persistentLoad = { id in

@@ -79,8 +79,7 @@ struct Evaluate: ParsableCommand {
         }
         var results: [EvaluationResult] = []
         for (name, pixels) in groups {
-            let base = labels[name] ?? name
-            let cls: String? = base == "all" || base == "unconditional" ? nil : base
+            let cls = referenceClass(name, labels)
             let label = try cls.map { try Jobs.classIndex($0, in: CIFAR10.classNames) }
             let reference = try Evaluator.referenceFeatures(judge: j, split: split, className: label.map { CIFAR10.classNames[$0] },
                                                             dataDir: dataDir, limit: count ?? 5000)
@@ -122,8 +121,7 @@ struct Evaluate: ParsableCommand {
         }
         var rows: [(String, Int, Double)] = []
         for (name, pixels) in groups {
-            let base = labels[name] ?? name
-            let cls: String? = base == "all" || base == "unconditional" ? nil : base
+            let cls = referenceClass(name, labels)
             let n = min(pixels.count / 3072, count ?? 5000)
             let generated = InceptionEvaluation.features(pixels: Array(pixels.prefix(n * 3072)), inception: inception).statistics()
             if let path = saveStats {
@@ -146,5 +144,11 @@ struct Evaluate: ParsableCommand {
             print("features: pytorch-fid's Inception-v3 (\(url.lastPathComponent)); reference: "
                   + (referenceStats.map { "statistics \($0)" } ?? "CIFAR-10 \(reference) images of each class"))
         }
+    }
+
+    /// The class whose real images a group is compared with (nil: every class).
+    func referenceClass(_ group: String, _ labels: [String: String]) -> String? {
+        let base = labels[group] ?? group
+        return base == "all" || base == "unconditional" ? nil : base
     }
 }
