@@ -71,6 +71,9 @@ struct Bench: ParsableCommand {
         Profiler.enabled = profile
         let r = Benchmark.run(config: config, batchSize: batchSize, seconds: seconds)
         if profile {
+            print("fusions and kernel paths (training)")
+            for line in Benchmark.kernelReport { print("  " + line) }
+            print(KernelSettings.summary + "\n")
             func pad(_ s: String) -> String { s.padding(toLength: 46, withPad: " ", startingAt: 0) }
             print(pad("layer and pass (per training iteration)") + "       ms  share")
             for (label, s, calls) in Benchmark.trainProfile {
@@ -91,13 +94,7 @@ struct Bench: ParsableCommand {
             print(String(format: "train:    %.1f images/s at batch %d (%.1f GFLOP/s, %d iterations, %d threads)",
                          r.trainImagesPerSec, r.batchSize, r.trainGFLOPs, r.iterations, r.threads))
             print(String(format: "generate: %.1f images/s at batch %d (eval mode)", r.generateImagesPerSec, r.generateBatchSize))
-            let kernels = ConvolutionKernels.oneDNNAvailable
-                ? "\(ConvolutionKernels.current.rawValue) (oneDNN available; CIFAR_GAN_CONVOLUTION=blas|onednn|auto)"
-                : "BLAS (oneDNN not available: \(ConvolutionKernels.oneDNNUnavailableReason))"
-            let narrow = !NarrowConvolution.available ? "not on this CPU (needs AVX2 and FMA)"
-                : NarrowConvolution.enabled ? "on (CIFAR_GAN_NARROW=0 turns it off)" : "off (CIFAR_GAN_NARROW=0)"
-            let winograd = Winograd.enabled ? "on (CIFAR_GAN_WINOGRAD=0 turns it off)" : "off (CIFAR_GAN_WINOGRAD=0)"
-            print("convolution kernels: \(kernels); direct 3-channel kernel: \(narrow); Winograd transposed convolutions: \(winograd)")
+            print(KernelSettings.summary)
             print(String(format: "peak resident memory: %.0f MB after training, %.0f MB after generating", r.trainPeakRSSMegabytes, r.peakRSSMegabytes))
         }
     }

@@ -47,13 +47,13 @@ final class KernelTests: XCTestCase {
     /// and `auto` picks oneDNN only for convolutions with at least 64 output positions.
     func testOneDNNAgreesWithBLASOnModelShapes() throws {
         try XCTSkipUnless(ConvolutionKernels.oneDNNAvailable, "oneDNN not available: \(ConvolutionKernels.oneDNNUnavailableReason)")
-        let saved = ConvolutionKernels.current
-        defer { ConvolutionKernels.current = saved }
+        let saved = KernelSettings.convolution
+        defer { KernelSettings.convolution = saved }
         let conv = Conv2d(inChannels: 16, outChannels: 24, kernelSize: 3, stride: 2, padding: 1, rng: &rng)
         let x = randomTensor([21, 16, 32, 32], &rng), dy = randomTensor([21, 24, 16, 16], &rng)
         var results: [[Tensor]] = []
         for kernel in [ConvolutionKernels.blas, .onednn] {
-            ConvolutionKernels.current = kernel
+            KernelSettings.convolution = kernel
             conv.weight.grad.fill(0); conv.bias!.grad.fill(0)
             let y = conv.forward(x, training: true).clone()
             let dx = conv.backward(dy, weightGradients: true, inputGradient: true)!.clone()
@@ -62,7 +62,7 @@ final class KernelTests: XCTestCase {
         for (i, name) in ["y", "dx", "dW", "db"].enumerated() {
             assertClose(results[1][i], results[0][i], rtol: 1e-4, atol: 1e-4, "oneDNN vs BLAS \(name)")
         }
-        ConvolutionKernels.current = .auto
+        KernelSettings.convolution = .auto
         XCTAssertTrue(ConvolutionKernels.useOneDNN(outputPositions: 64))
         XCTAssertFalse(ConvolutionKernels.useOneDNN(outputPositions: 16))
     }
@@ -136,9 +136,9 @@ final class KernelTests: XCTestCase {
     /// reshape, not a convolution) must hand over plain NCHW.
     func testBlockedHandoffBetweenConvolutionsMatchesSeparateLayers() throws {
         try XCTSkipUnless(ConvolutionKernels.oneDNNAvailable, "oneDNN not available: \(ConvolutionKernels.oneDNNUnavailableReason)")
-        let saved = ConvolutionKernels.current
-        defer { ConvolutionKernels.current = saved }
-        ConvolutionKernels.current = .onednn
+        let saved = KernelSettings.convolution
+        defer { KernelSettings.convolution = saved }
+        KernelSettings.convolution = .onednn
         func make(_ r: inout RandomGenerator) -> [Conv2d] {
             [Conv2d(inChannels: 3, outChannels: 16, kernelSize: 3, stride: 1, padding: 1, rng: &r),
              Conv2d(inChannels: 16, outChannels: 32, kernelSize: 3, stride: 2, padding: 1, rng: &r),
@@ -227,7 +227,7 @@ final class KernelTests: XCTestCase {
     }
 }
 
-/// Eval-mode batch norm folded into the transposed convolution before it (`ConvTranspose2d.followingBatchNorm`).
+/// Eval-mode batch norm folded into the transposed convolution before it (`FusionPlan .batchNormIntoTransposedConvolution`).
 final class BatchNormFoldingTests: XCTestCase {
     func testFoldedEvalBatchNormMatchesSeparateLayers() {
         for withLeakyReLU in [true, false] {

@@ -7,7 +7,7 @@ import GANCore
 final class NarrowConvolutionTests: XCTestCase {
     var rng = RandomGenerator(seed: 11)
 
-    override func tearDown() { NarrowConvolution.enabled = true }
+    override func tearDown() { KernelSettings.narrow = true }
 
     private func skipUnlessVectorized() throws {
         try XCTSkipUnless(NarrowConvolution.available, "no AVX2/FMA: the layers keep their GEMM paths")
@@ -65,11 +65,11 @@ final class NarrowConvolutionTests: XCTestCase {
                 let y = narrow.forward(x, training: true)
                 _ = gemm.forward(x, training: true)
                 let dy = randomTensor(y.shape, &rng)
-                NarrowConvolution.enabled = true
+                KernelSettings.narrow = true
                 let dx1 = narrow.backward(dy, weightGradients: true, inputGradient: true)!.clone()
-                NarrowConvolution.enabled = false
+                KernelSettings.narrow = false
                 let dx2 = gemm.backward(dy, weightGradients: true, inputGradient: true)!
-                NarrowConvolution.enabled = true
+                KernelSettings.narrow = true
                 assertClose(dx1, dx2, rtol: 1e-4, atol: 1e-5, "dx c\(c) o\(o) k\(k) p\(p) (\(kernel))")
                 assertClose(narrow.weight.grad, gemm.weight.grad, rtol: 1e-5, "dW c\(c) k\(k) (\(kernel))")
             }
@@ -81,9 +81,9 @@ final class NarrowConvolutionTests: XCTestCase {
     func testConv2dInputGradientFromBlockedLayout() throws {
         try skipUnlessVectorized()
         try XCTSkipUnless(ConvolutionKernels.oneDNNAvailable, "oneDNN not available: \(ConvolutionKernels.oneDNNUnavailableReason)")
-        let saved = ConvolutionKernels.current
-        defer { ConvolutionKernels.current = saved }
-        ConvolutionKernels.current = .onednn
+        let saved = KernelSettings.convolution
+        defer { KernelSettings.convolution = saved }
+        KernelSettings.convolution = .onednn
         func make(_ seed: UInt64) -> (Sequential, Conv2d) {
             var r = RandomGenerator(seed: seed)
             let first = Conv2d(inChannels: 3, outChannels: 16, kernelSize: 3, stride: 1, padding: 1, rng: &r)
@@ -97,9 +97,9 @@ final class NarrowConvolutionTests: XCTestCase {
         _ = b.forward(x, training: true)
         XCTAssertTrue(firstA.handedOutputInBlockedLayout)
         let dy = randomTensor(y.shape, &rng)
-        NarrowConvolution.enabled = true
+        KernelSettings.narrow = true
         let dx1 = a.backward(dy.clone(), weightGradients: false, inputGradient: true)!.clone()
-        NarrowConvolution.enabled = false
+        KernelSettings.narrow = false
         let dx2 = b.backward(dy.clone(), weightGradients: false, inputGradient: true)!
         assertClose(dx1, dx2, rtol: 1e-4, atol: 1e-5, "dx through the blocked handoff")
     }
@@ -111,9 +111,9 @@ final class NarrowConvolutionTests: XCTestCase {
                                        (8, 3, 3, 1, 1, 0, 6), (16, 3, 4, 2, 2, 0, 3), (8, 3, 6, 3, 1, 2, 4)] {
             let conv = ConvTranspose2d(inChannels: c, outChannels: o, kernelSize: k, stride: s, padding: p, outputPadding: op, rng: &rng)
             let x = randomTensor([3, c, h, h], &rng)
-            NarrowConvolution.enabled = true
+            KernelSettings.narrow = true
             let y1 = conv.forward(x, training: true).clone()
-            NarrowConvolution.enabled = false
+            KernelSettings.narrow = false
             let y2 = conv.forward(x, training: true)
             let naive = naiveConvTranspose2d(x: x, weight: conv.weight.value, bias: conv.bias?.value, stride: s, padding: p, outputPadding: op)
             assertClose(y1, naive, rtol: 1e-4, atol: 1e-5, "narrow, c\(c) o\(o) k\(k) s\(s) p\(p) op\(op)")

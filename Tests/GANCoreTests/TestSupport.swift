@@ -137,12 +137,12 @@ func assertLossGradient(_ x: Tensor, _ value: (Tensor) -> Double, _ gradient: ()
 /// Runs `body` once per convolution kernel this machine has: BLAS always, oneDNN where its library loads
 /// (a machine without it says so once and checks BLAS only). Restores the previous choice afterwards.
 func forEachConvolutionKernel(_ body: (ConvolutionKernels) throws -> Void) rethrows {
-    let saved = ConvolutionKernels.current
-    defer { ConvolutionKernels.current = saved }
+    let saved = KernelSettings.convolution
+    defer { KernelSettings.convolution = saved }
     var kernels: [ConvolutionKernels] = [.blas]
     if ConvolutionKernels.oneDNNAvailable { kernels.append(.onednn) } else { reportOneDNNMissing }
     for kernel in kernels {
-        ConvolutionKernels.current = kernel
+        KernelSettings.convolution = kernel
         try body(kernel)
     }
 }

@@ -2,20 +2,20 @@ import XCTest
 import GANCore
 
 /// `ConvTranspose2d` by Winograd tiles (4×4 kernels, stride 2, ≥ 64 output channels, channels in multiples of 8)
-/// against the naive kernel and against the same layer with `Winograd.enabled` off (phase GEMMs, patch GEMMs).
+/// against the naive kernel and against the same layer with `KernelSettings.winograd` off (phase GEMMs, patch GEMMs).
 final class WinogradTests: XCTestCase {
     var rng = RandomGenerator(seed: 13)
 
     /// (in, out, padding, output padding, size): DCGAN's shapes, odd phase sizes (partial tiles), padding 0 and 2.
     let shapes = [(16, 64, 1, 0, 4), (8, 64, 1, 0, 5), (8, 72, 1, 1, 3), (16, 64, 0, 0, 3), (8, 64, 2, 1, 6), (24, 64, 1, 0, 1)]
 
-    private var saved = Winograd.enabled
-    override func setUp() { saved = Winograd.enabled }
-    override func tearDown() { Winograd.enabled = saved }
+    private var saved = KernelSettings.winograd
+    override func setUp() { saved = KernelSettings.winograd }
+    override func tearDown() { KernelSettings.winograd = saved }
 
     /// y, dx, dW, db with Winograd on or off.
     func run(_ conv: ConvTranspose2d, _ x: Tensor, _ dy: Tensor, winograd: Bool) -> [Tensor] {
-        Winograd.enabled = winograd
+        KernelSettings.winograd = winograd
         conv.weight.grad.fill(0); conv.bias!.grad.fill(0)
         let y = conv.forward(x, training: true).clone()
         let dx = conv.backward(dy, weightGradients: true, inputGradient: true)!.clone()

@@ -26,10 +26,10 @@ public final class BatchNorm: LeakyReLUFusing {
     private var output: Tensor?
     private var inputGrad: Tensor?
     private var wasTraining = true
-    /// Set by a `ConvTranspose2d` before this layer for each forward pass: that pass already applied this batch
-    /// norm (eval mode, folded into its weights; see `ConvTranspose2d.followingBatchNorm`), so this layer passes
-    /// its input through.
-    var appliedByPreviousLayer = false
+    /// Set by the model's `FusionPlan` (`.batchNormIntoTransposedConvolution`): in eval mode the transposed
+    /// convolution before this layer has already applied it (folded into its weights), so this layer passes its
+    /// input through.
+    var appliedByPreviousLayerInEval = false
     private var passedThrough = false
     /// The slope of a LeakyReLU applied to the output (set by `Sequential`, see `LeakyReLUFusing`).
     public private(set) var fusedLeakyReLUSlope: Float?
@@ -56,8 +56,7 @@ public final class BatchNorm: LeakyReLUFusing {
         precondition(x.shape.count >= 2 && x.shape[1] == numFeatures, "BatchNorm expects [N, \(numFeatures), …], got \(x.shape)")
         let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C), M = N * S
         precondition(!training || M > 1, "BatchNorm in training mode needs more than one value per channel, got input \(x.shape)")
-        passedThrough = !training && appliedByPreviousLayer
-        appliedByPreviousLayer = false  // good for this pass only
+        passedThrough = !training && appliedByPreviousLayerInEval
         if passedThrough { wasTraining = false; return x }
         let y = Tensor.reuse(output, shape: x.shape)
         output = y; input = x; wasTraining = training
@@ -97,7 +96,7 @@ public final class BatchNorm: LeakyReLUFusing {
         return y
     }
 
-    public func fuseLeakyReLU(negativeSlope: Float) -> Bool { fusedLeakyReLUSlope = negativeSlope; return true }
+    public func fuseLeakyReLU(negativeSlope: Float) { fusedLeakyReLUSlope = negativeSlope }
 
     // dy → dx = γ·istd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)) in training mode, γ·istd·dy in eval mode
     public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {

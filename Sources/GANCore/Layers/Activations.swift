@@ -13,11 +13,11 @@ public final class LeakyReLU: Layer {
     /// activation-sized buffers. The gradient rule reads the sign from the output, which equals the input's
     /// sign for a non-negative slope. Only for inputs that nothing else reads afterwards.
     public let inPlace: Bool
-    /// Set by `Sequential` when the layer before applies this activation to its own output
+    /// Set by the model's `FusionPlan` when the layer before applies this activation to its own output
     /// (`LeakyReLUFusing`): the forward pass then only records its output; the backward pass is unchanged.
     public internal(set) var inputArrivesActivated = false
-    /// Set by `Sequential` when the layer after reads this activation's output as its input and applies the
-    /// gradient rule itself (`LeakyReLUGradientFusing`): the backward pass then passes dy through.
+    /// Set by the model's `FusionPlan` when the layer after reads this activation's output as its input and
+    /// applies the gradient rule itself (`LeakyReLUGradientFusing`): the backward pass then passes dy through.
     public internal(set) var gradientAppliedByNext = false
     private var input: Tensor?, output: Tensor?, inputGrad: Tensor?
     public init(_ negativeSlope: Float = 0.01, inPlace: Bool = false) {
@@ -51,20 +51,26 @@ public final class LeakyReLU: Layer {
 }
 
 /// A layer that can apply an in-place LeakyReLU following it to its own output as it writes that output,
-/// saving a pass over the activation. `Sequential` arranges it; the LeakyReLU layer stays in place (its
-/// backward pass, and state-dict numbering, are unchanged).
+/// saving a pass over the activation. The model's `FusionPlan` arranges it; the LeakyReLU layer stays in place
+/// (its backward pass, and state-dict numbering, are unchanged).
 ///
 /// ```swift
 /// let d = Sequential([Conv2d(inChannels: 3, outChannels: 8, kernelSize: 3, rng: &rng), LeakyReLU(0.2, inPlace: true)])
 /// // d.layers[0] now writes LeakyReLU(conv(x)); d.layers[1] passes it on.
 /// ```
 public protocol LeakyReLUFusing: Layer {
-    /// Applies LeakyReLU(negativeSlope) to every later forward output; false if this layer cannot.
-    func fuseLeakyReLU(negativeSlope: Float) -> Bool
+    /// Whether this layer can (a wrapper answers for what it wraps).
+    var canFuseLeakyReLU: Bool { get }
+    /// Applies LeakyReLU(negativeSlope) to every later forward output.
+    func fuseLeakyReLU(negativeSlope: Float)
+}
+
+extension LeakyReLUFusing {
+    public var canFuseLeakyReLU: Bool { true }
 }
 
 /// A layer whose backward-data pass can apply the gradient rule of the in-place LeakyReLU before it — its input is
-/// that LeakyReLU's output, whose sign is the rule's — while dx is still in cache. `Sequential` arranges it. Like
+/// that LeakyReLU's output, whose sign is the rule's — while dx is still in cache. `FusionPlan` arranges it. Like
 /// the in-place LeakyReLU itself, the layer then writes dx over its input, which nothing else reads.
 ///
 /// ```swift
@@ -72,8 +78,14 @@ public protocol LeakyReLUFusing: Layer {
 /// // d.layers[1]'s dx is already the gradient with respect to d.layers[0]'s input.
 /// ```
 public protocol LeakyReLUGradientFusing: Layer {
-    /// Multiplies every later dx by LeakyReLU′ read from the input's sign; false if this layer cannot.
-    func fuseInputLeakyReLUGradient(negativeSlope: Float) -> Bool
+    /// Whether this layer can (a wrapper answers for what it wraps).
+    var canFuseInputLeakyReLUGradient: Bool { get }
+    /// Multiplies every later dx by LeakyReLU′ read from the input's sign.
+    func fuseInputLeakyReLUGradient(negativeSlope: Float)
+}
+
+extension LeakyReLUGradientFusing {
+    public var canFuseInputLeakyReLUGradient: Bool { true }
 }
 
 /// LeakyReLU of one value: the rule every fused output pass (convolution, batch norm, phase write) applies.

@@ -9,21 +9,18 @@ import Foundation
 /// the input in a channel-blocked layout ([channels/8][height][width][8], oneDNN's nChw8c).
 ///
 /// The vector kernel (AVX2 + FMA, in the C target `CNarrowConvolution`, picked at run time) runs where the CPU
-/// has it; elsewhere the layers keep their GEMM paths. `CIFAR_GAN_NARROW=0` turns it off; tests switch
-/// `enabled` to compare both paths.
+/// has it; elsewhere the layers keep their GEMM paths. `KernelSettings.narrow` switches it (`CIFAR_GAN_NARROW=0`).
 ///
 /// ```swift
-/// NarrowConvolution.enabled = false   // GEMM paths only
+/// let onThisCPU = NarrowConvolution.available
 /// ```
 public enum NarrowConvolution {
     /// Whether this CPU runs the vector kernel.
     public static let available: Bool = narrow_convolution_vectorized() != 0
 
-    nonisolated(unsafe) public static var enabled: Bool = ProcessInfo.processInfo.environment["CIFAR_GAN_NARROW"] != "0"
-
     /// Whether a layer with this many result channels (and reduced channels, a multiple of 8) takes the kernel.
     static func applies(resultChannels: Int, reducedChannels: Int) -> Bool {
-        enabled && available && resultChannels <= 3 && reducedChannels % 8 == 0
+        KernelSettings.narrow && available && resultChannels <= 3 && reducedChannels % 8 == 0
     }
 }
 

@@ -6,11 +6,11 @@ import Foundation
 /// image; on the 4×4 outputs of the original discriminator's last layer the BLAS kernels win.
 ///
 /// oneDNN is used only where its library loads (Linux with `libdnnl2`; `scripts/install-deps` installs it);
-/// elsewhere every choice means BLAS. `CIFAR_GAN_CONVOLUTION=blas|onednn|auto` sets the choice at start-up;
-/// tests switch it per case. Both kernels compute the same function and are each checked against PyTorch.
+/// elsewhere every choice means BLAS. The choice in force is `KernelSettings.convolution`. Both kernels compute
+/// the same function and are each checked against PyTorch.
 ///
 /// ```swift
-/// ConvolutionKernels.current = .blas
+/// KernelSettings.convolution = .blas
 /// ```
 public enum ConvolutionKernels: String, Sendable {
     case blas, onednn, auto
@@ -21,12 +21,9 @@ public enum ConvolutionKernels: String, Sendable {
     /// Why oneDNN is not available, for messages.
     public static var oneDNNUnavailableReason: String { String(cString: onednn_unavailable_reason()) }
 
-    nonisolated(unsafe) public static var current: ConvolutionKernels =
-        ConvolutionKernels(rawValue: ProcessInfo.processInfo.environment["CIFAR_GAN_CONVOLUTION"] ?? "") ?? .auto
-
     /// Whether a convolution with this many output positions per image runs on oneDNN.
     public static func useOneDNN(outputPositions: Int) -> Bool {
-        switch current {
+        switch KernelSettings.convolution {
         case .blas: return false
         case .onednn: return oneDNNAvailable
         case .auto: return oneDNNAvailable && outputPositions >= 64
@@ -35,14 +32,11 @@ public enum ConvolutionKernels: String, Sendable {
 }
 
 /// oneDNN's primitives for one input shape (batch, channels, size) of a convolution; recreated when the
-/// shape changes. The batch runs in chunks of `chunkSize` samples so that the copies in oneDNN's layouts
+/// shape changes. The batch runs in chunks of `KernelSettings.oneDNNChunk` samples so that the copies in oneDNN's layouts
 /// stay small (they are the size of one chunk's activations, shared by all layers) and warm in cache.
 final class OneDNNConvolution {
-    /// Samples per oneDNN call; measured on the original models (docs/performance.md).
-    static let chunkSize = Int(ProcessInfo.processInfo.environment["CIFAR_GAN_ONEDNN_CHUNK"] ?? "") ?? 16
-
     let shape: [Int]
-    private let full: OpaquePointer          // chunkSize samples (or the whole batch when smaller)
+    private let full: OpaquePointer          // KernelSettings.oneDNNChunk samples (or the whole batch when smaller)
     private let remainder: OpaquePointer?    // the last, shorter chunk
     private let chunk: Int, inputStride: Int, outputStride: Int
 
@@ -61,7 +55,7 @@ final class OneDNNConvolution {
                                       Int32(stride), Int32(padding), leakyReLUSlope == nil ? 0 : 1, leakyReLUSlope ?? 0,
                                       Int32(inputBlock), Int32(outputBlock))
         }
-        chunk = min(n, max(1, Self.chunkSize))
+        chunk = min(n, max(1, KernelSettings.oneDNNChunk))
         guard let full = create(chunk) else { return nil }
         self.full = full
         if n % chunk != 0 {

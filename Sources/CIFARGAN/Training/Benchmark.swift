@@ -14,6 +14,8 @@ public enum Benchmark {
     /// The same for one generation batch (eval mode).
     nonisolated(unsafe) public static var generateProfile: [(String, Double, Int)] = []
     nonisolated(unsafe) public static var generateProfileTotal = 0.0
+    /// G's and D's fusion plans and kernel paths during the timed training (`Sequential.kernelReport`).
+    nonisolated(unsafe) public static var kernelReport: [String] = []
 
     public struct Result: Codable, Sendable {
         public var batchSize: Int
@@ -69,6 +71,7 @@ public enum Benchmark {
         let trainSeconds = Date().timeIntervalSince(start)
         trainProfile = Profiler.report().map { ($0.0, $0.1 / Double(iterations), $0.2 / iterations) }
         trainProfileTotal = trainSeconds / Double(iterations)
+        kernelReport = gan.generator.kernelReport(label: "G") + gan.discriminator.kernelReport(label: "D")
 
         let trainPeak = peakResidentMegabytes()
         let z = Tensor(shape: [generateBatchSize, model.latentDim]); rng.fillNormal(z)

@@ -13,14 +13,16 @@ extension Linear: WeightedLayer {}
 extension Conv2d: WeightedLayer {}
 
 extension SpectralNorm: LeakyReLUGradientFusing {
-    public func fuseInputLeakyReLUGradient(negativeSlope: Float) -> Bool {
-        (inner as? LeakyReLUGradientFusing)?.fuseInputLeakyReLUGradient(negativeSlope: negativeSlope) ?? false
+    public var canFuseInputLeakyReLUGradient: Bool { inner is LeakyReLUGradientFusing }
+    public func fuseInputLeakyReLUGradient(negativeSlope: Float) {
+        (inner as? LeakyReLUGradientFusing)?.fuseInputLeakyReLUGradient(negativeSlope: negativeSlope)
     }
 }
 
 extension SpectralNorm: LeakyReLUFusing {
-    public func fuseLeakyReLU(negativeSlope: Float) -> Bool {
-        (inner as? LeakyReLUFusing)?.fuseLeakyReLU(negativeSlope: negativeSlope) ?? false
+    public var canFuseLeakyReLU: Bool { inner is LeakyReLUFusing }
+    public func fuseLeakyReLU(negativeSlope: Float) {
+        (inner as? LeakyReLUFusing)?.fuseLeakyReLU(negativeSlope: negativeSlope)
     }
 }
 

@@ -1,0 +1,54 @@
+import Foundation
+
+/// The kernel switches of the numerical core, in one place: which library runs `Conv2d`, whether 4×4, stride-2
+/// transposed convolutions run by Winograd tiles, and whether the direct 3-channel kernel is used. Each starts
+/// from its environment variable (`CIFAR_GAN_CONVOLUTION=blas|onednn|auto`, `CIFAR_GAN_WINOGRAD=0`,
+/// `CIFAR_GAN_NARROW=0`, `CIFAR_GAN_ONEDNN_CHUNK=N`); tests switch them per case to compare the paths, which all
+/// compute the same function. Which path a given layer takes for a given input is its `kernelPath(…)`, printed
+/// by `cifar-gan bench --profile` beside the model's `FusionPlan`.
+///
+/// ```swift
+/// KernelSettings.convolution = .blas    // patch-matrix GEMMs only
+/// KernelSettings.winograd = false       // phase GEMMs for transposed convolutions
+/// print(KernelSettings.summary)
+/// ```
+public enum KernelSettings {
+    nonisolated(unsafe) public static var convolution: ConvolutionKernels =
+        ConvolutionKernels(rawValue: environment("CIFAR_GAN_CONVOLUTION") ?? "") ?? .auto
+
+    /// Winograd F(2×2, 2×2) for 4×4, stride-2 transposed convolutions (`ConvTranspose2d+Winograd.swift`).
+    nonisolated(unsafe) public static var winograd: Bool = environment("CIFAR_GAN_WINOGRAD") != "0"
+
+    /// The direct kernel for convolutions whose result has ≤ 3 channels (`NarrowConvolution`), where the CPU has it.
+    nonisolated(unsafe) public static var narrow: Bool = environment("CIFAR_GAN_NARROW") != "0"
+
+    /// Samples per oneDNN call; measured on the original models (docs/performance.md).
+    public static let oneDNNChunk: Int = Int(environment("CIFAR_GAN_ONEDNN_CHUNK") ?? "") ?? 16
+
+    /// One line for `cifar-gan bench`: each switch, and what this machine makes of it.
+    public static var summary: String {
+        let kernels = ConvolutionKernels.oneDNNAvailable
+            ? "\(convolution.rawValue) (oneDNN available; CIFAR_GAN_CONVOLUTION=blas|onednn|auto)"
+            : "BLAS (oneDNN not available: \(ConvolutionKernels.oneDNNUnavailableReason))"
+        let direct = !NarrowConvolution.available ? "not on this CPU (needs AVX2 and FMA)"
+            : narrow ? "on (CIFAR_GAN_NARROW=0 turns it off)" : "off (CIFAR_GAN_NARROW=0)"
+        let tiles = winograd ? "on (CIFAR_GAN_WINOGRAD=0 turns it off)" : "off (CIFAR_GAN_WINOGRAD=0)"
+        return "convolution kernels: \(kernels); direct 3-channel kernel: \(direct); Winograd transposed convolutions: \(tiles)"
+    }
+
+    private static func environment(_ name: String) -> String? { ProcessInfo.processInfo.environment[name] }
+}
+
+/// The kernel path a convolution layer takes for one input size (see each layer's `kernelPath(…)`).
+public enum ConvolutionPath: String, Sendable {
+    /// oneDNN's direct convolution (`OneDNNConvolution`).
+    case oneDNN = "oneDNN"
+    /// This package's patch matrix (im2row / row2im) and one GEMM per group of samples.
+    case patchGEMM = "patch GEMM"
+    /// A transposed convolution as one ordinary convolution per output phase (stride² GEMMs).
+    case phaseGEMM = "phase GEMMs"
+    /// The phase convolutions by Winograd F(2×2, 2×2) tiles.
+    case winograd = "Winograd"
+    /// `NarrowConvolution`'s direct kernel (≤ 3 result channels).
+    case narrow = "direct 3-channel"
+}
