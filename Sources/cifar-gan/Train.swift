@@ -29,7 +29,7 @@ struct RecipeOptions: ParsableArguments {
     @Option(help: "Samples per in-training evaluation (default 1000).") var evalCount: Int?
     @Option(help: "Stop when FID has not improved for N evaluations (default 0: never).") var evalPatience: Int?
     @Option(help: "Judge folder for in-training evaluation (default: the built-in judge).") var judge: String?
-    @Option(help: "Loss: bce (original, smoothed targets), non_saturating or hinge.") var loss: String?
+    @Option(help: "Loss: bce (original, smoothed targets), non_saturating or hinge.") var loss: GANLoss?
     @Option(help: "Differentiable augmentation of D's inputs: any of color,translation,cutout ('none' for off).") var diffAugment: String?
     @Option(help: "Keep a moving average of G's weights with this decay for samples and evaluation (e.g. 0.999; 0: off).") var emaDecay: Float?
     @Option(help: "Iterations before the moving average of G starts averaging (it copies G until then; default 0).") var emaStart: Int?
@@ -37,8 +37,8 @@ struct RecipeOptions: ParsableArguments {
     @Option(help: "ADA: steer the probability of the --diff-augment operations towards this E[sign(D(real))] (e.g. 0.6; default 0: off).") var adaTarget: Double?
     @Option(help: "D steps per G step, each on the next real batch (SNGAN's n_dis; default 1).") var dSteps: Int?
     @Option(help: "LeCam regularisation of D with this weight λ (e.g. 0.3; default 0: off).") var lecam: Float?
-    @Option(help: "Model architecture: dcgan (original), cnn (SNGAN's standard CNN) or resnet (SNGAN's residual blocks).") var architecture: String?
-    @Option(help: "How G doubles its resolution (dcgan, cnn): transposed (4×4 stride-2 transposed convolutions) or nearest (nearest upsampling then a 3×3 convolution: no checkerboard).") var upsampling: String?
+    @Option(help: "Model architecture: dcgan (original), cnn (SNGAN's standard CNN) or resnet (SNGAN's residual blocks).") var architecture: Architecture?
+    @Option(help: "How G doubles its resolution (dcgan, cnn): transposed (4×4 stride-2 transposed convolutions) or nearest (nearest upsampling then a 3×3 convolution: no checkerboard).") var upsampling: Upsampling?
     @Option(help: "Spectral normalisation of D's layers: on or off.") var spectralNorm: String?
     @Option(help: "Stop each model after this many minutes of training (the last epoch is then partial).") var timeLimit: Double?
 
@@ -74,7 +74,7 @@ struct RecipeOptions: ParsableArguments {
         if let v = evalPatience { c.evalPatience = v }
         if let v = judge { c.judge = v }
         if let v = loss { c.loss = v }
-        if let v = diffAugment { c.diffAugment = v == "none" ? [] : v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        if let v = diffAugment { c.diffAugment = try augmentOperations(v) }
         if let v = emaDecay { c.emaDecay = v }
         if let v = emaStart { c.emaStart = v }
         if let v = lecam { c.lecamWeight = v }
@@ -179,11 +179,11 @@ struct Train: ParsableCommand {
                 throw ValidationError("--class, --unconditional and --conditional exclude each other")
             }
             if unconditional {
-                cfg.target = "unconditional"
+                cfg.target = .unconditional
             } else if conditional {
-                cfg.target = "conditional"
+                cfg.target = .conditional
             } else if let className {
-                cfg.target = className
+                cfg.target = RunTarget(className)
             } else if config == nil {
                 throw ValidationError("give --class NAME (or all), --unconditional, --conditional, or --resume RUN")
             }
@@ -191,9 +191,8 @@ struct Train: ParsableCommand {
         }
         do { try cfg.validate() } catch { throw ValidationError("\(error)") }
         let dataset = try Jobs.loadData(cfg, try data.options(), log: log)
-        if !["all", "unconditional", "conditional"].contains(cfg.target) {
-            let i = try Jobs.classIndex(cfg.target, in: dataset.classNames)
-            cfg.target = dataset.classNames[i]
+        if let name = cfg.target.className {   // a class index or any spelling → the dataset's name
+            cfg.target = .oneClass(dataset.classNames[try Jobs.classIndex(name, in: dataset.classNames)])
         }
         log("training \(cfg.target) on \(dataset.count) images into \(folder.path) (\(Parallel.workerCount) threads)")
         let outcomes = try Jobs.train(config: cfg, runFolder: folder, resume: resuming, data: dataset, quiet: quiet, log: log)

@@ -32,7 +32,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "With --preset: the class-conditional model (10 classes).")
     var conditional = false
     @Option(help: "G's 2× steps (dcgan, cnn): transposed or nearest (default: the preset's).")
-    var upsampling: String?
+    var upsampling: Upsampling?
     @Option(help: "Instead: the throughput of pytorch-fid's Inception-v3 features with these weights (.pth or safetensors), on --images random 32×32 images.")
     var inceptionWeights: String?
     @Option(help: "With --inception-weights: images to time (after a warm-up batch).")

@@ -130,7 +130,7 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.output)
         let config = try RunConfig.load(from: run.appendingPathComponent("config.json"))
         XCTAssertEqual(config.preset, "modern")
-        XCTAssertEqual(config.diffAugment, ["color", "translation", "cutout"])
+        XCTAssertEqual(config.diffAugment, [.color, .translation, .cutout])
         XCTAssertEqual(config.evalEvery, 1)
         XCTAssertNotNil(Checkpoint.pointer("best", in: run.appendingPathComponent("checkpoints")), "the preset keeps the best-FID checkpoint")
         XCTAssertEqual(config.model.generatorWidth, 32, "flags override the preset")

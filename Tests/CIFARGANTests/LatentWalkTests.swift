@@ -14,7 +14,7 @@ final class LatentWalkTests: XCTestCase {
     func conditionalRun() throws -> URL {
         let dir = temporaryFolder(self), run = temporaryFolder(self)
         try writeSyntheticCIFAR(to: dir, perClass: 8, files: CIFAR10.trainFiles)
-        var cfg = tinyConfig(target: "conditional"); cfg.epochs = 1; cfg.model.architecture = "cnn"
+        var cfg = tinyConfig(target: "conditional"); cfg.epochs = 1; cfg.model.architecture = .cnn
         _ = try Jobs.train(config: cfg, runFolder: run, resume: false, data: try CIFAR10.load(from: dir, split: .train),
                            quiet: true, log: { _ in })
         return run

@@ -50,8 +50,8 @@ final class ModelReferenceTests: XCTestCase {
     }
 
     func testStandardCNNGeneratorsAgreeWithPyTorch() {
-        for up in ["transposed", "nearest"] {
-            var m = ModelConfig(); m.architecture = "cnn"; m.upsampling = up; m.latentDim = 6; m.generatorWidth = 16; m.classes = 3
+        for up in Upsampling.allCases {
+            var m = ModelConfig(); m.architecture = .cnn; m.upsampling = up; m.latentDim = 6; m.generatorWidth = 16; m.classes = 3
             let labels = ClassLabels(classes: 3)
             var rng = RandomGenerator(seed: 1)
             check("cnn_g_\(up)", m.makeGenerator(rng: &rng, labels: labels), labels: labels)
@@ -60,14 +60,14 @@ final class ModelReferenceTests: XCTestCase {
     }
 
     func testWiderGeneratorInEvalModeAgreesWithPyTorch() {
-        var m = ModelConfig(); m.architecture = "cnn"; m.upsampling = "nearest"; m.latentDim = 5; m.generatorWidth = 32; m.classes = 3
+        var m = ModelConfig(); m.architecture = .cnn; m.upsampling = .nearest; m.latentDim = 5; m.generatorWidth = 32; m.classes = 3
         let labels = ClassLabels(classes: 3)
         var rng = RandomGenerator(seed: 1)
         check("cnn_g_w32_eval", m.makeGenerator(rng: &rng, labels: labels), labels: labels, training: false)
     }
 
     func testDCGANGeneratorWithEitherUpsamplingAgreesWithPyTorch() {
-        for up in ["transposed", "nearest"] {
+        for up in Upsampling.allCases {
             var m = ModelConfig(); m.upsampling = up; m.latentDim = 5; m.generatorWidth = 8
             var rng = RandomGenerator(seed: 1)
             check("dcgan_g_\(up)", m.makeGenerator(rng: &rng))
@@ -75,7 +75,7 @@ final class ModelReferenceTests: XCTestCase {
     }
 
     func testStandardCNNDiscriminatorsAgreeWithPyTorch() {
-        var m = ModelConfig(); m.architecture = "cnn"; m.discriminatorWidth = 4; m.leakySlope = 0.1
+        var m = ModelConfig(); m.architecture = .cnn; m.discriminatorWidth = 4; m.leakySlope = 0.1
         var rng = RandomGenerator(seed: 1)
         check("cnn_d_plain", m.makeDiscriminator(rng: &rng))
         m.spectralNorm = true; m.classes = 3
@@ -90,7 +90,7 @@ final class ModelReferenceTests: XCTestCase {
     /// agrees with PyTorch in both modes above.)
     func testStandardCNNModelsGradients() {
         var m = ModelConfig()
-        m.architecture = "cnn"; m.upsampling = "transposed"; m.generatorWidth = 32; m.discriminatorWidth = 2; m.latentDim = 5
+        m.architecture = .cnn; m.upsampling = .transposed; m.generatorWidth = 32; m.discriminatorWidth = 2; m.latentDim = 5
         m.leakySlope = 0.1; m.spectralNorm = true; m.classes = 3
         let labels = ClassLabels(classes: 3)
         labels.labels = [0, 2, 1, 2]
@@ -111,8 +111,8 @@ final class ModelReferenceTests: XCTestCase {
     }
 
     func testBadModelOptionsNameTheirField() {
-        for (edit, field) in [({ (m: inout ModelConfig) in m.upsampling = "bilinear" }, "upsampling"),
-                              ({ $0.architecture = "cnn"; $0.generatorWidth = 12 }, "generator_width")] as [((inout ModelConfig) -> Void, String)] {
+        for (edit, field) in [({ (m: inout ModelConfig) in m.architecture = .cnn; m.generatorWidth = 12 }, "generator_width"),
+                              ({ $0.dropout = 1 }, "dropout")] as [((inout ModelConfig) -> Void, String)] {
             var m = ModelConfig(); edit(&m)
             XCTAssertThrowsError(try m.validate()) { XCTAssert("\($0)".contains(field), "\($0)") }
         }

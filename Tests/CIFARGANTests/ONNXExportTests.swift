@@ -37,9 +37,9 @@ final class ONNXExportTests: XCTestCase {
         let data = try CIFAR10.load(from: dir, split: .train)
         let kinds: [(String, (inout RunConfig) -> Void)] = [
             ("original", { _ in }),
-            ("nearest-ema", { $0.model.upsampling = "nearest"; $0.emaDecay = 0.9 }),
-            ("cnn-conditional-ema", { $0.target = "conditional"; $0.model.architecture = "cnn"; $0.model.leakySlope = 0.1; $0.emaDecay = 0.9 }),
-            ("resnet-conditional", { $0.target = "conditional"; $0.model.architecture = "resnet" }),
+            ("nearest-ema", { $0.model.upsampling = .nearest; $0.emaDecay = 0.9 }),
+            ("cnn-conditional-ema", { $0.target = "conditional"; $0.model.architecture = .cnn; $0.model.leakySlope = 0.1; $0.emaDecay = 0.9 }),
+            ("resnet-conditional", { $0.target = "conditional"; $0.model.architecture = .resnet }),
         ]
         var checks: [(onnx: URL, samples: URL)] = []
         for (name, edit) in kinds {
@@ -72,7 +72,7 @@ final class ONNXExportTests: XCTestCase {
         try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
         try cfg.encoded().write(to: run.appendingPathComponent("config.json"))
         for name in ["cat", "dog"] {
-            cfg.target = name
+            cfg.target = .oneClass(name)
             let sub = run.appendingPathComponent(name)
             try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
             try cfg.encoded().write(to: sub.appendingPathComponent("config.json"))

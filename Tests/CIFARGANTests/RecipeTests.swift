@@ -13,11 +13,11 @@ final class RecipeTests: XCTestCase {
     }
 
     /// Every option at once, at toy sizes.
-    func modernTiny(target: String = "cat", architecture: String = "dcgan") throws -> RunConfig {
+    func modernTiny(target: RunTarget = "cat", architecture: Architecture = .dcgan) throws -> RunConfig {
         var c = tinyConfig(target: target)
         c.model.architecture = architecture
-        if architecture == "cnn" { c.model.upsampling = "nearest" }
-        c.loss = "hinge"; c.model.spectralNorm = true; c.emaDecay = 0.9; c.diffAugment = ["color", "translation", "cutout"]
+        if architecture == .cnn { c.model.upsampling = .nearest }
+        c.loss = .hinge; c.model.spectralNorm = true; c.emaDecay = 0.9; c.diffAugment = [.color, .translation, .cutout]
         c.emaStart = 3; c.lecamWeight = 0.3; c.adaTarget = 0.6
         return c
     }
@@ -33,7 +33,7 @@ final class RecipeTests: XCTestCase {
 
     func testResumeIsExactWithEveryOption() throws {
         let data = try syntheticData()
-        for arch in ["dcgan", "cnn", "resnet"] {
+        for arch in Architecture.allCases {
             let cfg = try modernTiny(architecture: arch)
             let whole = temporaryFolder(self), split = temporaryFolder(self)
             _ = try train(cfg, data, whole)
@@ -95,8 +95,8 @@ final class RecipeTests: XCTestCase {
     func testEveryLossAndArchitectureTrainsToFiniteLosses() throws {
         let data = try syntheticData()
         for loss in GANLoss.allCases {
-            for arch in ["dcgan", "cnn", "resnet"] {
-                var cfg = tinyConfig(); cfg.loss = loss.rawValue; cfg.model.architecture = arch; cfg.epochs = 2
+            for arch in Architecture.allCases {
+                var cfg = tinyConfig(); cfg.loss = loss; cfg.model.architecture = arch; cfg.epochs = 2
                 let folder = temporaryFolder(self)
                 XCTAssertEqual(try train(cfg, data, folder), .finished(epochs: 2))
                 let m = Report.readMetrics(folder.appendingPathComponent("metrics.jsonl"))
@@ -176,10 +176,14 @@ final class RecipeTests: XCTestCase {
         for name in RunConfig.presetNames { XCTAssertNoThrow(try RunConfig.preset(name).validate(), name) }
         XCTAssertEqual(try RunConfig.preset("original"), { var c = RunConfig(); c.preset = "original"; return c }())
         XCTAssertThrowsError(try RunConfig.preset("fancy")) { XCTAssert("\($0)".contains("fancy")) }
-        for (edit, field) in [({ (c: inout RunConfig) in c.loss = "wasserstein" }, "loss"),
-                              ({ $0.diffAugment = ["rotate"] }, "diff_augment"),
-                              ({ $0.emaDecay = 1 }, "ema_decay"),
-                              ({ $0.model.architecture = "vit" }, "architecture"),
+        // A value outside a choice cannot be built in code any more; from a file it is an error naming the field.
+        for (json, field) in [(#"{"loss": "wasserstein"}"#, "loss': 'wasserstein' is not one of bce, non_saturating, hinge"),
+                              (#"{"diff_augment": ["color", "rotate"]}"#, "diff_augment.1"),
+                              (#"{"model": {"architecture": "vit"}}"#, "model.architecture': 'vit' is not one of dcgan, cnn, resnet"),
+                              (#"{"model": {"upsampling": "bilinear"}}"#, "model.upsampling")] {
+            XCTAssertThrowsError(try RunConfig.decode(json: Data(json.utf8))) { XCTAssert("\($0)".contains(field), "\($0)") }
+        }
+        for (edit, field) in [({ (c: inout RunConfig) in c.emaDecay = 1 }, "ema_decay"),
                               ({ $0.timeLimitMinutes = -1 }, "time_limit_minutes"),
                               ({ $0.discriminatorSteps = 0 }, "discriminator_steps")] as [((inout RunConfig) -> Void, String)] {
             var c = RunConfig(); edit(&c)
@@ -190,7 +194,7 @@ final class RecipeTests: XCTestCase {
     /// Whole models through finite differences: the residual pairs with spectral norm and class conditioning.
     func testResNetModelsGradients() throws {
         var model = ModelConfig()
-        model.architecture = "resnet"; model.generatorWidth = 4; model.discriminatorWidth = 4; model.latentDim = 5
+        model.architecture = .resnet; model.generatorWidth = 4; model.discriminatorWidth = 4; model.latentDim = 5
         model.spectralNorm = true; model.classes = 3
         let labels = ClassLabels(classes: 3)
         labels.labels = [0, 2, 1, 2]

@@ -33,7 +33,7 @@ func writeSyntheticCIFAR(to dir: URL, perClass: Int = 4, files: [String] = CIFAR
 }
 
 /// A small, fast recipe: the original architecture at 1/16 of its widths.
-func tinyConfig(target: String = "cat") -> RunConfig {
+func tinyConfig(target: RunTarget = "cat") -> RunConfig {
     var c = RunConfig()
     c.target = target
     c.model.generatorWidth = 8

@@ -192,14 +192,32 @@ final class TrainingTests: XCTestCase {
         c.optimizer.beta1 = 0.4; c.optimizer.beta2 = 0.95; c.batchSize = 17; c.epochs = 11; c.classEpochs = ["cat": 3]
         c.realTargetRange = [0.7, 0.9]; c.fakeTargetRange = [0.05, 0.2]; c.instanceNoise = 0.2; c.instanceNoiseEpochs = 4
         c.checkpointEvery = 2; c.keepCheckpoints = 5; c.autoStopPatience = 6; c.autoStopAccuracy = 0.8; c.seed = 99; c.sampleCount = 16
-        c.evalEvery = 3; c.evalCount = 500; c.evalPatience = 2; c.judge = "/j"; c.preset = "modern"; c.loss = "hinge"
-        c.diffAugment = ["cutout"]; c.emaDecay = 0.99; c.timeLimitMinutes = 2.5; c.classNames = ["a", "b"]
-        c.model.architecture = "resnet"; c.model.spectralNorm = true; c.model.classes = 2
+        c.evalEvery = 3; c.evalCount = 500; c.evalPatience = 2; c.judge = "/j"; c.preset = "modern"; c.loss = .hinge
+        c.diffAugment = [.cutout]; c.emaDecay = 0.99; c.timeLimitMinutes = 2.5; c.classNames = ["a", "b"]
+        c.model.architecture = .resnet; c.model.spectralNorm = true; c.model.classes = 2
         let url = temporaryFolder(self).appendingPathComponent("config.json")
         try c.encoded().write(to: url)
         XCTAssertEqual(try RunConfig.load(from: url), c)
         let text = try String(contentsOf: url, encoding: .utf8)
         XCTAssert(text.contains("\"generator_lr\"") && text.contains("\"batch_size\""), text)
+    }
+
+    /// A config.json written by main before the typed configuration (2026-12-02, `--conditional --preset cnn
+    /// --ada-target 0.6`) loads into the typed fields and is written back the same, field for field.
+    func testConfigOfEarlierFormatLoadsAndRoundTrips() throws {
+        let url = try XCTUnwrap(Bundle.module.url(forResource: "config-2026-12-02", withExtension: "json", subdirectory: "Fixtures"))
+        let c = try RunConfig.load(from: url)
+        XCTAssertEqual(c.target, .conditional); XCTAssertEqual(c.loss, .hinge)
+        XCTAssertEqual(c.model.architecture, .cnn); XCTAssertEqual(c.model.upsampling, .transposed)
+        XCTAssertEqual(c.diffAugment, [.color, .translation, .cutout]); XCTAssertEqual(c.adaTarget, 0.6)
+        XCTAssertEqual(c.optimizer.generatorLR, 2e-4); XCTAssertEqual(c.classNames?.count, 10)
+        let before = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! NSDictionary
+        let after = try JSONSerialization.jsonObject(with: c.encoded()) as! NSDictionary
+        XCTAssertEqual(before, after)
+        // A one-class run's target is the class name, as before.
+        XCTAssertEqual(try RunConfig.decode(json: Data(#"{"target": "cat"}"#.utf8)).target, .oneClass("cat"))
+        XCTAssertEqual(String(decoding: try { var c = RunConfig(); c.target = "dog"; return try c.encoded() }(), as: UTF8.self)
+                        .contains(#""target" : "dog""#), true)
     }
 
     func testConfigFileErrorsNameTheField() throws {

@@ -19,7 +19,7 @@ public struct IterationStats: Sendable {
 /// ```swift
 /// let gan = GAN(model: ModelConfig(), optimizer: OptimizerConfig(), seed: 1, loss: .hinge)
 /// ```
-public enum GANLoss: String, Codable, CaseIterable, Sendable {
+public enum GANLoss: String, ConfigChoice {
     /// The original system's: binary cross-entropy with smoothed targets for D, target 1 for G.
     case bce
     /// The non-saturating loss of Goodfellow et al.: D softplus(−D(x)) + softplus(D(G(z))), G softplus(−D(G(z)))
@@ -99,7 +99,7 @@ public final class GAN {
 
     /// The GAN a run configuration describes.
     public convenience init(config: RunConfig) {
-        self.init(model: config.model, optimizer: config.optimizer, seed: config.seed, loss: config.ganLoss,
+        self.init(model: config.model, optimizer: config.optimizer, seed: config.seed, loss: config.loss,
                   augment: config.augmentPolicy, emaDecay: config.emaDecay, emaStart: config.emaStart, lecamWeight: config.lecamWeight,
                   adaTarget: config.adaTarget)
     }
@@ -279,7 +279,7 @@ public final class GAN {
 }
 
 /// Adam settings of the two players.
-public struct OptimizerConfig: Codable, Equatable, Sendable {
+public struct OptimizerConfig: DefaultedConfig, Equatable, Sendable {
     public var generatorLR: Float = 1e-4
     public var discriminatorLR: Float = 2e-4
     public var beta1: Float = 0.5
@@ -296,18 +296,6 @@ public struct OptimizerConfig: Codable, Equatable, Sendable {
         guard discriminatorLR > 0, discriminatorLR.isFinite else { throw ConfigError("discriminator_lr must be positive, got \(discriminatorLR)") }
         guard beta1 >= 0 && beta1 < 1 else { throw ConfigError("beta1 must be in [0, 1), got \(beta1)") }
         guard beta2 >= 0 && beta2 < 1 else { throw ConfigError("beta2 must be in [0, 1), got \(beta2)") }
-    }
-}
-
-/// Missing fields in a config file take their defaults.
-extension OptimizerConfig {
-    public init(from decoder: Decoder) throws {
-        self.init()
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        generatorLR = try c.decodeIfPresent(Float.self, forKey: .generatorLR) ?? generatorLR
-        discriminatorLR = try c.decodeIfPresent(Float.self, forKey: .discriminatorLR) ?? discriminatorLR
-        beta1 = try c.decodeIfPresent(Float.self, forKey: .beta1) ?? beta1
-        beta2 = try c.decodeIfPresent(Float.self, forKey: .beta2) ?? beta2
     }
 }
 

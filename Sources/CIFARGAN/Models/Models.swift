@@ -9,16 +9,30 @@ import GANCore
 /// let g = ModelConfig().makeGenerator(rng: &rng)        // z [N, 100] → images [N, 3, 32, 32]
 /// let d = ModelConfig().makeDiscriminator(rng: &rng)    // images → logits [N, 1]
 /// ```
-public struct ModelConfig: Codable, Equatable, Sendable {
-    /// "dcgan" (the original system's convolutional pair), "cnn" (SNGAN's "standard CNN": G's channels
-    /// halve from `generatorWidth` at 4×4 to an eighth of it at 32×32, D's double from
-    /// `discriminatorWidth` to eight times it) or "resnet" (SNGAN's CIFAR-10 residual pair: three upsampling
-    /// blocks in G, four blocks in D, widths from `generatorWidth`/`discriminatorWidth`).
-    public var architecture = "dcgan"
-    /// How G doubles its resolution in the "dcgan" and "cnn" architectures: "transposed" (4×4, stride-2
-    /// transposed convolutions, as published) or "nearest" (nearest-neighbour 2× upsampling then a 3×3
-    /// convolution — Odena et al. 2016's cure for the checkerboard of uneven kernel overlap; 2.25× G's FLOPs).
-    public var upsampling = "transposed"
+/// The pair of networks a model config builds.
+public enum Architecture: String, ConfigChoice {
+    /// The original system's convolutional pair.
+    case dcgan
+    /// SNGAN's "standard CNN": G's channels halve from `generatorWidth` at 4×4 to an eighth of it at 32×32,
+    /// D's double from `discriminatorWidth` to eight times it.
+    case cnn
+    /// SNGAN's CIFAR-10 residual pair: three upsampling blocks in G, four blocks in D.
+    case resnet
+}
+
+/// How G doubles its resolution (dcgan and cnn architectures).
+public enum Upsampling: String, ConfigChoice {
+    /// 4×4, stride-2 transposed convolutions, as published.
+    case transposed
+    /// Nearest-neighbour 2× upsampling then a 3×3 convolution — Odena et al. 2016's cure for the checkerboard
+    /// of uneven kernel overlap; 2.25× G's FLOPs.
+    case nearest
+}
+
+public struct ModelConfig: DefaultedConfig, Equatable, Sendable {
+    public var architecture: Architecture = .dcgan
+    /// How G doubles its resolution in the dcgan and cnn architectures.
+    public var upsampling: Upsampling = .transposed
     /// Spectral normalisation of every convolution and linear layer of the discriminator.
     public var spectralNorm = false
     /// Number of classes of a class-conditional model (conditional batch norm in G, projection in D);
@@ -40,9 +54,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var isConditional: Bool { classes > 0 }
 
     public func validate() throws {
-        guard ["dcgan", "cnn", "resnet"].contains(architecture) else { throw ConfigError("architecture must be dcgan, cnn or resnet, got '\(architecture)'") }
-        guard ["transposed", "nearest"].contains(upsampling) else { throw ConfigError("upsampling must be transposed or nearest, got '\(upsampling)'") }
-        guard architecture != "cnn" || (generatorWidth >= 8 && generatorWidth % 8 == 0) else {
+        guard architecture != .cnn || (generatorWidth >= 8 && generatorWidth % 8 == 0) else {
             throw ConfigError("generator_width of the cnn architecture must be a multiple of 8 (its channels halve three times), got \(generatorWidth)")
         }
         guard classes == 0 || classes >= 2 else { throw ConfigError("classes must be 0 (not conditional) or at least 2, got \(classes)") }
@@ -61,9 +73,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             return BatchNorm2d(numFeatures: c)
         }
         switch architecture {
-        case "resnet": return makeResNetGenerator(&rng, norm)
-        case "cnn": return makeCNNGenerator(&rng, norm)
-        default: return makeDCGANGenerator(&rng, norm)
+        case .resnet: return makeResNetGenerator(&rng, norm)
+        case .cnn: return makeCNNGenerator(&rng, norm)
+        case .dcgan: return makeDCGANGenerator(&rng, norm)
         }
     }
 
@@ -80,15 +92,15 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             return ProjectionHead(linear: linear, features: features, labels: labels, rng: &rng)
         }
         switch architecture {
-        case "resnet": return makeResNetDiscriminator(&rng, weighted, head)
-        case "cnn": return makeCNNDiscriminator(&rng, weighted, head)
-        default: return makeDCGANDiscriminator(&rng, weighted, head)
+        case .resnet: return makeResNetDiscriminator(&rng, weighted, head)
+        case .cnn: return makeCNNDiscriminator(&rng, weighted, head)
+        case .dcgan: return makeDCGANDiscriminator(&rng, weighted, head)
         }
     }
 
     /// G's 2× step from `cin` to `cout` channels: ConvT(4, 2, 1), or Up2 → Conv(3, 1, 1) with `upsampling: "nearest"`.
     private func upsample(_ cin: Int, _ cout: Int, _ rng: inout RandomGenerator) -> [Layer] {
-        if upsampling == "nearest" {
+        if upsampling == .nearest {
             return [Upsample2x(), Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, stride: 1, padding: 1, rng: &rng)]
         }
         return [ConvTranspose2d(inChannels: cin, outChannels: cout, kernelSize: 4, stride: 2, padding: 1, rng: &rng)]
@@ -223,11 +235,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var discriminatorForwardFLOPs: Double {
         let w = Double(discriminatorWidth)
         switch architecture {
-        case "dcgan": return 2 * (w * 27 * 1024 + w * w * 9 * 256 + 2 * w * w * 9 * 64 + 4 * w * w * 9 * 16 + 2 * w * 16)
-        case "cnn":
+        case .dcgan: return 2 * (w * 27 * 1024 + w * w * 9 * 256 + 2 * w * w * 9 * 64 + 4 * w * w * 9 * 16 + 2 * w * 16)
+        case .cnn:
             return 2 * (w * 27 * 1024 + w * w * 16 * 256 + 2 * w * w * 9 * 256 + 4 * w * w * 16 * 64
                         + 8 * w * w * 9 * 64 + 16 * w * w * 16 * 16 + 32 * w * w * 9 * 16 + 8 * w * 16)
-        default: return 0
+        case .resnet: return 0
         }
     }
 
@@ -235,13 +247,13 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var generatorForwardFLOPs: Double {
         // A 2× step from cin to cout channels onto an H×W output: 4 taps per output for a 4×4, stride-2
         // transposed convolution, 9 for nearest upsampling and a 3×3 convolution.
-        let taps = upsampling == "nearest" ? 9.0 : 4.0
+        let taps = upsampling == .nearest ? 9.0 : 4.0
         func step(_ cin: Double, _ cout: Double, _ outPixels: Double) -> Double { cin * cout * taps * outPixels }
         let w = Double(generatorWidth), z = Double(latentDim)
         switch architecture {
-        case "dcgan": return 2 * (z * w * 16 + step(w, w, 64) + step(w, w, 256) + step(w, 3, 1024))
-        case "cnn": return 2 * (z * w * 16 + step(w, w / 2, 64) + step(w / 2, w / 4, 256) + step(w / 4, w / 8, 1024) + w / 8 * 3 * 9 * 1024)
-        default: return 0
+        case .dcgan: return 2 * (z * w * 16 + step(w, w, 64) + step(w, w, 256) + step(w, 3, 1024))
+        case .cnn: return 2 * (z * w * 16 + step(w, w / 2, 64) + step(w / 2, w / 4, 256) + step(w / 4, w / 8, 1024) + w / 8 * 3 * 9 * 1024)
+        case .resnet: return 0
         }
     }
 }
@@ -251,20 +263,4 @@ public struct ConfigError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// Missing fields in a config file take their defaults.
-extension ModelConfig {
-    public init(from decoder: Decoder) throws {
-        self.init()
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        latentDim = try c.decodeIfPresent(Int.self, forKey: .latentDim) ?? latentDim
-        generatorWidth = try c.decodeIfPresent(Int.self, forKey: .generatorWidth) ?? generatorWidth
-        discriminatorWidth = try c.decodeIfPresent(Int.self, forKey: .discriminatorWidth) ?? discriminatorWidth
-        dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? dropout
-        leakySlope = try c.decodeIfPresent(Float.self, forKey: .leakySlope) ?? leakySlope
-        architecture = try c.decodeIfPresent(String.self, forKey: .architecture) ?? architecture
-        spectralNorm = try c.decodeIfPresent(Bool.self, forKey: .spectralNorm) ?? spectralNorm
-        classes = try c.decodeIfPresent(Int.self, forKey: .classes) ?? classes
-        upsampling = try c.decodeIfPresent(String.self, forKey: .upsampling) ?? upsampling
-    }
-}
 

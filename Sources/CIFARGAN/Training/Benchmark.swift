@@ -87,7 +87,7 @@ public enum Benchmark {
         generateProfileTotal = genSeconds / Double(batches)
 
         return Result(batchSize: batchSize, threads: Parallel.workerCount, iterations: iterations,
-                      trainImagesPerSec: trainRate, trainGFLOPs: model.architecture != "resnet" ? trainRate * model.trainFLOPsPerImage / 1e9 : 0,
+                      trainImagesPerSec: trainRate, trainGFLOPs: model.architecture != .resnet ? trainRate * model.trainFLOPsPerImage / 1e9 : 0,
                       generateBatchSize: generateBatchSize, generateImagesPerSec: genRate,
                       trainPeakRSSMegabytes: trainPeak, peakRSSMegabytes: peakResidentMegabytes())
     }

@@ -25,7 +25,7 @@ public enum Jobs {
             try download(into: dir, options, log: log)
         }
         // One class's run needs only that class: loading just it keeps 135 MB of other images out of memory.
-        let single = try config.singleClass.map { try classIndex($0, in: CIFAR10.classNames) }
+        let single = try config.target.className.map { try classIndex($0, in: CIFAR10.classNames) }
         return try CIFAR10.load(from: dir, split: .train, label: single)
     }
 
@@ -66,14 +66,14 @@ public enum Jobs {
             outcomes[title] = try trainer.run(epochs: cfg.epochs(forClass: title))
         }
         switch config.target {
-        case "unconditional":
+        case .unconditional:
             try one(config, data, runFolder, "unconditional", resume)
-        case "conditional":
+        case .conditional:
             var cfg = config
             cfg.model.classes = data.classNames.count
             cfg.classNames = data.classNames
             try one(cfg, data, runFolder, "conditional", resume)
-        case "all":
+        case .all:
             if !resume {
                 let fm = FileManager.default
                 if fm.fileExists(atPath: runFolder.appendingPathComponent("config.json").path) {
@@ -84,17 +84,17 @@ public enum Jobs {
             }
             for (label, name) in data.classNames.enumerated() {
                 var cfg = config
-                cfg.target = name
+                cfg.target = .oneClass(name)
                 let folder = runFolder.appendingPathComponent(name)
                 let started = Checkpoint.pointer("latest", in: folder.appendingPathComponent("checkpoints")) != nil
                 if resume && !started { try? FileManager.default.removeItem(at: folder) }
                 try one(cfg, data.subset(label: label), folder, name, resume && started)
             }
-        default:
-            let label = try classIndex(config.target, in: data.classNames)
+        case .oneClass(let name):
+            let label = try classIndex(name, in: data.classNames)
             var cfg = config
-            cfg.target = data.classNames[label]
-            try one(cfg, data.subset(label: label), runFolder, cfg.target, resume)
+            cfg.target = .oneClass(data.classNames[label])
+            try one(cfg, data.subset(label: label), runFolder, data.classNames[label], resume)
         }
         return outcomes
     }
@@ -114,17 +114,17 @@ public enum Jobs {
             throw DataError("\(runFolder.path): not a run folder (no config.json)")
         }
         let config = try RunConfig.load(from: configURL)
-        if config.target == "conditional" {
+        if config.target == .conditional {
             let names = config.classNames ?? CIFAR10.classNames
             let all = names.enumerated().map { ModelRef(name: $0.element, folder: runFolder, label: $0.offset) }
             guard let className else { return all }
             return [all[try classIndex(className, in: names)]]
         }
-        if config.target != "all" {
-            if let className, className != config.target, !(config.target == "unconditional") {
-                throw ConfigError("--class: this run trained '\(config.target)', not '\(className)'")
+        if config.target != .all {
+            if let className, let trained = config.target.className, className != trained {
+                throw ConfigError("--class: this run trained '\(trained)', not '\(className)'")
             }
-            return [ModelRef(name: config.target, folder: runFolder)]
+            return [ModelRef(name: config.target.description, folder: runFolder)]
         }
         let fm = FileManager.default
         let trained = ((try? fm.contentsOfDirectory(atPath: runFolder.path)) ?? []).filter {

@@ -9,12 +9,9 @@ import GANCore
 /// config.epochs = 10
 /// try config.validate()
 /// ```
-public struct RunConfig: Codable, Equatable, Sendable {
-    /// What the run trains: a class name, "all" (one model per class, in subfolders), "unconditional"
-    /// (one model on every image) or "conditional" (one class-conditional model for every class).
-    public var target = "all"
-    /// The class a one-class run trains; nil for "all", "unconditional" and "conditional".
-    public var singleClass: String? { ["all", "unconditional", "conditional"].contains(target) ? nil : target }
+public struct RunConfig: DefaultedConfig, Equatable, Sendable {
+    /// What the run trains (see `RunTarget`).
+    public var target: RunTarget = .all
     /// The preset the run started from (informational; every value it set is in this config).
     public var preset: String?
     /// A folder of PNG images (one subfolder per class) to train on instead of CIFAR-10.
@@ -50,10 +47,10 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var evalPatience = 0
     /// The judge folder (nil: the built-in judge).
     public var judge: String?
-    /// "bce" (the original: smoothed targets), "non_saturating" or "hinge" (see `GANLoss`).
-    public var loss = "bce"
-    /// Differentiable augmentation of every D input: any of "color", "translation", "cutout".
-    public var diffAugment: [String] = []
+    /// The original's BCE with smoothed targets, the non-saturating loss, or SNGAN's hinge loss.
+    public var loss: GANLoss = .bce
+    /// Differentiable augmentation of every D input (a subset of colour, translation, cutout).
+    public var diffAugment: [DiffAugment.Operation] = []
     /// Decay of the moving average of G's weights used for samples and evaluation (0: none; typical 0.999).
     public var emaDecay: Float = 0
     /// G steps before the moving average starts averaging (it copies G until then), as BigGAN's ema_start.
@@ -78,8 +75,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
 
     public init() {}
 
-    public var ganLoss: GANLoss { GANLoss(rawValue: loss) ?? .bce }
-    public var augmentPolicy: Set<DiffAugment.Operation> { Set(diffAugment.compactMap(DiffAugment.Operation.init(rawValue:))) }
+    public var augmentPolicy: Set<DiffAugment.Operation> { Set(diffAugment) }
 
     public func epochs(forClass name: String) -> Int { classEpochs[name] ?? epochs }
 
@@ -113,12 +109,6 @@ public struct RunConfig: Codable, Equatable, Sendable {
         guard evalEvery >= 0 else { throw ConfigError("eval_every must be ≥ 0, got \(evalEvery)") }
         guard (10...50_000).contains(evalCount) else { throw ConfigError("eval_count must be in 10…50000, got \(evalCount)") }
         guard evalPatience >= 0 else { throw ConfigError("eval_patience must be ≥ 0, got \(evalPatience)") }
-        guard GANLoss(rawValue: loss) != nil else {
-            throw ConfigError("loss must be one of \(GANLoss.allCases.map(\.rawValue).joined(separator: ", ")), got '\(loss)'")
-        }
-        for op in diffAugment where DiffAugment.Operation(rawValue: op) == nil {
-            throw ConfigError("diff_augment: unknown operation '\(op)'; expected color, translation or cutout")
-        }
         guard emaDecay >= 0 && emaDecay < 1 else { throw ConfigError("ema_decay must be in [0, 1), got \(emaDecay)") }
         if let f = lrDecayStart { guard f >= 0 && f < 1 else { throw ConfigError("lr_decay_start must be in [0, 1), got \(f)") } }
         guard adaTarget >= 0 && adaTarget < 1 else { throw ConfigError("ada_target must be in [0, 1), got \(adaTarget)") }
@@ -154,14 +144,14 @@ public struct RunConfig: Codable, Equatable, Sendable {
             // Measured (docs/results.md, 8 minutes per class): DiffAugment was the one technique that beat the
             // original on both classes; hinge, spectral norm and EMA alone did not at that length. FID every
             // epoch (1,000 samples, inside the time budget) keeps `checkpoints/best`, which sampling then uses.
-            c.diffAugment = ["color", "translation", "cutout"]
+            c.diffAugment = [.color, .translation, .cutout]
             c.evalEvery = 1
         case "sngan":
-            c.model.architecture = "resnet"
+            c.model.architecture = .resnet
             c.model.generatorWidth = 64
             c.model.discriminatorWidth = 64
             c.model.spectralNorm = true
-            c.loss = "hinge"
+            c.loss = .hinge
             c.optimizer.generatorLR = 2e-4
             c.optimizer.discriminatorLR = 2e-4
             c.optimizer.beta1 = 0
@@ -174,18 +164,18 @@ public struct RunConfig: Codable, Equatable, Sendable {
             // samples. Transposed convolutions in G, as published: in docs/results.md's 2-hour study they beat
             // nearest upsampling (mean FID 1.46 against 1.58, 3.10 against 3.75 at an hour) by training 27%
             // more images in the same time, and left no visible checkerboard by then.
-            c.model.architecture = "cnn"
-            c.model.upsampling = "transposed"
+            c.model.architecture = .cnn
+            c.model.upsampling = .transposed
             c.model.generatorWidth = 256
             c.model.discriminatorWidth = 32
             c.model.leakySlope = 0.1
             c.model.spectralNorm = true
-            c.loss = "hinge"
+            c.loss = .hinge
             c.optimizer.generatorLR = 2e-4
             c.optimizer.discriminatorLR = 2e-4
             c.optimizer.beta1 = 0.5
             c.optimizer.beta2 = 0.999
-            c.diffAugment = ["color", "translation", "cutout"]
+            c.diffAugment = [.color, .translation, .cutout]
             c.emaDecay = 0.999
             c.checkpointEvery = 1
             c.keepCheckpoints = 5
@@ -194,66 +184,4 @@ public struct RunConfig: Codable, Equatable, Sendable {
         }
         return c
     }
-
-    public static func load(from url: URL) throws -> RunConfig {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch { throw ConfigError("\(url.path): cannot read the config file") }
-        do { return try jsonDecoder.decode(RunConfig.self, from: data) } catch let DecodingError.keyNotFound(key, _) {
-            throw ConfigError("\(url.path): missing field '\(snakeCase(key.stringValue))'")
-        } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
-            throw ConfigError("\(url.path): field '\(ctx.codingPath.map { snakeCase($0.stringValue) }.joined(separator: "."))' has the wrong type")
-        } catch let DecodingError.dataCorrupted(ctx) {
-            throw ConfigError("\(url.path): invalid JSON (\(ctx.debugDescription))")
-        } catch {
-            throw ConfigError("\(url.path): \(error)")
-        }
-    }
-
-    public func encoded() throws -> Data { try jsonEncoder.encode(self) }
-}
-
-/// Missing fields in a config file take their defaults, so a file can hold only what it changes.
-extension RunConfig {
-    public init(from decoder: Decoder) throws {
-        self.init()
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        func read<T: Decodable>(_ key: CodingKeys, _ into: inout T) throws { if let v = try c.decodeIfPresent(T.self, forKey: key) { into = v } }
-        try read(.target, &target); try read(.imageFolder, &imageFolder)
-        try read(.model, &model); try read(.optimizer, &optimizer); try read(.batchSize, &batchSize)
-        try read(.epochs, &epochs); try read(.classEpochs, &classEpochs); try read(.realTargetRange, &realTargetRange)
-        try read(.fakeTargetRange, &fakeTargetRange); try read(.instanceNoise, &instanceNoise)
-        try read(.instanceNoiseEpochs, &instanceNoiseEpochs); try read(.checkpointEvery, &checkpointEvery)
-        try read(.keepCheckpoints, &keepCheckpoints); try read(.autoStopPatience, &autoStopPatience)
-        try read(.autoStopAccuracy, &autoStopAccuracy); try read(.seed, &seed); try read(.sampleCount, &sampleCount)
-        try read(.evalEvery, &evalEvery); try read(.evalCount, &evalCount); try read(.evalPatience, &evalPatience); try read(.judge, &judge)
-        try read(.preset, &preset); try read(.loss, &loss); try read(.diffAugment, &diffAugment); try read(.emaDecay, &emaDecay)
-        try read(.timeLimitMinutes, &timeLimitMinutes); try read(.classNames, &classNames)
-        try read(.emaStart, &emaStart); try read(.lecamWeight, &lecamWeight); try read(.lrDecayStart, &lrDecayStart)
-        try read(.adaTarget, &adaTarget); try read(.discriminatorSteps, &discriminatorSteps)
-        try read(.tensorboard, &tensorboard)
-    }
-}
-
-let jsonEncoder: JSONEncoder = {
-    let e = JSONEncoder()
-    e.keyEncodingStrategy = .convertToSnakeCase
-    e.outputFormatting = [.prettyPrinted, .sortedKeys]
-    return e
-}()
-
-let jsonDecoder: JSONDecoder = {
-    let d = JSONDecoder()
-    d.keyDecodingStrategy = .convertFromSnakeCase
-    return d
-}()
-
-/// `generatorLR` → `generator_lr`, the spelling of config files.
-func snakeCase(_ s: String) -> String {
-    var out = ""
-    let chars = Array(s)
-    for (i, c) in chars.enumerated() {
-        if c.isUppercase, i > 0, !(chars[i - 1].isUppercase && (i + 1 == chars.count || chars[i + 1].isUppercase)) { out += "_" }
-        out += c.lowercased()
-    }
-    return out
 }

@@ -114,7 +114,7 @@ public final class Trainer {
     /// so that a missing judge or dataset is an error before training, not after an epoch.
     private func prepareEvaluation() throws {
         let judge = try Judge(folder: config.judge.map { URL(fileURLWithPath: $0) } ?? Judge.defaultFolder)
-        let label = try config.singleClass.map { name -> Int in
+        let label = try config.target.className.map { name -> Int in
             guard let i = CIFAR10.classNames.firstIndex(of: name) else {
                 throw ConfigError("eval_every: the judge knows the CIFAR-10 classes; '\(name)' is not one of them")
             }
