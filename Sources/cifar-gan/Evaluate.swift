@@ -51,8 +51,7 @@ struct Evaluate: ParsableCommand {
                 let n = count ?? 5000
                 var names: [String?] = [checkpoint]
                 if allCheckpoints {
-                    let ck = folder.appendingPathComponent("checkpoints")
-                    names = ((try? FileManager.default.contentsOfDirectory(atPath: ck.path)) ?? []).filter { $0.hasPrefix("epoch-") }.sorted()
+                    names = RunFolder(folder).checkpointFolders
                 }
                 for ckName in names {
                     let sampler = try Sampler(runFolder: folder, checkpoint: ckName, rawGenerator: noEMA)

@@ -151,9 +151,9 @@ struct Train: ParsableCommand {
         defer { withExtendedLifetime(runLock) {} }
         if let resume {
             folder = URL(fileURLWithPath: resume)
-            let url = folder.appendingPathComponent("config.json")
-            guard FileManager.default.fileExists(atPath: url.path) else { throw ValidationError("--resume: \(resume) is not a run folder (no config.json)") }
-            cfg = try RunConfig.load(from: url)
+            let run = RunFolder(folder)
+            guard run.holdsRun else { throw ValidationError("--resume: \(resume) is not a run folder (no config.json)") }
+            cfg = try run.loadConfig()
             runLock = try RunLock(runFolder: folder)   // before the config may change; Jobs.train re-enters it
             // Only the length of a run (epochs, time limit) and its logging may change on resume; anything else
             // would make it another run.
@@ -163,7 +163,7 @@ struct Train: ParsableCommand {
             if tensorboard { cfg.tensorboard = true }
             if cfg != before {
                 try cfg.validate()
-                try writeAtomically(try cfg.encoded(), to: url)   // so a later resume keeps the new length
+                try run.saveConfig(cfg)   // so a later resume keeps the new length
             }
         } else {
             guard config == nil || preset == nil else { throw ValidationError("--config and --preset exclude each other") }

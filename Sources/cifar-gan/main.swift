@@ -101,7 +101,6 @@ struct Bench: ParsableCommand {
 }
 
 
-// Errors from the library (bad files, bad configs) are one line naming the file, field or flag.
 #if os(Linux)
 // Layers keep their buffers across steps, so big allocations are rare (checkpoints, sample grids); serving each
 // from its own mapping returns it to the system when freed. glibc's default raises this threshold after the
@@ -111,19 +110,13 @@ if let mallopt = dlsym(nil, "mallopt") {
     _ = unsafeBitCast(mallopt, to: (@convention(c) (Int32, Int32) -> Int32).self)(-3, 1 << 20)
 }
 #endif
+// Errors from the library (bad files, bad configs) are one line naming the file, field or flag, and carry their
+// exit status (`UserFacingError`); the argument parser reports its own (usage, --help).
 do {
     var command = try CIFARGANCommand.parseAsRoot()
     try command.run()
-} catch let error as DataError {
-    FileHandle.standardError.write(Data("error: \(error.description)\n".utf8)); exit(1)
-} catch let error as ConfigError {
-    FileHandle.standardError.write(Data("error: \(error.description)\n".utf8)); exit(2)
-} catch let error as TrainingDiverged {
-    FileHandle.standardError.write(Data("error: \(error.description)\n".utf8)); exit(3)
-} catch let error as SafeTensors.FormatError {
-    FileHandle.standardError.write(Data("error: \(error.description)\n".utf8)); exit(1)
-} catch let error as PNGError {
-    FileHandle.standardError.write(Data("error: \(error.description)\n".utf8)); exit(1)
+} catch let error as UserFacingError {
+    FileHandle.standardError.write(Data("error: \(error.description)\n".utf8)); exit(error.exitCode)
 } catch {
     CIFARGANCommand.exit(withError: error)
 }

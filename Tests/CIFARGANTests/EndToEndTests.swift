@@ -33,7 +33,7 @@ final class EndToEndTests: XCTestCase {
         let checkpoints = killed.appendingPathComponent("checkpoints")
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline, p.isRunning {
-            if let latest = Checkpoint.pointer("latest", in: checkpoints), latest >= "epoch-0002" { break }
+            if let latest = Checkpoint.pointer(.latest, in: checkpoints), latest >= "epoch-0002" { break }
             usleep(2_000)
         }
         usleep(UInt32.random(in: 0..<100_000))   // somewhere inside the next epoch (or a checkpoint write)
@@ -58,7 +58,7 @@ final class EndToEndTests: XCTestCase {
         try first.run()
         defer { if first.isRunning { kill(first.processIdentifier, SIGKILL); first.waitUntilExit() } }
         let deadline = Date().addingTimeInterval(120)
-        while Date() < deadline, Checkpoint.pointer("latest", in: run.appendingPathComponent("checkpoints")) == nil { usleep(5_000) }
+        while Date() < deadline, Checkpoint.pointer(.latest, in: run.appendingPathComponent("checkpoints")) == nil { usleep(5_000) }
         // (time limits: were the lock to fail, these would end instead of training 10,000 epochs)
         for args in [["train", "--class", "cat", "--time-limit", "0.05"] + commonFlags(run),
                      ["train", "--resume", run.path, "--time-limit", "0.05", "--quiet", "--no-download", "--data-dir", dataDir.path]] {
@@ -132,7 +132,7 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(config.preset, "modern")
         XCTAssertEqual(config.diffAugment, [.color, .translation, .cutout])
         XCTAssertEqual(config.evalEvery, 1)
-        XCTAssertNotNil(Checkpoint.pointer("best", in: run.appendingPathComponent("checkpoints")), "the preset keeps the best-FID checkpoint")
+        XCTAssertNotNil(Checkpoint.pointer(.best, in: run.appendingPathComponent("checkpoints")), "the preset keeps the best-FID checkpoint")
         XCTAssertEqual(config.model.generatorWidth, 32, "flags override the preset")
         let out = root.appendingPathComponent("out")
         let g = try runTool(["generate", "--run", run.path, "--class", "dog", "--count", "2", "--out", out.path])

@@ -51,7 +51,7 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(fids.count, metrics.count, "an FID every epoch")
         XCTAssert(metrics.allSatisfy { $0.recognitionRate != nil })
         let bestEpoch = fids.indices.min { fids[$0] < fids[$1] }! + 1
-        XCTAssertEqual(Checkpoint.pointer("best", in: evalRun.appendingPathComponent("checkpoints")), Checkpoint.folderName(epoch: bestEpoch))
+        XCTAssertEqual(Checkpoint.pointer(.best, in: evalRun.appendingPathComponent("checkpoints")), Checkpoint.folderName(epoch: bestEpoch))
         if metrics.count < 6 {
             XCTAssertEqual(metrics.count - bestEpoch, 2, "stopped two evaluations after the best: \(fids)")
             XCTAssert(tr.output.contains("early stop"), tr.output)

@@ -162,7 +162,7 @@ final class RecipeTests: XCTestCase {
         let started = Date()
         guard case .timeLimit(let epoch) = try train(cfg, data, folder) else { return XCTFail("expected the time limit to stop the run") }
         XCTAssertLessThan(Date().timeIntervalSince(started), 30)
-        XCTAssertEqual(Checkpoint.pointer("final", in: folder.appendingPathComponent("checkpoints")), Checkpoint.folderName(epoch: epoch))
+        XCTAssertEqual(Checkpoint.pointer(.final, in: folder.appendingPathComponent("checkpoints")), Checkpoint.folderName(epoch: epoch))
         XCTAssertEqual(Report.readMetrics(folder.appendingPathComponent("metrics.jsonl")).count, epoch)
         // The budget is kept across a resume: spent means no more epochs; a larger one continues.
         XCTAssertEqual(try train(cfg, data, folder, resume: true), .timeLimit(atEpoch: epoch))

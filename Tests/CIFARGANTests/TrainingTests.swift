@@ -39,7 +39,7 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(grid.width, 2 * 34 + 2)
         let report = try String(contentsOf: a.appendingPathComponent("report.html"), encoding: .utf8)
         XCTAssert(report.contains("<svg") && report.contains("samples/epoch-0003.png") && report.contains("loss_d"))
-        XCTAssertEqual(Checkpoint.pointer("final", in: a.appendingPathComponent("checkpoints")), "epoch-0003")
+        XCTAssertEqual(Checkpoint.pointer(.final, in: a.appendingPathComponent("checkpoints")), "epoch-0003")
     }
 
     /// Stopping after epoch 2 and resuming gives exactly the weights of an uninterrupted run.
@@ -123,11 +123,11 @@ final class TrainingTests: XCTestCase {
             if case .autoStopped(let stop, let best) = outcome {
                 XCTAssertEqual(acc.count, stop, "no epochs after the stop")
                 if best > 0 {
-                    XCTAssertEqual(Checkpoint.pointer("pre-domination", in: checkpoints), Checkpoint.folderName(epoch: best))
+                    XCTAssertEqual(Checkpoint.pointer(.preDomination, in: checkpoints), Checkpoint.folderName(epoch: best))
                     XCTAssertNoThrow(try Checkpoint.resolve("pre-domination", in: checkpoints), "its checkpoint was kept")
                 }
             } else {
-                XCTAssertNil(Checkpoint.pointer("pre-domination", in: checkpoints))
+                XCTAssertNil(Checkpoint.pointer(.preDomination, in: checkpoints))
             }
         }
     }
@@ -218,6 +218,28 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(try RunConfig.decode(json: Data(#"{"target": "cat"}"#.utf8)).target, .oneClass("cat"))
         XCTAssertEqual(String(decoding: try { var c = RunConfig(); c.target = "dog"; return try c.encoded() }(), as: UTF8.self)
                         .contains(#""target" : "dog""#), true)
+    }
+
+    /// A run folder written by main before this redesign (`Fixtures/run-2026-12-02`: hinge, EMA, DiffAugment with
+    /// ADA, LeCam; one epoch of cats at toy widths, commit 8e701f6) still samples and resumes: its checkpoint's
+    /// training state lands in the GAN's one state value.
+    func testRunOfEarlierFormatSamplesAndResumes() throws {
+        let fixture = try XCTUnwrap(Bundle.module.url(forResource: "run-2026-12-02", withExtension: nil, subdirectory: "Fixtures"))
+        let folder = temporaryFolder(self).appendingPathComponent("run")
+        try FileManager.default.copyItem(at: fixture, to: folder)
+        let sampler = try Sampler(runFolder: folder, checkpoint: nil)
+        XCTAssertEqual(sampler.checkpoint.lastPathComponent, "epoch-0001")
+        let ck = RunFolder(folder).checkpoint("epoch-0001")
+        let gan = GAN(config: sampler.config)
+        let state = try XCTUnwrap(try Checkpoint.load(ck, into: gan))
+        XCTAssertEqual(state.epoch, 1)
+        XCTAssertEqual(gan.state, state.gan)
+        XCTAssertEqual(gan.emaUpdates, 20); XCTAssertEqual(gan.lecam?.state.updates, 20); XCTAssertNotNil(gan.ada)
+        let dir = temporaryFolder(self)
+        try writeSyntheticCIFAR(to: dir, perClass: 60, files: CIFAR10.trainFiles)
+        let outcome = try train(try RunFolder(folder).loadConfig(), try CIFAR10.load(from: dir, split: .train), folder, resume: true, epochs: 2)
+        XCTAssertEqual(outcome, .finished(epochs: 2))
+        XCTAssertEqual(Report.readMetrics(RunFolder(folder).metricsFile).map(\.epoch), [1, 2])
     }
 
     func testConfigFileErrorsNameTheField() throws {

@@ -1,7 +1,7 @@
 import Foundation
 import GANCore
 
-public struct DataError: Error, CustomStringConvertible {
+public struct DataError: UserFacingError {
     public let description: String
     public init(_ description: String) { self.description = description }
 }

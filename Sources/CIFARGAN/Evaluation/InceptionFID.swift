@@ -14,7 +14,7 @@ import GANCore
 /// let features = inception.features(images)   // [N, 3, 32, 32] in [0, 1] → [N, 2048]
 /// ```
 public final class InceptionFID {
-    public struct WeightsError: Error, CustomStringConvertible {
+    public struct WeightsError: UserFacingError {
         public let description: String
     }
 

@@ -11,7 +11,7 @@ import GANCore
 /// let stats = try NumpyArchive.read(from: url)   // ["mu": (shape, values), …]
 /// ```
 public enum NumpyArchive {
-    public struct FormatError: Error, CustomStringConvertible {
+    public struct FormatError: UserFacingError {
         public let description: String
     }
 

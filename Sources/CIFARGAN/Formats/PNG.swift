@@ -13,7 +13,7 @@ public struct RGBImage: Equatable, Sendable {
     }
 }
 
-public struct PNGError: Error, CustomStringConvertible {
+public struct PNGError: UserFacingError {
     public let description: String
     init(_ file: String, _ what: String) { description = "\(file): \(what)" }
 }

@@ -16,14 +16,11 @@ public final class Sampler {
 
     public init(runFolder: URL, checkpoint name: String?, rawGenerator: Bool = false) throws {
         self.rawGenerator = rawGenerator
-        let configURL = runFolder.appendingPathComponent("config.json")
-        guard FileManager.default.fileExists(atPath: configURL.path) else {
-            throw DataError("\(runFolder.path): not a run folder (no config.json)")
-        }
-        config = try RunConfig.load(from: configURL)
+        let run = RunFolder(runFolder)
+        config = try run.loadConfig()
         try config.validate()
         gan = GAN(config: config)
-        checkpoint = try Checkpoint.resolve(name, in: runFolder.appendingPathComponent("checkpoints"))
+        checkpoint = try Checkpoint.resolve(name, in: run.checkpoints)
         _ = try Checkpoint.load(checkpoint, into: gan, weightsOnly: true)
     }
 

@@ -110,6 +110,34 @@ public final class GAN {
     /// The discriminator's dropout layers, whose random streams a checkpoint saves.
     public var dropoutLayers: [Dropout] { discriminator.layers.compactMap { $0 as? Dropout } }
 
+    /// Everything beyond weights and optimizer moments that the GAN needs to continue exactly: its random
+    /// streams (dropout, augmentation) and counters (EMA updates, iterations, LeCam's averages, ADA's
+    /// controller). A checkpoint saves it and restores it in one assignment (`TrainingState.gan`).
+    public struct State: Equatable, Sendable {
+        public var dropout: [RandomGenerator]
+        public var augment: RandomGenerator?
+        public var emaUpdates: Int?
+        public var iterations: Int
+        public var lecam: LeCam.State?
+        public var ada: AdaptiveAugmentation?
+    }
+
+    public var state: State {
+        get {
+            State(dropout: dropoutLayers.map(\.rng), augment: augment?.rng, emaUpdates: generatorEMA == nil ? nil : emaUpdates,
+                  iterations: iterations, lecam: lecam?.state, ada: ada)
+        }
+        set {
+            precondition(newValue.dropout.count == dropoutLayers.count, "GAN.state: \(newValue.dropout.count) dropout streams for \(dropoutLayers.count) layers")
+            for (layer, rng) in zip(dropoutLayers, newValue.dropout) { layer.rng = rng }
+            if let rng = newValue.augment { augment?.rng = rng }
+            if let n = newValue.emaUpdates { emaUpdates = n }
+            iterations = newValue.iterations
+            if let s = newValue.lecam { lecam?.state = s }
+            if let a = newValue.ada, ada != nil { ada = a; augment?.probability = Float(a.probability) }
+        }
+    }
+
     /// Generates images in eval mode; `classes` gives each latent's class for a conditional model.
     public func sample(_ z: Tensor, classes: [Int]? = nil, generator g: Sequential? = nil) -> Tensor {
         if let labels { labels.labels = classes ?? Array(repeating: 0, count: z.shape[0]) }

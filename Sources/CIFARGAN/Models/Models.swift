@@ -258,7 +258,8 @@ public struct ModelConfig: DefaultedConfig, Equatable, Sendable {
     }
 }
 
-public struct ConfigError: Error, CustomStringConvertible {
+public struct ConfigError: UserFacingError {
+    public var exitCode: Int32 { 2 }
     public let description: String
     public init(_ description: String) { self.description = description }
 }

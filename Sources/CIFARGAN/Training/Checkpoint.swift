@@ -27,20 +27,19 @@ public struct TrainingState: Codable, Sendable {
     /// ADA's controller (its probability and the signal accumulated since its last adjustment).
     public var ada: AdaptiveAugmentation?
 
-    mutating func captureExtras(of gan: GAN) {
-        augmentRNG = gan.augment?.rng
-        emaUpdates = gan.generatorEMA == nil ? nil : gan.emaUpdates
-        iterations = gan.iterations
-        lecam = gan.lecam?.state
-        ada = gan.ada
+    /// The GAN's own streams and counters (`GAN.State`), kept in the flat fields above so that checkpoints
+    /// of every version read alike (fields added later are optional).
+    public var gan: GAN.State {
+        get { GAN.State(dropout: dropoutRNGs, augment: augmentRNG, emaUpdates: emaUpdates, iterations: iterations ?? 0, lecam: lecam, ada: ada) }
+        set {
+            dropoutRNGs = newValue.dropout; augmentRNG = newValue.augment; emaUpdates = newValue.emaUpdates
+            iterations = newValue.iterations; lecam = newValue.lecam; ada = newValue.ada
+        }
     }
 
-    func restoreExtras(into gan: GAN) {
-        if let augmentRNG { gan.augment?.rng = augmentRNG }
-        if let emaUpdates { gan.emaUpdates = emaUpdates }
-        if let iterations { gan.iterations = iterations }
-        if let lecam { gan.lecam?.state = lecam }
-        if let ada, gan.ada != nil { gan.ada = ada; gan.augment?.probability = Float(ada.probability) }
+    public init(epoch: Int, rng: RandomGenerator, gan: GAN.State) {
+        self.epoch = epoch; self.rng = rng; dropoutRNGs = gan.dropout
+        self.gan = gan
     }
 }
 
@@ -109,17 +108,16 @@ public enum Checkpoint {
         guard state.dropoutRNGs.count == drops.count else {
             throw DataError("\(t.path): \(state.dropoutRNGs.count) dropout streams for a model with \(drops.count) dropout layers (another architecture?)")
         }
-        for (layer, rng) in zip(drops, state.dropoutRNGs) { layer.rng = rng }
-        state.restoreExtras(into: gan)
+        gan.state = state.gan
         return state
     }
 
-    public static func setPointer(_ pointer: String, to folder: String, in checkpoints: URL) throws {
-        try writeAtomically(Data((folder + "\n").utf8), to: checkpoints.appendingPathComponent(pointer))
+    public static func setPointer(_ pointer: CheckpointPointer, to folder: String, in checkpoints: URL) throws {
+        try writeAtomically(Data((folder + "\n").utf8), to: checkpoints.appendingPathComponent(pointer.rawValue))
     }
 
-    public static func pointer(_ pointer: String, in checkpoints: URL) -> String? {
-        guard let s = try? String(contentsOf: checkpoints.appendingPathComponent(pointer), encoding: .utf8) else { return nil }
+    public static func pointer(_ pointer: CheckpointPointer, in checkpoints: URL) -> String? {
+        guard let s = try? String(contentsOf: checkpoints.appendingPathComponent(pointer.rawValue), encoding: .utf8) else { return nil }
         let name = s.trimmingCharacters(in: .whitespacesAndNewlines)
         return name.isEmpty ? nil : name
     }
@@ -131,10 +129,10 @@ public enum Checkpoint {
         var folder: String
         if let name {
             if let n = Int(name) { folder = folderName(epoch: n) }
-            else { folder = pointer(name, in: checkpoints) ?? name }
+            else { folder = CheckpointPointer(rawValue: name).flatMap { pointer($0, in: checkpoints) } ?? name }
         } else {
             // The best in-training FID when the run measured it, else where it ended.
-            guard let p = pointer("best", in: checkpoints) ?? pointer("final", in: checkpoints) ?? pointer("latest", in: checkpoints) else {
+            guard let p = pointer(.best, in: checkpoints) ?? pointer(.final, in: checkpoints) ?? pointer(.latest, in: checkpoints) else {
                 throw DataError("\(checkpoints.path): no checkpoint yet (no 'latest' or 'final')")
             }
             folder = p
@@ -153,7 +151,7 @@ public enum Checkpoint {
         let fm = FileManager.default
         guard let names = try? fm.contentsOfDirectory(atPath: checkpoints.path) else { return }
         var keepSet = protected
-        for p in ["latest", "final", "pre-domination", "best"] { if let n = pointer(p, in: checkpoints) { keepSet.insert(n) } }
+        for p in CheckpointPointer.allCases { if let n = pointer(p, in: checkpoints) { keepSet.insert(n) } }
         let epochs = names.compactMap { n -> Int? in n.hasPrefix("epoch-") ? Int(n.dropFirst(6)) : nil }.sorted()
         for e in epochs.filter({ $0 % every == 0 }).suffix(keep) { keepSet.insert(folderName(epoch: e)) }
         for n in names {

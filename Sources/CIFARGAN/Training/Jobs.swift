@@ -76,17 +76,17 @@ public enum Jobs {
         case .all:
             if !resume {
                 let fm = FileManager.default
-                if fm.fileExists(atPath: runFolder.appendingPathComponent("config.json").path) {
+                if RunFolder(runFolder).holdsRun {
                     throw DataError("\(runFolder.path): already holds a run; use --resume \(runFolder.path) or another --run folder")
                 }
                 try fm.createDirectory(at: runFolder, withIntermediateDirectories: true)
-                try writeAtomically(try config.encoded(), to: runFolder.appendingPathComponent("config.json"))
+                try RunFolder(runFolder).saveConfig(config)
             }
             for (label, name) in data.classNames.enumerated() {
                 var cfg = config
                 cfg.target = .oneClass(name)
                 let folder = runFolder.appendingPathComponent(name)
-                let started = Checkpoint.pointer("latest", in: folder.appendingPathComponent("checkpoints")) != nil
+                let started = RunFolder(folder).pointer(.latest) != nil
                 if resume && !started { try? FileManager.default.removeItem(at: folder) }
                 try one(cfg, data.subset(label: label), folder, name, resume && started)
             }
@@ -109,11 +109,7 @@ public enum Jobs {
     /// The generators inside a run: itself, its class subfolders for an "all" run, or one entry per class
     /// of a conditional run (all in the same folder). `className` picks one.
     public static func modelFolders(in runFolder: URL, className: String?) throws -> [ModelRef] {
-        let configURL = runFolder.appendingPathComponent("config.json")
-        guard FileManager.default.fileExists(atPath: configURL.path) else {
-            throw DataError("\(runFolder.path): not a run folder (no config.json)")
-        }
-        let config = try RunConfig.load(from: configURL)
+        let config = try RunFolder(runFolder).loadConfig()
         if config.target == .conditional {
             let names = config.classNames ?? CIFAR10.classNames
             let all = names.enumerated().map { ModelRef(name: $0.element, folder: runFolder, label: $0.offset) }
@@ -128,7 +124,7 @@ public enum Jobs {
         }
         let fm = FileManager.default
         let trained = ((try? fm.contentsOfDirectory(atPath: runFolder.path)) ?? []).filter {
-            fm.fileExists(atPath: runFolder.appendingPathComponent($0).appendingPathComponent("config.json").path)
+            RunFolder(runFolder).classRun($0).holdsRun
         }
         // CIFAR-10's order first, then any other class folders (an image-folder run) alphabetically.
         let all = CIFAR10.classNames.filter(trained.contains) + trained.filter { !CIFAR10.classNames.contains($0) }.sorted()

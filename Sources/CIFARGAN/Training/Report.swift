@@ -11,18 +11,18 @@ public enum Report {
     }
 
     public static func write(runFolder: URL, title: String, config: RunConfig) throws {
-        let metrics = readMetrics(runFolder.appendingPathComponent("metrics.jsonl"))
+        let run = RunFolder(runFolder)
+        let metrics = readMetrics(run.metricsFile)
         let epochs = metrics.map { Double($0.epoch) }
         func chart(_ name: String, _ series: [(String, String, [Double])], yRange: ClosedRange<Double>? = nil) -> String {
             lineChart(title: name, x: epochs, series: series, yRange: yRange)
         }
-        let samples = (try? FileManager.default.contentsOfDirectory(atPath: runFolder.appendingPathComponent("samples").path))?
+        let samples = (try? FileManager.default.contentsOfDirectory(atPath: run.samples.path))?
             .filter { $0.hasSuffix(".png") }.sorted() ?? []
         let step = max(1, samples.count / 12)
         let timeline = samples.enumerated().filter { $0.offset % step == 0 || $0.offset == samples.count - 1 }.map { $0.element }
-        let checkpoints = runFolder.appendingPathComponent("checkpoints")
-        let pointers = ["latest", "final", "best", "pre-domination"].compactMap { p in
-            Checkpoint.pointer(p, in: checkpoints).map { "<li><b>\(p)</b>: checkpoints/\($0)</li>" }
+        let pointers = CheckpointPointer.allCases.compactMap { p in
+            run.pointer(p).map { "<li><b>\(p.rawValue)</b>: checkpoints/\($0)</li>" }
         }.joined()
         let last = metrics.last
         let configJSON = String(decoding: (try? config.encoded()) ?? Data(), as: UTF8.self)
@@ -52,7 +52,7 @@ public enum Report {
         html += "<h2>Samples over time (same latent vectors)</h2><div class=\"timeline\">"
         for s in timeline { html += "<figure><img src=\"samples/\(escape(s))\"><figcaption>\(escape(s))</figcaption></figure>" }
         html += "</div><h2>Checkpoints</h2><ul>\(pointers)</ul><h2>Configuration</h2><pre>\(escape(configJSON))</pre></body></html>\n"
-        try writeAtomically(Data(html.utf8), to: runFolder.appendingPathComponent("report.html"))
+        try writeAtomically(Data(html.utf8), to: run.report)
     }
 
     static func escape(_ s: String) -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import GANCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -14,7 +15,7 @@ import Darwin
 /// let lock = try RunLock(runFolder: url)   // held until `lock` is released or deinitialised
 /// ```
 public final class RunLock {
-    public struct Held: Error, CustomStringConvertible {
+    public struct Held: UserFacingError {
         public let description: String
     }
 
@@ -24,7 +25,7 @@ public final class RunLock {
 
     public init(runFolder: URL) throws {
         try FileManager.default.createDirectory(at: runFolder, withIntermediateDirectories: true)
-        let file = runFolder.appendingPathComponent(".lock").path
+        let file = RunFolder(runFolder).lockFile.path
         path = file
         RunLock.registry.lock()
         defer { RunLock.registry.unlock() }

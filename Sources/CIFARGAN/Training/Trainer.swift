@@ -39,7 +39,8 @@ public enum TrainingOutcome: Equatable, Sendable {
     case timeLimit(atEpoch: Int)
 }
 
-public struct TrainingDiverged: Error, CustomStringConvertible {
+public struct TrainingDiverged: UserFacingError {
+    public var exitCode: Int32 { 3 }
     public let description: String
 }
 
@@ -67,8 +68,10 @@ public final class Trainer {
     private var evaluation: (judge: Judge, reference: FeatureSet, label: Int?)?
     private var tensorboard: TensorBoardLog?
 
-    var checkpoints: URL { runFolder.appendingPathComponent("checkpoints") }
-    var metricsFile: URL { runFolder.appendingPathComponent("metrics.jsonl") }
+    /// Every path of the run folder.
+    public var run: RunFolder { RunFolder(runFolder) }
+    var checkpoints: URL { run.checkpoints }
+    var metricsFile: URL { run.metricsFile }
 
     /// Starts a new run, or continues the one in `runFolder` when `resume` is set.
     public init(config: RunConfig, data: ImageDataset, runFolder: URL, title: String, resume: Bool) throws {
@@ -84,18 +87,16 @@ public final class Trainer {
         }
         gan = GAN(config: config)
         progress = ProgressDisplay()
-        state = TrainingState(epoch: 0, rng: RandomGenerator(seed: config.seed).derived(1),
-                              dropoutRNGs: gan.dropoutLayers.map(\.rng))
-        state.captureExtras(of: gan)
+        state = TrainingState(epoch: 0, rng: RandomGenerator(seed: config.seed).derived(1), gan: gan.state)
         let fm = FileManager.default
         if resume {
-            guard Checkpoint.pointer("latest", in: checkpoints) != nil else {
+            guard run.pointer(.latest) != nil else {
                 throw DataError("\(runFolder.path): nothing to resume (no checkpoints/latest)")
             }
-            let folder = try Checkpoint.resolve("latest", in: checkpoints)
+            let folder = try Checkpoint.resolve(CheckpointPointer.latest.rawValue, in: checkpoints)
             if let s = try Checkpoint.load(folder, into: gan) { state = s }
             try truncateMetrics(after: state.epoch)
-            try writeAtomically(try config.encoded(), to: runFolder.appendingPathComponent("config.json"))
+            try run.saveConfig(config)
             log("resuming \(title) from \(folder.lastPathComponent) (epoch \(state.epoch))")
         } else {
             if fm.fileExists(atPath: checkpoints.path),
@@ -103,7 +104,7 @@ public final class Trainer {
                 throw DataError("\(runFolder.path): already holds a run; use --resume \(runFolder.path) to continue it or choose another --run folder")
             }
             try fm.createDirectory(at: runFolder, withIntermediateDirectories: true)
-            try writeAtomically(try config.encoded(), to: runFolder.appendingPathComponent("config.json"))
+            try run.saveConfig(config)
             try writeAtomically(Data(), to: metricsFile)
         }
         if config.tensorboard { tensorboard = try TensorBoardLog(runFolder: runFolder, keepingStepsUpTo: state.epoch) }
@@ -208,7 +209,7 @@ public final class Trainer {
                                   updateGenerator: (epoch * batches + b + 1) % config.discriminatorSteps == 0)
                 }
                 guard stats.isFinite else {
-                    let last = Checkpoint.pointer("latest", in: checkpoints).map { "checkpoints/\($0)" } ?? "none yet"
+                    let last = run.pointer(.latest).map { "checkpoints/\($0)" } ?? "none yet"
                     progress.finishLine()
                     throw TrainingDiverged(description: "\(title): training diverged at epoch \(epoch + 1), batch \(b + 1): "
                         + "loss_d \(stats.lossD), loss_g \(stats.lossG); stopped, the last good checkpoint is \(last)")
@@ -236,13 +237,13 @@ public final class Trainer {
             let outcome = try finishEpoch(m, totalEpochs: epochs)
             if let outcome { return outcome }
             if completed < batches || (limit > 0 && state.trainingSeconds! >= limit) {
-                try Checkpoint.setPointer("final", to: Checkpoint.pointer("latest", in: checkpoints)!, in: checkpoints)
+                try run.setPointer(.final, to: run.pointer(.latest)!)
                 log("\(title): time limit of \(formatDuration(limit)) reached in epoch \(state.epoch)"
                     + (completed < batches ? " after \(completed) of \(batches) batches" : "") + "; final checkpoint \(Checkpoint.folderName(epoch: state.epoch))")
                 return .timeLimit(atEpoch: state.epoch)
             }
         }
-        try Checkpoint.setPointer("final", to: Checkpoint.pointer("latest", in: checkpoints)!, in: checkpoints)
+        try run.setPointer(.final, to: run.pointer(.latest)!)
         log("\(title): finished \(state.epoch) epochs in \(formatDuration(Date().timeIntervalSince(runStart))); "
             + "samples in \(runFolder.path)/samples, report \(runFolder.path)/report.html")
         return .finished(epochs: state.epoch)
@@ -297,11 +298,10 @@ public final class Trainer {
     /// Writes this epoch's checkpoint, moves `latest` (and `best`) to it, and prunes older ones, keeping the
     /// last checkpoint before D began to dominate.
     private func saveCheckpoint(best: Bool) throws -> URL {
-        state.dropoutRNGs = gan.dropoutLayers.map(\.rng)
-        state.captureExtras(of: gan)
+        state.gan = gan.state
         let folder = try Checkpoint.save(gan: gan, state: state, in: checkpoints)
-        try Checkpoint.setPointer("latest", to: folder.lastPathComponent, in: checkpoints)
-        if best { try Checkpoint.setPointer("best", to: folder.lastPathComponent, in: checkpoints) }
+        try run.setPointer(.latest, to: folder.lastPathComponent)
+        if best { try run.setPointer(.best, to: folder.lastPathComponent) }
         var protected: Set<String> = []
         if config.autoStopPatience > 0 && state.lastHealthyEpoch > 0 {
             protected.insert(Checkpoint.folderName(epoch: state.lastHealthyEpoch))
@@ -315,15 +315,15 @@ public final class Trainer {
     private func stoppingOutcome(_ m: EpochMetrics, dominated: Bool, checkpoint folder: URL) throws -> TrainingOutcome? {
         if dominated {
             let best = state.lastHealthyEpoch
-            if best > 0 { try Checkpoint.setPointer("pre-domination", to: Checkpoint.folderName(epoch: best), in: checkpoints) }
-            try Checkpoint.setPointer("final", to: folder.lastPathComponent, in: checkpoints)
+            if best > 0 { try run.setPointer(.preDomination, to: Checkpoint.folderName(epoch: best)) }
+            try run.setPointer(.final, to: folder.lastPathComponent)
             log("\(title): auto-stop at epoch \(m.epoch): D's accuracy on generated images was ≥ \(config.autoStopAccuracy) for "
                 + "\(config.autoStopPatience) epochs in a row (epochs \(m.epoch - config.autoStopPatience + 1)–\(m.epoch)); "
                 + (best > 0 ? "the checkpoint from before (epoch \(best)) is checkpoints/pre-domination" : "it dominated from the start"))
             return .autoStopped(atEpoch: m.epoch, bestEpoch: best)
         }
         if config.evalPatience > 0, let waited = state.evaluationsWithoutImprovement, waited >= config.evalPatience {
-            try Checkpoint.setPointer("final", to: folder.lastPathComponent, in: checkpoints)
+            try run.setPointer(.final, to: folder.lastPathComponent)
             let best = state.bestEpoch ?? 0
             log(String(format: "%@: early stop at epoch %d: FID has not improved for %d evaluations; the best (%.3f) is epoch %d, checkpoints/best",
                        title, m.epoch, waited, state.bestFID ?? .nan, best))
@@ -364,7 +364,7 @@ public final class Trainer {
         // A conditional model's grid has one column per class.
         let columns = config.model.isConditional ? config.model.classes : Int(Double(config.sampleCount).squareRoot().rounded(.up))
         let grid = imageGrid(tiles, columns: columns)
-        try PNG.write(grid, to: runFolder.appendingPathComponent("samples").appendingPathComponent(String(format: "epoch-%04d.png", epoch)))
+        try PNG.write(grid, to: run.sampleGrid(epoch: epoch))
         return grid
     }
 }

@@ -15,7 +15,7 @@ import Foundation
 /// try graph.serialized().write(to: url, options: .atomic)
 /// ```
 public final class ONNXGraph {
-    public struct UnsupportedLayer: Error, CustomStringConvertible {
+    public struct UnsupportedLayer: UserFacingError {
         public let description: String
     }
 

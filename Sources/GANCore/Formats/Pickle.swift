@@ -11,7 +11,7 @@
 /// let value = try p.load()
 /// ```
 public struct Unpickler {
-    public struct FormatError: Error, CustomStringConvertible {
+    public struct FormatError: UserFacingError {
         public let description: String
     }
 

@@ -20,7 +20,7 @@ public enum SafeTensors {
         public init(dtype: DType, shape: [Int], values: [Float]) { self.dtype = dtype; self.shape = shape; self.values = values }
     }
 
-    public struct FormatError: Error, CustomStringConvertible {
+    public struct FormatError: UserFacingError {
         public let description: String
         init(_ file: String, _ what: String) { description = "\(file): not a valid safetensors file: \(what)" }
     }

@@ -13,7 +13,7 @@ import Foundation
 /// let w = weights["Conv2d_1a_3x3.conv.weight"]!   // shape [32, 3, 3, 3]
 /// ```
 public enum TorchCheckpoint {
-    public struct FormatError: Error, CustomStringConvertible {
+    public struct FormatError: UserFacingError {
         public let description: String
     }
 

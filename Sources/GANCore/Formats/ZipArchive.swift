@@ -11,7 +11,7 @@ import Foundation
 /// let pickle = try zip.data(of: "archive/data.pkl")
 /// ```
 public struct ZipArchive {
-    public struct FormatError: Error, CustomStringConvertible {
+    public struct FormatError: UserFacingError {
         public let description: String
     }
 

@@ -34,7 +34,7 @@ public func symmetricEigen(_ matrix: [Double], n: Int) throws -> (values: [Doubl
     return (w, vectors)
 }
 
-public struct LinearAlgebraError: Error, CustomStringConvertible {
+public struct LinearAlgebraError: UserFacingError {
     public let description: String
 }
 
