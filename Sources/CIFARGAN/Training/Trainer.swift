@@ -2,48 +2,6 @@ import Foundation
 import GANCore
 
 /// One epoch's averages, one line of `metrics.jsonl`.
-public struct EpochMetrics: Codable, Sendable {
-    public var epoch: Int
-    public var lossD: Double
-    public var lossG: Double
-    public var dReal: Double
-    public var dFake: Double
-    public var accuracyReal: Double
-    public var accuracyFake: Double
-    public var imagesPerSec: Double
-    public var seconds: Double
-    public var instanceNoise: Double
-    public var iterations: Int
-    /// In-training evaluation (epochs where it ran): FID and recognition rate of generated samples.
-    public var fid: Double?
-    public var recognitionRate: Double?
-    /// ADA's augmentation probability at the end of the epoch (runs with `ada_target`).
-    public var augmentProbability: Double?
-
-    /// The epoch's numbers under TensorBoard tags (those measured this epoch).
-    public var tensorBoardScalars: [(tag: String, value: Double)] {
-        [("loss/d", lossD), ("loss/g", lossG), ("D/real", dReal), ("D/fake", dFake),
-         ("accuracy/real", accuracyReal), ("accuracy/fake", accuracyFake), ("speed/images_per_sec", imagesPerSec),
-         ("instance_noise", instanceNoise)]
-            + [("eval/fid", fid), ("eval/recognition", recognitionRate), ("augment/probability", augmentProbability)]
-                .compactMap { tag, v in v.map { (tag, $0) } }
-    }
-}
-
-public enum TrainingOutcome: Equatable, Sendable {
-    case finished(epochs: Int)
-    case autoStopped(atEpoch: Int, bestEpoch: Int)
-    /// FID did not improve for `eval_patience` evaluations; `bestEpoch` had the lowest FID.
-    case earlyStopped(atEpoch: Int, bestEpoch: Int)
-    /// `time_limit_minutes` ran out during epoch `atEpoch` (which is partial).
-    case timeLimit(atEpoch: Int)
-}
-
-public struct TrainingDiverged: UserFacingError {
-    public var exitCode: Int32 { 3 }
-    public let description: String
-}
-
 /// Trains one GAN on one dataset into a run folder:
 /// `config.json`, `metrics.jsonl`, `samples/epoch-NNNN.png`, `report.html` and `checkpoints/`.
 ///
@@ -151,102 +109,93 @@ public final class Trainer {
 
     public var completedEpochs: Int { state.epoch }
 
-    /// Trains until `epochs` are complete (or auto-stop); returns how it ended.
+    /// Trains until `epochs` are complete (or a stopping rule, or the time limit); returns how it ended.
     @discardableResult
     public func run(epochs: Int) throws -> TrainingOutcome {
-        let N = config.batchSize, latent = config.model.latentDim
-        let batches = data.count / N
-        let real = Tensor(shape: [N, 3, 32, 32])
-        let z1 = Tensor(shape: [N, latent]), z2 = Tensor(shape: [N, latent])
-        let tReal = Tensor(shape: [N, 1]), tFake = Tensor(shape: [N, 1])
-        let startEpoch = state.epoch
-        let runStart = Date()
-        let secondsBefore = state.trainingSeconds ?? 0
-        let limit = config.timeLimitMinutes * 60
-        let conditional = config.model.isConditional
-        var realClasses = [Int](repeating: 0, count: N), classesD = realClasses, classesG = realClasses
-        if limit > 0 && secondsBefore >= limit {
-            log("\(title): already trained for its time limit of \(formatDuration(limit)); raise it with --time-limit to continue")
+        let budget = TimeBudget(limit: config.timeLimitMinutes * 60, spentBefore: state.trainingSeconds ?? 0)
+        if budget.exhausted {
+            log("\(title): already trained for its time limit of \(formatDuration(budget.limit)); raise it with --time-limit to continue")
             return .timeLimit(atEpoch: state.epoch)
         }
         if state.epoch >= epochs {
             log("\(title): already trained for \(state.epoch) epochs")
             return .finished(epochs: state.epoch)
         }
+        let batch = TrainingBatch(config: config)
+        let startEpoch = state.epoch
         while state.epoch < epochs {
-            let epoch = state.epoch
-            var order = RandomGenerator(seed: config.seed).derived(1000 &+ UInt64(epoch))
-            let perm = order.permutation(data.count)
-            let noise = config.noiseStd(epoch: epoch)
-            var sums = [Double](repeating: 0, count: 6), generatorSteps = 0
-            let epochStart = Date()
-            var completed = batches
-            for b in 0..<batches {
-                if limit > 0 && secondsBefore + Date().timeIntervalSince(runStart) >= limit && b > 0 {
-                    completed = b
-                    break
-                }
-                let indices = perm[(b * N)..<((b + 1) * N)]
-                data.fillBatch(indices: indices, into: real)
-                state.rng.fillNormal(z1); state.rng.fillNormal(z2)
-                state.rng.fillUniform(tReal, config.realTargetRange[0], config.realTargetRange[1])
-                state.rng.fillUniform(tFake, config.fakeTargetRange[0], config.fakeTargetRange[1])
-                if conditional {
-                    let K = UInt64(config.model.classes)
-                    for (k, i) in indices.enumerated() { realClasses[k] = Int(data.labels[i]) }
-                    for k in 0..<N { classesD[k] = Int(state.rng.next() % K); classesG[k] = Int(state.rng.next() % K) }
-                }
-                if config.lrDecayStart != nil {
-                    let factor = config.learningRateFactor(iteration: epoch * batches + b, total: epochs * batches)
-                    gan.optimizerG.lr = config.optimizer.generatorLR * factor
-                    gan.optimizerD.lr = config.optimizer.discriminatorLR * factor
-                }
-                let stats = withUnsafeMutablePointer(to: &state.rng) { rng in
-                    gan.iteration(real: real, latentForD: z1, latentForG: z2, realTargets: tReal, fakeTargets: tFake,
-                                  instanceNoise: noise > 0 ? (noise, rng) : nil,
-                                  classes: conditional ? (realClasses, classesD, classesG) : nil,
-                                  // by position in the run, so that a resumed run steps G where an unbroken one would
-                                  updateGenerator: (epoch * batches + b + 1) % config.discriminatorSteps == 0)
-                }
-                guard stats.isFinite else {
-                    let last = run.pointer(.latest).map { "checkpoints/\($0)" } ?? "none yet"
-                    progress.finishLine()
-                    throw TrainingDiverged(description: "\(title): training diverged at epoch \(epoch + 1), batch \(b + 1): "
-                        + "loss_d \(stats.lossD), loss_g \(stats.lossG); stopped, the last good checkpoint is \(last)")
-                }
-                for (k, v) in [stats.lossD, stats.lossG, stats.dReal, stats.dFake, stats.accuracyReal, stats.accuracyFake].enumerated() {
-                    sums[k] += v
-                }
-                if stats.generatorStepped { generatorSteps += 1 }
-                let elapsed = Date().timeIntervalSince(epochStart)
-                let done = Double(epoch - startEpoch) + Double(b + 1) / Double(batches)
-                let eta = Date().timeIntervalSince(runStart) / done * (Double(epochs - startEpoch) - done)
-                progress.update(title: title, epoch: epoch + 1, epochs: epochs, fraction: Double(b + 1) / Double(batches),
-                                imagesPerSec: Double((b + 1) * N) / max(elapsed, 1e-9),
-                                lossD: sums[0] / Double(b + 1), lossG: sums[1] / Double(max(generatorSteps, 1)), eta: eta)
+            let epoch = state.epoch, batches = data.count / config.batchSize
+            let (statistics, seconds) = try trainEpoch(epoch, of: epochs, batch: batch, budget: budget) { b in
+                let done = Double(epoch - startEpoch) + Double(b) / Double(batches)
+                return budget.elapsedThisRun / done * (Double(epochs - startEpoch) - done)
             }
-            let seconds = Date().timeIntervalSince(epochStart)
-            let n = Double(completed)
-            var m = EpochMetrics(epoch: epoch + 1, lossD: sums[0] / n, lossG: sums[1] / Double(max(generatorSteps, 1)), dReal: sums[2] / n, dFake: sums[3] / n,
-                                 accuracyReal: sums[4] / n, accuracyFake: sums[5] / n,
-                                 imagesPerSec: Double(completed * N) / seconds, seconds: seconds,
-                                 instanceNoise: Double(noise), iterations: completed)
+            var m = statistics.metrics(epoch: epoch + 1, batchSize: config.batchSize, seconds: seconds,
+                                       instanceNoise: config.noiseStd(epoch: epoch))
             m.augmentProbability = gan.ada?.probability
             state.epoch = epoch + 1
-            state.trainingSeconds = secondsBefore + Date().timeIntervalSince(runStart)
-            let outcome = try finishEpoch(m, totalEpochs: epochs)
-            if let outcome { return outcome }
-            if completed < batches || (limit > 0 && state.trainingSeconds! >= limit) {
+            state.trainingSeconds = budget.spent
+            if let outcome = try finishEpoch(m, totalEpochs: epochs) { return outcome }
+            if statistics.batches < batches || (budget.limit > 0 && state.trainingSeconds! >= budget.limit) {   // as of the epoch's end
                 try run.setPointer(.final, to: run.pointer(.latest)!)
-                log("\(title): time limit of \(formatDuration(limit)) reached in epoch \(state.epoch)"
-                    + (completed < batches ? " after \(completed) of \(batches) batches" : "") + "; final checkpoint \(Checkpoint.folderName(epoch: state.epoch))")
+                log("\(title): time limit of \(formatDuration(budget.limit)) reached in epoch \(state.epoch)"
+                    + (statistics.batches < batches ? " after \(statistics.batches) of \(batches) batches" : "")
+                    + "; final checkpoint \(Checkpoint.folderName(epoch: state.epoch))")
                 return .timeLimit(atEpoch: state.epoch)
             }
         }
         try run.setPointer(.final, to: run.pointer(.latest)!)
-        log("\(title): finished \(state.epoch) epochs in \(formatDuration(Date().timeIntervalSince(runStart))); "
-            + "samples in \(runFolder.path)/samples, report \(runFolder.path)/report.html")
+        log("\(title): finished \(state.epoch) epochs in \(formatDuration(budget.elapsedThisRun)); "
+            + "samples in \(run.samples.path), report \(run.report.path)")
         return .finished(epochs: state.epoch)
+    }
+
+    /// One pass over the data in the epoch's order (a function of the seed and the epoch, so that a resumed
+    /// run sees what an unbroken one would), stopping early when the time budget runs out.
+    private func trainEpoch(_ epoch: Int, of epochs: Int, batch: TrainingBatch, budget: TimeBudget,
+                            eta: (Int) -> Double) throws -> (EpochStatistics, seconds: Double) {
+        let N = config.batchSize, batches = data.count / N
+        var order = RandomGenerator(seed: config.seed).derived(1000 &+ UInt64(epoch))
+        let permutation = order.permutation(data.count)
+        let noise = config.noiseStd(epoch: epoch)
+        var statistics = EpochStatistics()
+        let started = Date()
+        for b in 0..<batches {
+            if b > 0 && budget.exhausted { break }
+            batch.draw(permutation[(b * N)..<((b + 1) * N)], from: data, rng: &state.rng, config: config)
+            let iteration = epoch * batches + b
+            applyLearningRateSchedule(iteration: iteration, total: epochs * batches)
+            let stats = withUnsafeMutablePointer(to: &state.rng) { rng in
+                gan.iteration(real: batch.real, latentForD: batch.latentD, latentForG: batch.latentG,
+                              realTargets: batch.realTargets, fakeTargets: batch.fakeTargets,
+                              instanceNoise: noise > 0 ? (noise, rng) : nil,
+                              classes: batch.classes,
+                              // by position in the run, so that a resumed run steps G where an unbroken one would
+                              updateGenerator: (iteration + 1) % config.discriminatorSteps == 0)
+            }
+            try checkFinite(stats, epoch: epoch, batch: b)
+            statistics.add(stats)
+            progress.update(title: title, epoch: epoch + 1, epochs: epochs, fraction: Double(b + 1) / Double(batches),
+                            imagesPerSec: Double((b + 1) * N) / max(Date().timeIntervalSince(started), 1e-9),
+                            lossD: statistics.meanLossD, lossG: statistics.meanLossG, eta: eta(b + 1))
+        }
+        return (statistics, Date().timeIntervalSince(started))
+    }
+
+    /// `lr_decay_start`: both learning rates scaled by the schedule's factor at this iteration.
+    private func applyLearningRateSchedule(iteration: Int, total: Int) {
+        guard config.lrDecayStart != nil else { return }
+        let factor = config.learningRateFactor(iteration: iteration, total: total)
+        gan.optimizerG.lr = config.optimizer.generatorLR * factor
+        gan.optimizerD.lr = config.optimizer.discriminatorLR * factor
+    }
+
+    /// Stops the run with `TrainingDiverged` (naming the last good checkpoint) when a loss is not finite.
+    private func checkFinite(_ stats: IterationStats, epoch: Int, batch b: Int) throws {
+        guard !stats.isFinite else { return }
+        let last = run.pointer(.latest).map { "checkpoints/\($0)" } ?? "none yet"
+        progress.finishLine()
+        throw TrainingDiverged(description: "\(title): training diverged at epoch \(epoch + 1), batch \(b + 1): "
+            + "loss_d \(stats.lossD), loss_g \(stats.lossG); stopped, the last good checkpoint is \(last)")
     }
 
     /// End of an epoch: evaluation (when due), log and metrics line, sample grid, auto-stop bookkeeping,
@@ -375,48 +324,4 @@ extension Trainer {
         guard config.model.isConditional else { return nil }
         return (0..<n).map { ($0 + offset) % config.model.classes }
     }
-}
-
-/// A one-line progress bar on a terminal; plain periodic lines otherwise (logs, CI).
-public final class ProgressDisplay {
-    let isTerminal = isatty(STDOUT_FILENO) != 0
-    private var lastPrint = Date.distantPast
-    private var drawn = false
-    public var enabled = true
-    public init() {}
-
-    func update(title: String, epoch: Int, epochs: Int, fraction: Double, imagesPerSec: Double, lossD: Double, lossG: Double, eta: Double) {
-        guard enabled else { return }
-        let now = Date()
-        if isTerminal {
-            guard now.timeIntervalSince(lastPrint) > 0.2 || fraction >= 1 else { return }
-            let width = 24, filled = Int(fraction * Double(width))
-            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-            let line = String(format: "\r%@ %d/%d %@ %3.0f%% %5.0f img/s loss_d %.3f loss_g %.3f ETA %@ ",
-                              title, epoch, epochs, bar, fraction * 100, imagesPerSec, lossD, lossG, formatDuration(eta))
-            FileHandle.standardOutput.write(Data(line.utf8))
-            drawn = true
-        } else {
-            guard now.timeIntervalSince(lastPrint) > 30 else { return }
-            say(String(format: "%@ epoch %d/%d %.0f%%: %.0f img/s loss_d %.3f loss_g %.3f ETA %@",
-                         title, epoch, epochs, fraction * 100, imagesPerSec, lossD, lossG, formatDuration(eta)))
-        }
-        lastPrint = now
-    }
-
-    func finishLine() {
-        if drawn { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)); drawn = false }
-    }
-}
-
-public func formatDuration(_ s: Double) -> String {
-    guard s.isFinite, s >= 0 else { return "--:--" }
-    let t = Int(s)
-    return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
-}
-
-/// Prints a line and flushes it, so logs written to a file or a pipe show progress as it happens.
-public func say(_ line: String) {
-    print(line)
-    fflush(nil)
 }

@@ -1,0 +1,82 @@
+import Dispatch
+import GANCore
+
+/// The tensors of one training iteration, allocated once per run and refilled per batch: the real images,
+/// two latent batches (D's step and G's), the smoothed targets and, for a conditional model, the labels.
+/// Every random draw comes from the run's training stream in a fixed order, which is what makes a resumed
+/// run draw what an unbroken one would.
+///
+/// ```swift
+/// let batch = TrainingBatch(config: config)
+/// batch.draw(indices, from: data, rng: &rng, config: config)   // then gan.iteration(real: batch.real, …)
+/// ```
+final class TrainingBatch {
+    let real: Tensor, latentD: Tensor, latentG: Tensor, realTargets: Tensor, fakeTargets: Tensor
+    private var realClasses: [Int], classesD: [Int], classesG: [Int]
+    private let conditional: Bool
+
+    init(config: RunConfig) {
+        let n = config.batchSize, latent = config.model.latentDim
+        real = Tensor(shape: [n, 3, 32, 32])
+        latentD = Tensor(shape: [n, latent]); latentG = Tensor(shape: [n, latent])
+        realTargets = Tensor(shape: [n, 1]); fakeTargets = Tensor(shape: [n, 1])
+        realClasses = [Int](repeating: 0, count: n); classesD = realClasses; classesG = realClasses
+        conditional = config.model.isConditional
+    }
+
+    /// Labels of the real images, and of the generated images of D's and G's steps (conditional models only).
+    var classes: (real: [Int], fakeD: [Int], fakeG: [Int])? {
+        conditional ? (realClasses, classesD, classesG) : nil
+    }
+
+    /// The images at `indices`, then latents, targets and generated labels from `rng`.
+    func draw(_ indices: ArraySlice<Int>, from data: ImageDataset, rng: inout RandomGenerator, config: RunConfig) {
+        data.fillBatch(indices: indices, into: real)
+        rng.fillNormal(latentD); rng.fillNormal(latentG)
+        rng.fillUniform(realTargets, config.realTargetRange[0], config.realTargetRange[1])
+        rng.fillUniform(fakeTargets, config.fakeTargetRange[0], config.fakeTargetRange[1])
+        guard conditional else { return }
+        let k = UInt64(config.model.classes)
+        for (j, i) in indices.enumerated() { realClasses[j] = Int(data.labels[i]) }
+        for j in 0..<realClasses.count { classesD[j] = Int(rng.next() % k); classesG[j] = Int(rng.next() % k) }
+    }
+}
+
+/// The sums of one epoch's iteration statistics: D's figures per iteration, G's loss per G step (with
+/// `discriminator_steps` > 1 not every iteration steps G).
+struct EpochStatistics {
+    private(set) var batches = 0, generatorSteps = 0
+    private var lossD = 0.0, lossG = 0.0, dReal = 0.0, dFake = 0.0, accuracyReal = 0.0, accuracyFake = 0.0
+
+    mutating func add(_ s: IterationStats) {
+        batches += 1
+        lossD += s.lossD; dReal += s.dReal; dFake += s.dFake; accuracyReal += s.accuracyReal; accuracyFake += s.accuracyFake
+        lossG += s.lossG
+        if s.generatorStepped { generatorSteps += 1 }
+    }
+
+    var meanLossD: Double { lossD / Double(max(batches, 1)) }
+    var meanLossG: Double { lossG / Double(max(generatorSteps, 1)) }
+
+    func metrics(epoch: Int, batchSize: Int, seconds: Double, instanceNoise: Float) -> EpochMetrics {
+        let n = Double(max(batches, 1))
+        return EpochMetrics(epoch: epoch, lossD: meanLossD, lossG: meanLossG, dReal: dReal / n, dFake: dFake / n,
+                            accuracyReal: accuracyReal / n, accuracyFake: accuracyFake / n,
+                            imagesPerSec: Double(batches * batchSize) / seconds, seconds: seconds,
+                            instanceNoise: Double(instanceNoise), iterations: batches)
+    }
+}
+
+/// `time_limit_minutes` across resumes: the seconds spent before this process plus those since it started.
+struct TimeBudget {
+    /// Seconds (0: no limit).
+    let limit: Double
+    let spentBefore: Double
+    private let started = DispatchTime.now()
+
+    init(limit: Double, spentBefore: Double) { self.limit = limit; self.spentBefore = spentBefore }
+
+    var elapsedThisRun: Double { Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) * 1e-9 }
+    var spent: Double { spentBefore + elapsedThisRun }
+    var exhausted: Bool { limit > 0 && spent >= limit }
+}
