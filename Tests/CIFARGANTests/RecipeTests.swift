@@ -172,6 +172,16 @@ final class RecipeTests: XCTestCase {
         XCTAssertGreaterThan(later, epoch)
     }
 
+    /// The README's preset table is what the code sets: each row is `RunConfig.presetChanges`.
+    func testReadmePresetTableMatchesTheCode() throws {
+        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../README.md")
+        let text = try String(contentsOf: readme, encoding: .utf8)
+        let rows = try RunConfig.presetNames.map { "| `\($0)` | \(try RunConfig.presetChanges($0).isEmpty ? "(the original system: nothing changed)" : RunConfig.presetChanges($0)) |" }
+        for row in rows {
+            XCTAssert(text.contains(row), "README.md lacks the row\n\(row)\nthe table the code implies:\n\(rows.joined(separator: "\n"))")
+        }
+    }
+
     func testPresetsAndBadOptionsAreValidated() throws {
         for name in RunConfig.presetNames { XCTAssertNoThrow(try RunConfig.preset(name).validate(), name) }
         XCTAssertEqual(try RunConfig.preset("original"), { var c = RunConfig(); c.preset = "original"; return c }())

@@ -134,6 +134,26 @@ public struct RunConfig: DefaultedConfig, Equatable, Sendable {
     /// CPU-sized widths, the winner of docs/results.md's quality-versus-time study (runs of an hour or more).
     public static let presetNames = ["original", "modern", "sngan", "cnn"]
 
+    /// What a preset changes from the original recipe, as `field value` pairs in config-file spelling
+    /// (`model.architecture cnn; loss hinge; …`): the README's preset table is this text (checked by a test).
+    public static func presetChanges(_ name: String) throws -> String {
+        func flat(_ config: RunConfig) throws -> [String: String] {
+            let object = try JSONSerialization.jsonObject(with: try config.encoded()) as! [String: Any]
+            var out: [String: String] = [:]
+            func walk(_ prefix: String, _ value: Any) {
+                if let d = value as? [String: Any] { for (k, v) in d { walk(prefix.isEmpty ? k : "\(prefix).\(k)", v) } }
+                else if let a = value as? [Any] { out[prefix] = a.map { "\($0)" }.joined(separator: ",") }
+                else if let n = value as? NSNumber, String(cString: n.objCType) == "c" { out[prefix] = n.boolValue ? "on" : "off" }
+                else { out[prefix] = "\(value)" }
+            }
+            walk("", object)
+            return out
+        }
+        let base = try flat(RunConfig()), changed = try flat(try preset(name))
+        return changed.keys.sorted().filter { $0 != "preset" && base[$0] != changed[$0] }
+            .map { "\($0) \(changed[$0]!)" }.joined(separator: "; ")
+    }
+
     public static func preset(_ name: String) throws -> RunConfig {
         var c = RunConfig()
         c.preset = name
