@@ -6,7 +6,7 @@ import GANCore
 ///
 /// ```swift
 /// let judge = try Judge(folder: Judge.defaultFolder)
-/// let (features, probabilities) = judge.embed(images)
+/// let (features, probabilities) = judge.embed(pixels: pixels)   // 3,072 bytes an image
 /// ```
 public final class Judge {
     public let config: ClassifierConfig

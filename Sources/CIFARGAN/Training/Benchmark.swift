@@ -5,7 +5,7 @@ import GANCore
 ///
 /// ```swift
 /// let result = Benchmark.run(model: ModelConfig(), batchSize: 64, seconds: 10)
-/// print(result.trainImagesPerSecond)
+/// print(result.trainImagesPerSec)
 /// ```
 public enum Benchmark {
     /// With `Profiler.enabled`: per-layer seconds and calls per training iteration, and the iteration's seconds.

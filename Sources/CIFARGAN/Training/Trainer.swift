@@ -10,7 +10,7 @@ import GANCore
 /// the same weights as never stopping.
 ///
 /// ```swift
-/// let trainer = try Trainer(config: config, data: cats, runFolder: url, title: "cat")
+/// let trainer = try Trainer(config: config, data: cats, runFolder: url, title: "cat", resume: false)
 /// let outcome = try trainer.run(epochs: 150)
 /// ```
 public final class Trainer {

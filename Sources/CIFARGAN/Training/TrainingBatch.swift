@@ -8,7 +8,7 @@ import GANCore
 ///
 /// ```swift
 /// let batch = TrainingBatch(config: config)
-/// batch.draw(indices, from: data, rng: &rng, config: config)   // then gan.iteration(real: batch.real, …)
+/// batch.draw(indices, from: dataset, rng: &rng, config: config)   // then gan.iteration(real: batch.real, …)
 /// ```
 final class TrainingBatch {
     let real: Tensor, latentD: Tensor, latentG: Tensor, realTargets: Tensor, fakeTargets: Tensor

@@ -7,7 +7,7 @@
 /// error naming it. Persistent ids (PyTorch's storages) are handed to `persistentLoad`.
 ///
 /// ```swift
-/// var p = Unpickler(bytes: data, file: "model.pth", allowedGlobals: ["collections.OrderedDict"])
+/// var p = Unpickler(bytes: [UInt8](data), file: "model.pth", allowedGlobals: ["collections.OrderedDict"])
 /// let value = try p.load()
 /// ```
 public struct Unpickler {

@@ -8,7 +8,7 @@ import COpenBLAS
 /// C[M×N] = alpha · op(A)[M×K] · op(B)[K×N] + beta · C.
 ///
 /// ```swift
-/// gemm(transA: false, transB: true, m: 4, n: 3, k: 5, a: a, lda: 5, b: b, ldb: 5, c: c, ldc: 3)
+/// gemm(transA: false, transB: true, m: 4, n: 3, k: 5, a: a.data, lda: 5, b: b.data, ldb: 5, c: c.data, ldc: 3)
 /// ```
 @inline(__always)
 public func gemm(

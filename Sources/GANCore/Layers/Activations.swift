@@ -278,7 +278,8 @@ public final class Scale: Layer {
 /// Elementwise sum of two tensors of one shape: y = a + b; both inputs receive dy.
 ///
 /// ```swift
-/// let add = Add(); let y = add.forward(a, b)   // residual connection
+/// let add = Add()
+/// let y = add.forward(a, b)   // residual connection
 /// let (da, db) = add.backward(dy)
 /// ```
 public final class Add {

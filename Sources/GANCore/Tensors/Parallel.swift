@@ -10,7 +10,7 @@ import Foundation
 /// threads never exceeds the number of cores.
 ///
 /// ```swift
-/// Parallel.forEachChunk(count: batch) { range, worker in for n in range { … } }
+/// Parallel.forEachChunk(count: batch) { range, worker in for n in range { process(sample: n, scratch: worker) } }
 /// ```
 public enum Parallel {
     /// Number of workers; defaults to the active core count, overridable with `CIFAR_GAN_THREADS`.

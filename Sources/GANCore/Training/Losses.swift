@@ -39,7 +39,7 @@ public final class BCEWithLogitsLoss {
 ///
 /// ```swift
 /// let loss = CrossEntropyLoss(labelSmoothing: 0.1)
-/// let value = loss.forward(logits, labels)   // logits [N, K], labels N class indices
+/// let value = loss.forward(logits, classes)   // logits [N, K], classes: N indices
 /// let dLogits = loss.backward()
 /// ```
 public final class CrossEntropyLoss {

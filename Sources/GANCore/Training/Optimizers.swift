@@ -17,7 +17,9 @@ extension Optimizer {
 ///
 /// ```swift
 /// let opt = Adam(parameters: net.parameters, lr: 2e-4, betas: (0.5, 0.999))
-/// opt.zeroGrad(); …backward…; opt.step()
+/// opt.zeroGrad()
+/// // … forward and backward passes accumulate the gradients …
+/// opt.step()
 /// ```
 public final class Adam: Optimizer {
     public let parameters: [Parameter]
