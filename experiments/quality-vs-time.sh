@@ -30,6 +30,7 @@ declare -A FLAGS=(
   [cnn-lecam]="--preset cnn --lecam 0.3"
   [cnn-ada]="--preset cnn --ada-target 0.6"
   [cnn-decay]="--preset cnn --epochs 16 --lr-decay-start 0.5"             # a schedule tied to the budget (~16 epochs in 2 h)
+  [cnn-decay45]="--preset cnn --epochs 5 --lr-decay-start 0.5"            # the same schedule for 45 minutes (~5 epochs)
   [cnn-dsteps2]="--preset cnn --d-steps 2"                                 # two D steps per G step (SNGAN uses 5 at 10× our budget)
   [modern]="--preset modern"                                           # the previous preset (original models + DiffAugment)
 )

@@ -83,7 +83,7 @@ def svg_chart(series, path, title):
     ymax = max(ys) * 1.15 if ys else 1
     def X(v): return L + (W - L - R) * v / xmax
     def Y(v): return H - B - (H - T - B) * v / ymax
-    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
     e = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
          f'<rect width="{W}" height="{H}" fill="white"/>',
          f'<text x="{W / 2}" y="20" text-anchor="middle" font-size="14">{title}</text>',
@@ -119,16 +119,30 @@ def svg_chart(series, path, title):
 def summarize(a):
     rows = [json.loads(line) for line in open(os.path.join(a.out, "results.jsonl"))]
     rows.sort(key=lambda r: (r["run"], r["mark"]))
+    per_class = [r for r in rows if len(r["classes"]) == 1]
+    rows = [r for r in rows if len(r["classes"]) > 1]
     print("| run | mark (min) | checkpoint | minutes | images seen | samples/class | FID ↓ | KID ↓ | precision ↑ | recall ↑ | recognition ↑ |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         m = r["mean"]
         print(f"| {r['run']} | {r['mark']:g} | epoch {r['epoch']} | {r['minutes']:.1f} | {r['images']:,} | {r['count']} | "
               f"{m['fid']:.3f} | {m['kid']:.4f} | {m['precision']:.3f} | {m['recall']:.3f} | {m['recognition_rate']:.3f} |")
+    if per_class:
+        # Each per-class model beside the conditional models' FID for the same class at the same mark.
+        conditional = {(r["run"], r["mark"]): r for r in rows}
+        print("\n| per-class run | mark (min) | checkpoint | minutes | images seen | FID ↓ | precision ↑ | recall ↑ | recognition ↑ | the conditional runs' FID for this class at this mark |")
+        print("|---|---:|---|---:|---:|---:|---:|---:|---:|---|")
+        for r in per_class:
+            (name, c), = r["classes"].items()
+            beside = ", ".join(f"{run} {q['classes'][name]['fid']:.3f}" for (run, mark), q in sorted(conditional.items())
+                               if mark == r["mark"] and name in q["classes"] and q["count"] == r["count"])
+            print(f"| {r['run']} | {r['mark']:g} | epoch {r['epoch']} | {r['minutes']:.1f} | {r['images']:,} | {c['fid']:.3f} | "
+                  f"{c['precision']:.3f} | {c['recall']:.3f} | {c['recognition_rate']:.3f} | {beside} |")
     if a.svg:
         series = {}
         for r in rows:
-            if r["count"] == (a.count or r["count"]):
+            # conditional runs only: a per-class run's FID is one class's, not a mean over ten
+            if r["count"] == (a.count or r["count"]) and len(r["classes"]) > 1:
                 series.setdefault(r["run"], []).append((r["minutes"], r["mean"]["fid"]))
         counts = sorted({r["count"] for r in rows if r["count"] == (a.count or r["count"])})
         svg_chart(series, a.svg, f"Quality against training time: conditional models, CIFAR-10 ({'/'.join(map(str, counts))} samples per class)")
