@@ -191,10 +191,20 @@ onednn_convolution *onednn_convolution_create(int batch, int in_channels, int he
                                               int out_channels, int kernel, int stride, int padding,
                                               int leaky_relu, float negative_slope,
                                               int input_block, int output_block) {
+    return onednn_convolution_create_general(batch, in_channels, height, width, out_channels, kernel, kernel, stride,
+                                             padding, padding, leaky_relu, negative_slope, input_block, output_block, 1);
+}
+
+onednn_convolution *onednn_convolution_create_general(int batch, int in_channels, int height, int width,
+                                                      int out_channels, int kernel_height, int kernel_width, int stride,
+                                                      int padding_height, int padding_width,
+                                                      int leaky_relu, float negative_slope,
+                                                      int input_block, int output_block, int training) {
     if (!onednn_available(0)) return NULL;
     dnnl_format_tag_t x_tag = activation_tag(input_block), y_tag = activation_tag(output_block);
     if (x_tag == dnnl_format_tag_undef || y_tag == dnnl_format_tag_undef) return NULL;
-    int oh = (height + 2 * padding - kernel) / stride + 1, ow = (width + 2 * padding - kernel) / stride + 1;
+    int oh = (height + 2 * padding_height - kernel_height) / stride + 1;
+    int ow = (width + 2 * padding_width - kernel_width) / stride + 1;
     if (oh <= 0 || ow <= 0) return NULL;
     onednn_convolution *c = calloc(1, sizeof *c);
     if (!c) return NULL;
@@ -203,11 +213,11 @@ onednn_convolution *onednn_convolution_create(int batch, int in_channels, int he
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t post_ops = NULL;
     c->out_height = oh; c->out_width = ow;
-    c->weight_count = (size_t)out_channels * in_channels * kernel * kernel;
+    c->weight_count = (size_t)out_channels * in_channels * kernel_height * kernel_width;
     c->bias_count = (size_t)out_channels;
     dnnl_dims_t x_dims = {batch, in_channels, height, width}, y_dims = {batch, out_channels, oh, ow};
-    dnnl_dims_t w_dims = {out_channels, in_channels, kernel, kernel}, b_dims = {out_channels};
-    dnnl_dims_t strides = {stride, stride}, pad = {padding, padding};
+    dnnl_dims_t w_dims = {out_channels, in_channels, kernel_height, kernel_width}, b_dims = {out_channels};
+    dnnl_dims_t strides = {stride, stride}, pad = {padding_height, padding_width};
     dnnl_memory_desc_t x_user, y_user, w_user, b_md, x_any, y_any, w_any;
     TRY(D(dnnl_memory_desc_init_by_tag)(&x_user, 4, x_dims, dnnl_f32, x_tag));
     TRY(D(dnnl_memory_desc_init_by_tag)(&y_user, 4, y_dims, dnnl_f32, y_tag));
@@ -218,12 +228,14 @@ onednn_convolution *onednn_convolution_create(int batch, int in_channels, int he
     TRY(D(dnnl_memory_desc_init_by_tag)(&w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
 
     dnnl_convolution_desc_t fd, bdd, bwd;
-    TRY(D(dnnl_convolution_forward_desc_init)(&fd, dnnl_forward_training, dnnl_convolution_direct,
-                                             &x_any, &w_any, &b_md, &y_any, strides, pad, pad));
-    TRY(D(dnnl_convolution_backward_data_desc_init)(&bdd, dnnl_convolution_direct, &x_any, &w_any, &y_any,
-                                                   strides, pad, pad));
-    TRY(D(dnnl_convolution_backward_weights_desc_init)(&bwd, dnnl_convolution_direct, &x_any, &w_any, &b_md,
-                                                      &y_any, strides, pad, pad));
+    TRY(D(dnnl_convolution_forward_desc_init)(&fd, training ? dnnl_forward_training : dnnl_forward_inference,
+                                             dnnl_convolution_direct, &x_any, &w_any, &b_md, &y_any, strides, pad, pad));
+    if (training) {
+        TRY(D(dnnl_convolution_backward_data_desc_init)(&bdd, dnnl_convolution_direct, &x_any, &w_any, &y_any,
+                                                       strides, pad, pad));
+        TRY(D(dnnl_convolution_backward_weights_desc_init)(&bwd, dnnl_convolution_direct, &x_any, &w_any, &b_md,
+                                                          &y_any, strides, pad, pad));
+    }
     if (leaky_relu) {
         // oneDNN's eltwise_relu with alpha is LeakyReLU: x > 0 ? x : alpha·x.
         TRY(D(dnnl_primitive_attr_create)(&attr));
@@ -232,25 +244,31 @@ onednn_convolution *onednn_convolution_create(int batch, int in_channels, int he
         TRY(D(dnnl_primitive_attr_set_post_ops)(attr, post_ops));
     }
     TRY(D(dnnl_primitive_desc_create)(&fpd, &fd, attr, engine, NULL));
-    TRY(D(dnnl_primitive_desc_create)(&bdpd, &bdd, NULL, engine, fpd));
-    TRY(D(dnnl_primitive_desc_create)(&bwpd, &bwd, NULL, engine, fpd));
 
 #define MD(pd, what) D(dnnl_primitive_desc_query_md)(pd, what, 0)
     TRY(port_init(&c->fwd_x, &x_user, MD(fpd, dnnl_query_src_md), 0, SLOT_INPUT));
     TRY(port_init(&c->fwd_w, &w_user, MD(fpd, dnnl_query_weights_md), 0, SLOT_WEIGHT));
     TRY(port_init(&c->fwd_y, &y_user, MD(fpd, dnnl_query_dst_md), 1, SLOT_OUTPUT));
+    TRY(D(dnnl_memory_create)(&c->bias, &b_md, engine, DNNL_MEMORY_NONE));
+    TRY(D(dnnl_primitive_create)(&c->forward, fpd));
+    if (!training) {   // inference only: no backward primitives, no gradient scratch
+        D(dnnl_primitive_desc_destroy)(fpd);
+        if (post_ops) D(dnnl_post_ops_destroy)(post_ops);
+        if (attr) D(dnnl_primitive_attr_destroy)(attr);
+        return c;
+    }
+    TRY(D(dnnl_primitive_desc_create)(&bdpd, &bdd, NULL, engine, fpd));
+    TRY(D(dnnl_primitive_desc_create)(&bwpd, &bwd, NULL, engine, fpd));
     TRY(port_init(&c->bd_dy, &y_user, MD(bdpd, dnnl_query_diff_dst_md), 0, SLOT_OUTPUT));
     TRY(port_init(&c->bd_w, &w_user, MD(bdpd, dnnl_query_weights_md), 0, SLOT_WEIGHT));
     TRY(port_init(&c->bd_dx, &x_user, MD(bdpd, dnnl_query_diff_src_md), 1, SLOT_INPUT));
     TRY(port_init(&c->bw_x, &x_user, MD(bwpd, dnnl_query_src_md), 0, SLOT_INPUT));
     TRY(port_init(&c->bw_dy, &y_user, MD(bwpd, dnnl_query_diff_dst_md), 0, SLOT_OUTPUT));
     TRY(port_init(&c->bw_dw, &w_user, MD(bwpd, dnnl_query_diff_weights_md), 1, SLOT_WEIGHT));
-    TRY(D(dnnl_memory_create)(&c->bias, &b_md, engine, DNNL_MEMORY_NONE));
     c->dw_scratch = malloc(c->weight_count * sizeof(float));
     c->db_scratch = malloc(c->bias_count * sizeof(float));
     if (!c->dw_scratch || !c->db_scratch) goto fail;
     TRY(D(dnnl_memory_create)(&c->bw_db, &b_md, engine, c->db_scratch));
-    TRY(D(dnnl_primitive_create)(&c->forward, fpd));
     TRY(D(dnnl_primitive_create)(&c->backward_data, bdpd));
     TRY(D(dnnl_primitive_create)(&c->backward_weights, bwpd));
     D(dnnl_primitive_desc_destroy)(fpd); D(dnnl_primitive_desc_destroy)(bdpd); D(dnnl_primitive_desc_destroy)(bwpd);
@@ -355,6 +373,12 @@ const char *onednn_unavailable_reason(void) { return "built without oneDNN 2.x h
 onednn_convolution *onednn_convolution_create(int b, int i, int h, int w, int o, int k, int s, int p, int l, float a,
                                               int xb, int yb) {
     (void)b; (void)i; (void)h; (void)w; (void)o; (void)k; (void)s; (void)p; (void)l; (void)a; (void)xb; (void)yb;
+    return NULL;
+}
+onednn_convolution *onednn_convolution_create_general(int b, int i, int h, int w, int o, int kh, int kw, int s, int ph,
+                                                      int pw, int l, float a, int xb, int yb, int t) {
+    (void)b; (void)i; (void)h; (void)w; (void)o; (void)kh; (void)kw; (void)s; (void)ph; (void)pw; (void)l; (void)a;
+    (void)xb; (void)yb; (void)t;
     return NULL;
 }
 int onednn_preferred_channel_block(void) { return 0;

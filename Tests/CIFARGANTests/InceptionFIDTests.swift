@@ -17,12 +17,21 @@ final class InceptionFIDTests: XCTestCase {
         let inception = try InceptionFID(weights: weights, file: "pt_inception-random.pth")
         let expected = try SafeTensors.read(from: dir.appendingPathComponent("inception_expected.safetensors"))
         let images = try XCTUnwrap(expected["images"]), reference = try XCTUnwrap(expected["features"])
-        let got = inception.features(Tensor(shape: images.shape, values: images.values)).toArray()
-        XCTAssertEqual(got.count, reference.values.count)
-        let scale = reference.values.map(abs).max() ?? 1
-        let worst = zip(got, reference.values).map { abs($0 - $1) }.max() ?? 0
-        print("Inception features: max |swift - pytorch-fid| = \(worst) (largest feature \(scale))")
-        XCTAssertLessThan(worst, 1e-4 * max(1, scale), "features agree with pytorch-fid to float32 rounding")
+        // Both kernel paths: oneDNN's convolutions (where installed) and the GEMM fallback; batches of 3 so that
+        // the last batch is a short one.
+        let saved = KernelSettings.convolution
+        defer { KernelSettings.convolution = saved }
+        inception.batchSize = 3
+        for kernels in [ConvolutionKernels.auto, .blas] {
+            KernelSettings.convolution = kernels
+            let got = inception.features(Tensor(shape: images.shape, values: images.values)).toArray()
+            XCTAssertEqual(got.count, reference.values.count)
+            let scale = reference.values.map(abs).max() ?? 1
+            let worst = zip(got, reference.values).map { abs($0 - $1) }.max() ?? 0
+            print("Inception features (\(kernels), oneDNN \(ConvolutionKernels.oneDNNAvailable ? "available" : "missing")): "
+                  + "max |swift - pytorch-fid| = \(worst) (largest feature \(scale))")
+            XCTAssertLessThan(worst, 1e-4 * max(1, scale), "\(kernels): features agree with pytorch-fid to float32 rounding")
+        }
     }
 
     func testWeightsOfAnotherNetworkAreRefusedByName() throws {

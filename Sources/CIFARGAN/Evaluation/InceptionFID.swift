@@ -24,11 +24,21 @@ public final class InceptionFID {
         let weight: [Float], bias: [Float]
     }
 
-    /// One image's activations, channels first.
+    /// Activations of `n` images, NCHW (one image unless said otherwise).
     struct Map {
+        var n = 1
         var c, h, w: Int
         var data: [Float]
+        init(n: Int = 1, c: Int, h: Int, w: Int, data: [Float]) { self.n = n; self.c = c; self.h = h; self.w = w; self.data = data }
+        var imageSize: Int { c * h * w }
+        func image(_ i: Int) -> Map { Map(c: c, h: h, w: w, data: Array(data[(i * imageSize)..<((i + 1) * imageSize)])) }
     }
+
+    /// Images per pass through the network: enough for oneDNN to fill both cores, few enough that the largest
+    /// activation (64 × 147 × 147 floats an image) stays small.
+    public var batchSize = 8
+    /// oneDNN's primitives per (layer, batch size), made on first use; empty where oneDNN is not installed.
+    private var oneDNN: [String: OneDNNConvolution] = [:]
 
     public static let featureCount = 2048
     public static let inputSize = 299
@@ -98,55 +108,55 @@ public final class InceptionFID {
         self.convs = convs
     }
 
-    /// The 2048 pool features [N, 2048] of images [N, 3, H, W] with values in [0, 1], images in parallel.
+    /// The 2048 pool features [N, 2048] of images [N, 3, H, W] with values in [0, 1], `batchSize` images a pass.
     public func features(_ images: Tensor) -> Tensor {
         let n = images.shape[0], c = images.shape[1], h = images.shape[2], w = images.shape[3]
         precondition(c == 3, "InceptionFID: RGB images expected, got \(c) channels")
         let out = Tensor(shape: [n, Self.featureCount])
-        let src = images.data, dst = out.data
-        Parallel.forEachChunk(count: n) { range, _ in
-            for i in range {
-                let image = Map(c: 3, h: h, w: w, data: Array(UnsafeBufferPointer(start: src + i * 3 * h * w, count: 3 * h * w)))
-                let f = forward(image)
-                (dst + i * Self.featureCount).update(from: f, count: Self.featureCount)
-            }
+        var start = 0
+        while start < n {
+            let count = min(batchSize, n - start), size = 3 * h * w
+            let batch = Map(n: count, c: 3, h: h, w: w, data: Array(UnsafeBufferPointer(start: images.data + start * size, count: count * size)))
+            let f = forward(batch)
+            (out.data + start * Self.featureCount).update(from: f, count: count * Self.featureCount)
+            start += count
         }
         return out
     }
 
-    /// One image through the network: resize, scale, the blocks, the global average.
-    func forward(_ image: Map) -> [Float] {
-        var x = Self.resizeBilinear(image, to: Self.inputSize)
+    /// A batch through the network: resize, scale, the blocks, the global average → [n · 2048].
+    func forward(_ images: Map) -> [Float] {
+        var x = Self.eachImage(images) { Self.resizeBilinear($0, to: Self.inputSize) }
         for i in x.data.indices { x.data[i] = 2 * x.data[i] - 1 }
         x = conv("Conv2d_1a_3x3", x); x = conv("Conv2d_2a_3x3", x); x = conv("Conv2d_2b_3x3", x)
-        x = Self.maxPool(x, kernel: 3, stride: 2, padding: 0)
+        x = Self.eachImage(x) { Self.maxPool($0, kernel: 3, stride: 2, padding: 0) }
         x = conv("Conv2d_3b_1x1", x); x = conv("Conv2d_4a_3x3", x)
-        x = Self.maxPool(x, kernel: 3, stride: 2, padding: 0)
+        x = Self.eachImage(x) { Self.maxPool($0, kernel: 3, stride: 2, padding: 0) }
         for m in ["Mixed_5b", "Mixed_5c", "Mixed_5d"] {                      // FIDInceptionA
             let b1 = conv("\(m).branch1x1", x)
             let b5 = conv("\(m).branch5x5_2", conv("\(m).branch5x5_1", x))
             let b3 = conv("\(m).branch3x3dbl_3", conv("\(m).branch3x3dbl_2", conv("\(m).branch3x3dbl_1", x)))
-            let bp = conv("\(m).branch_pool", Self.averagePoolExcludingPadding(x))
+            let bp = conv("\(m).branch_pool", Self.eachImage(x, Self.averagePoolExcludingPadding))
             x = Self.concatenate([b1, b5, b3, bp])
         }
         do {                                                                  // InceptionB
             let b3 = conv("Mixed_6a.branch3x3", x)
             let bd = conv("Mixed_6a.branch3x3dbl_3", conv("Mixed_6a.branch3x3dbl_2", conv("Mixed_6a.branch3x3dbl_1", x)))
-            x = Self.concatenate([b3, bd, Self.maxPool(x, kernel: 3, stride: 2, padding: 0)])
+            x = Self.concatenate([b3, bd, Self.eachImage(x) { Self.maxPool($0, kernel: 3, stride: 2, padding: 0) }])
         }
         for m in ["Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"] {           // FIDInceptionC
             let b1 = conv("\(m).branch1x1", x)
             let b7 = conv("\(m).branch7x7_3", conv("\(m).branch7x7_2", conv("\(m).branch7x7_1", x)))
             var bd = conv("\(m).branch7x7dbl_1", x)
             for k in 2...5 { bd = conv("\(m).branch7x7dbl_\(k)", bd) }
-            let bp = conv("\(m).branch_pool", Self.averagePoolExcludingPadding(x))
+            let bp = conv("\(m).branch_pool", Self.eachImage(x, Self.averagePoolExcludingPadding))
             x = Self.concatenate([b1, b7, bd, bp])
         }
         do {                                                                  // InceptionD
             let b3 = conv("Mixed_7a.branch3x3_2", conv("Mixed_7a.branch3x3_1", x))
             var b7 = conv("Mixed_7a.branch7x7x3_1", x)
             for k in 2...4 { b7 = conv("Mixed_7a.branch7x7x3_\(k)", b7) }
-            x = Self.concatenate([b3, b7, Self.maxPool(x, kernel: 3, stride: 2, padding: 0)])
+            x = Self.concatenate([b3, b7, Self.eachImage(x) { Self.maxPool($0, kernel: 3, stride: 2, padding: 0) }])
         }
         for m in ["Mixed_7b", "Mixed_7c"] {                                   // FIDInceptionE_1, FIDInceptionE_2
             let b1 = conv("\(m).branch1x1", x)
@@ -154,16 +164,61 @@ public final class InceptionFID {
             let b3 = Self.concatenate([conv("\(m).branch3x3_2a", t), conv("\(m).branch3x3_2b", t)])
             let u = conv("\(m).branch3x3dbl_2", conv("\(m).branch3x3dbl_1", x))
             let bd = Self.concatenate([conv("\(m).branch3x3dbl_3a", u), conv("\(m).branch3x3dbl_3b", u)])
-            let pooled = m == "Mixed_7b" ? Self.averagePoolExcludingPadding(x) : Self.maxPool(x, kernel: 3, stride: 1, padding: 1)
+            let pooled = m == "Mixed_7b" ? Self.eachImage(x, Self.averagePoolExcludingPadding) : Self.eachImage(x) { Self.maxPool($0, kernel: 3, stride: 1, padding: 1) }
             x = Self.concatenate([b1, b3, bd, conv("\(m).branch_pool", pooled)])
         }
-        return Self.globalAverage(x)
+        return Self.eachImage(x) { Map(c: Self.featureCount, h: 1, w: 1, data: Self.globalAverage($0)) }.data
+    }
+
+    // MARK: - Layers on a batch
+
+    /// A folded BasicConv2d on every image: oneDNN's convolution for the whole batch where it is installed,
+    /// else `convolveImage` on each image (the reference the tests hold oneDNN's path to).
+    func conv(_ name: String, _ x: Map) -> Map {
+        let p = convs[name]!
+        guard let plan = oneDNNPlan(name, p, x) else { return Self.eachImage(x) { self.convolveImage(name, $0) } }   // the fallback
+        let oh = (x.h + 2 * p.ph - p.kh) / p.stride + 1, ow = (x.w + 2 * p.pw - p.kw) / p.stride + 1
+        var out = Map(n: x.n, c: p.cout, h: oh, w: ow, data: [Float](repeating: 0, count: x.n * p.cout * oh * ow))
+        x.data.withUnsafeBufferPointer { xp in
+            p.weight.withUnsafeBufferPointer { wp in
+                p.bias.withUnsafeBufferPointer { bp in
+                    out.data.withUnsafeMutableBufferPointer { yp in
+                        plan.forward(x: xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress!, y: yp.baseAddress!)
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// oneDNN's primitives for this layer and batch size, or nil to use `convolveImage` (oneDNN missing, switched
+    /// off with `CIFAR_GAN_CONVOLUTION=blas`, or refusing the shape).
+    private func oneDNNPlan(_ name: String, _ p: Conv, _ x: Map) -> OneDNNConvolution? {
+        guard KernelSettings.convolution != .blas else { return nil }
+        let key = "\(name)-\(x.n)"
+        if let plan = oneDNN[key] { return plan }
+        guard let plan = OneDNNConvolution(inferenceInput: [x.n, x.c, x.h, x.w], outChannels: p.cout, kernelHeight: p.kh,
+                                           kernelWidth: p.kw, stride: p.stride, paddingHeight: p.ph, paddingWidth: p.pw,
+                                           reluAfter: true) else { return nil }
+        oneDNN[key] = plan
+        return plan
+    }
+
+    /// `body` on each image of a batch, images in parallel, the results stacked in order.
+    static func eachImage(_ x: Map, _ body: (Map) -> Map) -> Map {
+        var results = [Map?](repeating: nil, count: x.n)
+        results.withUnsafeMutableBufferPointer { r in
+            let r = r   // each index is written by one worker
+            Parallel.forEachChunk(count: x.n) { range, _ in for i in range { r[i] = body(x.image(i)) } }
+        }
+        let first = results[0]!
+        return Map(n: x.n, c: first.c, h: first.h, w: first.w, data: results.flatMap { $0!.data })
     }
 
     // MARK: - Layers on one image
 
     /// A folded BasicConv2d: im2col (skipped for 1×1 stride-1), one GEMM, bias and ReLU.
-    func conv(_ name: String, _ x: Map) -> Map {
+    func convolveImage(_ name: String, _ x: Map) -> Map {
         let p = convs[name]!
         precondition(x.c == p.cin, "InceptionFID \(name): \(x.c) input channels, expected \(p.cin)")
         let oh = (x.h + 2 * p.ph - p.kh) / p.stride + 1, ow = (x.w + 2 * p.pw - p.kw) / p.stride + 1
@@ -275,9 +330,12 @@ public final class InceptionFID {
         return Map(c: x.c, h: x.h, w: x.w, data: out)
     }
 
-    /// Channels-first maps of one size, stacked along the channels (`torch.cat(…, 1)` for one image).
+    /// Maps of one size and batch, stacked along the channels (`torch.cat(…, 1)`).
     static func concatenate(_ maps: [Map]) -> Map {
-        Map(c: maps.reduce(0) { $0 + $1.c }, h: maps[0].h, w: maps[0].w, data: maps.flatMap(\.data))
+        let n = maps[0].n
+        var data = [Float](); data.reserveCapacity(maps.reduce(0) { $0 + $1.data.count })
+        for i in 0..<n { for m in maps { data += m.data[(i * m.imageSize)..<((i + 1) * m.imageSize)] } }
+        return Map(n: n, c: maps.reduce(0) { $0 + $1.c }, h: maps[0].h, w: maps[0].w, data: data)
     }
 
     static func globalAverage(_ x: Map) -> [Float] {

@@ -34,8 +34,17 @@ public enum ConvolutionKernels: String, Sendable {
 /// oneDNN's primitives for one input shape (batch, channels, size) of a convolution; recreated when the
 /// shape changes. The batch runs in chunks of `KernelSettings.oneDNNChunk` samples so that the copies in oneDNN's layouts
 /// stay small (they are the size of one chunk's activations, shared by all layers) and warm in cache.
-final class OneDNNConvolution {
-    let shape: [Int]
+///
+/// Public for inference networks outside the layer library (pytorch-fid's Inception, with its 1×7 and 7×1
+/// kernels): `init(inference…)` makes the forward pass only, NCHW in and out.
+///
+/// ```swift
+/// let conv = OneDNNConvolution(inferenceInput: [8, 768, 17, 17], outChannels: 192, kernelHeight: 1, kernelWidth: 7,
+///                              stride: 1, paddingHeight: 0, paddingWidth: 3, reluAfter: true)
+/// conv?.forward(x: x.data, weight: w.data, bias: b.data, y: y.data)   // nil where oneDNN is not installed
+/// ```
+public final class OneDNNConvolution {
+    public let shape: [Int]
     private let full: OpaquePointer          // KernelSettings.oneDNNChunk samples (or the whole batch when smaller)
     private let remainder: OpaquePointer?    // the last, shorter chunk
     private let chunk: Int, inputStride: Int, outputStride: Int
@@ -46,14 +55,32 @@ final class OneDNNConvolution {
     /// The channel block of oneDNN's preferred activation layout on this CPU, or 0.
     static let preferredChannelBlock: Int = Int(onednn_preferred_channel_block())
 
-    init?(inputShape: [Int], outChannels: Int, kernel: Int, stride: Int, padding: Int, leakyReLUSlope: Float?,
-          inputBlock: Int = 0, outputBlock: Int = 0) {
+    convenience init?(inputShape: [Int], outChannels: Int, kernel: Int, stride: Int, padding: Int, leakyReLUSlope: Float?,
+                      inputBlock: Int = 0, outputBlock: Int = 0) {
+        self.init(inputShape: inputShape, outChannels: outChannels, kernelHeight: kernel, kernelWidth: kernel, stride: stride,
+                  paddingHeight: padding, paddingWidth: padding, leakyReLUSlope: leakyReLUSlope,
+                  inputBlock: inputBlock, outputBlock: outputBlock, training: true)
+    }
+
+    /// An inference-only convolution, NCHW in and out, ReLU fused when `reluAfter`; nil where oneDNN is missing
+    /// or refuses the shape (the caller keeps its own kernel then).
+    public convenience init?(inferenceInput inputShape: [Int], outChannels: Int, kernelHeight: Int, kernelWidth: Int,
+                             stride: Int, paddingHeight: Int, paddingWidth: Int, reluAfter: Bool) {
+        self.init(inputShape: inputShape, outChannels: outChannels, kernelHeight: kernelHeight, kernelWidth: kernelWidth,
+                  stride: stride, paddingHeight: paddingHeight, paddingWidth: paddingWidth,
+                  leakyReLUSlope: reluAfter ? 0 : nil, inputBlock: 0, outputBlock: 0, training: false)
+    }
+
+    init?(inputShape: [Int], outChannels: Int, kernelHeight: Int, kernelWidth: Int, stride: Int, paddingHeight: Int,
+          paddingWidth: Int, leakyReLUSlope: Float?, inputBlock: Int, outputBlock: Int, training: Bool) {
         guard ConvolutionKernels.oneDNNAvailable, inputShape.count == 4, inputShape[0] > 0 else { return nil }
         let n = inputShape[0], c = inputShape[1], h = inputShape[2], w = inputShape[3]
         func create(_ batch: Int) -> OpaquePointer? {
-            onednn_convolution_create(Int32(batch), Int32(c), Int32(h), Int32(w), Int32(outChannels), Int32(kernel),
-                                      Int32(stride), Int32(padding), leakyReLUSlope == nil ? 0 : 1, leakyReLUSlope ?? 0,
-                                      Int32(inputBlock), Int32(outputBlock))
+            onednn_convolution_create_general(Int32(batch), Int32(c), Int32(h), Int32(w), Int32(outChannels),
+                                              Int32(kernelHeight), Int32(kernelWidth), Int32(stride),
+                                              Int32(paddingHeight), Int32(paddingWidth),
+                                              leakyReLUSlope == nil ? 0 : 1, leakyReLUSlope ?? 0,
+                                              Int32(inputBlock), Int32(outputBlock), training ? 1 : 0)
         }
         chunk = min(n, max(1, KernelSettings.oneDNNChunk))
         guard let full = create(chunk) else { return nil }
@@ -87,7 +114,8 @@ final class OneDNNConvolution {
         }
     }
 
-    func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>) {
+    /// y = conv(x) + bias (then the fused activation), the whole batch of `shape`.
+    public func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>) {
         let xs = inputStride, ys = outputStride
         forEachChunk("forward") { h, n in onednn_convolution_forward(h, x + n * xs, weight, bias, y + n * ys) }
     }
