@@ -50,6 +50,8 @@ PLACEHOLDERS = {
     "batch": "let batch = 64",
     "classes": "let classes = [Int]()",
     "process": "func process(sample: Int, scratch: Int) {}",
+    "weight": "let weight = Tensor(shape: [192, 768, 1, 7])", "bias": "let bias = Tensor(shape: [192])",
+    "y": "let y = Tensor(shape: [8, 192, 17, 17])",
 }
 
 def examples():

@@ -41,7 +41,7 @@ public enum ConvolutionKernels: String, Sendable {
 /// ```swift
 /// let conv = OneDNNConvolution(inferenceInput: [8, 768, 17, 17], outChannels: 192, kernelHeight: 1, kernelWidth: 7,
 ///                              stride: 1, paddingHeight: 0, paddingWidth: 3, reluAfter: true)
-/// conv?.forward(x: x.data, weight: w.data, bias: b.data, y: y.data)   // nil where oneDNN is not installed
+/// conv?.forward(x: x.data, weight: weight.data, bias: bias.data, y: y.data)   // conv is nil without oneDNN
 /// ```
 public final class OneDNNConvolution {
     public let shape: [Int]
