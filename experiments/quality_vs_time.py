@@ -64,7 +64,9 @@ def evaluate(a):
                 continue
             cmd = [a.bin, "evaluate", "--run", run, "--checkpoint", str(epoch), "--count", str(a.count), "--json"]
             print(f"{name} @ {mark:g} min: epoch {epoch} ({minutes:.1f} min, {images} images): {' '.join(cmd)}", flush=True)
-            classes = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)["classes"]
+            report = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+            # a per-class run reports its one class at the top level
+            classes = report["classes"] if "classes" in report else {report["name"]: report}
             mean = {k: sum(c[k] for c in classes.values()) / len(classes) for k in METRICS}
             line = {"run": name, "mark": mark, "epoch": epoch, "minutes": round(minutes, 2), "images": images,
                     "count": a.count, "mean": mean, "classes": classes, "command": " ".join(cmd)}
