@@ -28,7 +28,8 @@
     X(dnnl_primitive_desc_query_md) X(dnnl_primitive_desc_destroy) \
     X(dnnl_reorder_primitive_desc_create) X(dnnl_primitive_create) X(dnnl_primitive_execute) \
     X(dnnl_primitive_destroy) X(dnnl_primitive_attr_create) X(dnnl_primitive_attr_destroy) \
-    X(dnnl_primitive_attr_set_post_ops) X(dnnl_post_ops_create) X(dnnl_post_ops_destroy) X(dnnl_post_ops_append_eltwise)
+    X(dnnl_primitive_attr_set_post_ops) X(dnnl_post_ops_create) X(dnnl_post_ops_destroy) X(dnnl_post_ops_append_eltwise) \
+    X(dnnl_get_effective_cpu_isa)
 
 #define DECLARE(f) static __typeof__(&f) call_##f;
 ONEDNN_FUNCTIONS(DECLARE)
@@ -68,6 +69,12 @@ int onednn_available(int threads) {
 }
 
 const char *onednn_unavailable_reason(void) { return reason; }
+
+int onednn_native_bf16(void) {
+    if (!onednn_available(0)) return 0;
+    // The ISA values nest (each includes the bits of those below it), so a mask test asks "at least".
+    return (D(dnnl_get_effective_cpu_isa)() & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+}
 
 // Buffers in oneDNN's layouts live only during one call, so all convolutions share one arena with a slot
 // per role (input-sized, output-sized, weight-sized), grown on demand: memory stays at one layer's worth.
@@ -192,14 +199,14 @@ onednn_convolution *onednn_convolution_create(int batch, int in_channels, int he
                                               int leaky_relu, float negative_slope,
                                               int input_block, int output_block) {
     return onednn_convolution_create_general(batch, in_channels, height, width, out_channels, kernel, kernel, stride,
-                                             padding, padding, leaky_relu, negative_slope, input_block, output_block, 1);
+                                             padding, padding, leaky_relu, negative_slope, input_block, output_block, 1, 0);
 }
 
 onednn_convolution *onednn_convolution_create_general(int batch, int in_channels, int height, int width,
                                                       int out_channels, int kernel_height, int kernel_width, int stride,
                                                       int padding_height, int padding_width,
                                                       int leaky_relu, float negative_slope,
-                                                      int input_block, int output_block, int training) {
+                                                      int input_block, int output_block, int training, int bf16) {
     if (!onednn_available(0)) return NULL;
     dnnl_format_tag_t x_tag = activation_tag(input_block), y_tag = activation_tag(output_block);
     if (x_tag == dnnl_format_tag_undef || y_tag == dnnl_format_tag_undef) return NULL;
@@ -218,7 +225,7 @@ onednn_convolution *onednn_convolution_create_general(int batch, int in_channels
     dnnl_dims_t x_dims = {batch, in_channels, height, width}, y_dims = {batch, out_channels, oh, ow};
     dnnl_dims_t w_dims = {out_channels, in_channels, kernel_height, kernel_width}, b_dims = {out_channels};
     dnnl_dims_t strides = {stride, stride}, pad = {padding_height, padding_width};
-    dnnl_memory_desc_t x_user, y_user, w_user, b_md, x_any, y_any, w_any;
+    dnnl_memory_desc_t x_user, y_user, w_user, b_md, x_any, y_any, w_any, x_in, y_in, w_in;
     TRY(D(dnnl_memory_desc_init_by_tag)(&x_user, 4, x_dims, dnnl_f32, x_tag));
     TRY(D(dnnl_memory_desc_init_by_tag)(&y_user, 4, y_dims, dnnl_f32, y_tag));
     TRY(D(dnnl_memory_desc_init_by_tag)(&w_user, 4, w_dims, dnnl_f32, dnnl_oihw));
@@ -226,15 +233,22 @@ onednn_convolution *onednn_convolution_create_general(int batch, int in_channels
     TRY(D(dnnl_memory_desc_init_by_tag)(&x_any, 4, x_dims, dnnl_f32, dnnl_format_tag_any));
     TRY(D(dnnl_memory_desc_init_by_tag)(&y_any, 4, y_dims, dnnl_f32, dnnl_format_tag_any));
     TRY(D(dnnl_memory_desc_init_by_tag)(&w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
+    // What each pass multiplies: in bfloat16 its two inputs (x and w forward, dy and w backward-data, x and dy
+    // backward-weights) are bfloat16 copies made by the ports' reorders, while what it writes (y, dx, dw, db) and
+    // accumulates stays float32. The caller's buffers are float32 either way.
+    const dnnl_data_type_t in_type = bf16 ? dnnl_bf16 : dnnl_f32;
+    TRY(D(dnnl_memory_desc_init_by_tag)(&x_in, 4, x_dims, in_type, dnnl_format_tag_any));
+    TRY(D(dnnl_memory_desc_init_by_tag)(&y_in, 4, y_dims, in_type, dnnl_format_tag_any));
+    TRY(D(dnnl_memory_desc_init_by_tag)(&w_in, 4, w_dims, in_type, dnnl_format_tag_any));
 
     dnnl_convolution_desc_t fd, bdd, bwd;
     TRY(D(dnnl_convolution_forward_desc_init)(&fd, training ? dnnl_forward_training : dnnl_forward_inference,
-                                             dnnl_convolution_direct, &x_any, &w_any, &b_md, &y_any, strides, pad, pad));
+                                             dnnl_convolution_direct, &x_in, &w_in, &b_md, &y_any, strides, pad, pad));
     if (training) {
-        TRY(D(dnnl_convolution_backward_data_desc_init)(&bdd, dnnl_convolution_direct, &x_any, &w_any, &y_any,
+        TRY(D(dnnl_convolution_backward_data_desc_init)(&bdd, dnnl_convolution_direct, &x_any, &w_in, &y_in,
                                                        strides, pad, pad));
-        TRY(D(dnnl_convolution_backward_weights_desc_init)(&bwd, dnnl_convolution_direct, &x_any, &w_any, &b_md,
-                                                          &y_any, strides, pad, pad));
+        TRY(D(dnnl_convolution_backward_weights_desc_init)(&bwd, dnnl_convolution_direct, &x_in, &w_any, &b_md,
+                                                          &y_in, strides, pad, pad));
     }
     if (leaky_relu) {
         // oneDNN's eltwise_relu with alpha is LeakyReLU: x > 0 ? x : alpha·x.
@@ -376,13 +390,13 @@ onednn_convolution *onednn_convolution_create(int b, int i, int h, int w, int o,
     return NULL;
 }
 onednn_convolution *onednn_convolution_create_general(int b, int i, int h, int w, int o, int kh, int kw, int s, int ph,
-                                                      int pw, int l, float a, int xb, int yb, int t) {
+                                                      int pw, int l, float a, int xb, int yb, int t, int bf) {
     (void)b; (void)i; (void)h; (void)w; (void)o; (void)kh; (void)kw; (void)s; (void)ph; (void)pw; (void)l; (void)a;
-    (void)xb; (void)yb; (void)t;
+    (void)xb; (void)yb; (void)t; (void)bf;
     return NULL;
 }
-int onednn_preferred_channel_block(void) { return 0;
-}
+int onednn_preferred_channel_block(void) { return 0; }
+int onednn_native_bf16(void) { return 0; }
 void onednn_convolution_destroy(onednn_convolution *c) { (void)c; }
 int onednn_convolution_output_height(const onednn_convolution *c) { (void)c; return 0; }
 int onednn_convolution_output_width(const onednn_convolution *c) { (void)c; return 0; }

@@ -6,6 +6,15 @@ import GANCore
 extension GANLoss: ExpressibleByArgument {}
 extension Architecture: ExpressibleByArgument {}
 extension Upsampling: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
+
+/// Puts a requested precision in force for this process (`Precision.resolve`: float32, with a message, where the
+/// CPU cannot run bfloat16 natively).
+func usePrecision(_ requested: Precision, log: (String) -> Void) {
+    let (precision, message) = Precision.resolve(requested)
+    if let message { log(message) }
+    KernelSettings.precision = precision
+}
 extension RunTarget: ExpressibleByArgument {
     public init?(argument: String) { self.init(argument) }
 }

@@ -34,6 +34,7 @@ struct RecipeOptions: ParsableArguments {
     @Option(help: "Keep a moving average of G's weights with this decay for samples and evaluation (e.g. 0.999; 0: off).") var emaDecay: Float?
     @Option(help: "Iterations before the moving average of G starts averaging (it copies G until then; default 0).") var emaStart: Int?
     @Option(help: "Decay both learning rates linearly to 0 at the last epoch, from this fraction of the run on (e.g. 0.5; default: constant).") var lrDecayStart: Double?
+    @Option(help: "Number format of convolution inputs: fp32 (default) or bf16 (bfloat16 products, float32 sums and weights; needs AVX512-BF16 or AMX, else float32 with a message).") var precision: Precision?
     @Option(help: "ADA: steer the probability of the --diff-augment operations towards this E[sign(D(real))] (e.g. 0.6; default 0: off).") var adaTarget: Double?
     @Option(help: "D steps per G step, each on the next real batch (SNGAN's n_dis; default 1).") var dSteps: Int?
     @Option(help: "LeCam regularisation of D with this weight λ (e.g. 0.3; default 0: off).") var lecam: Float?
@@ -81,6 +82,7 @@ struct RecipeOptions: ParsableArguments {
         if let v = dSteps { c.discriminatorSteps = v }
         if let v = lrDecayStart { c.lrDecayStart = v }
         if let v = adaTarget { c.adaTarget = v }
+        if let v = precision { c.precision = v }
         if let v = architecture { c.model.architecture = v }
         if let v = upsampling { c.model.upsampling = v }
         if let v = spectralNorm {
@@ -190,6 +192,7 @@ struct Train: ParsableCommand {
             folder = URL(fileURLWithPath: runFolder ?? "runs/\(cfg.target)")
         }
         do { try cfg.validate() } catch { throw ValidationError("\(error)") }
+        usePrecision(cfg.precision, log: log)
         let dataset = try Jobs.loadData(cfg, try data.options(), log: log)
         if let name = cfg.target.className {   // a class index or any spelling → the dataset's name
             cfg.target = .oneClass(dataset.classNames[try Jobs.classIndex(name, in: dataset.classNames)])
@@ -213,6 +216,7 @@ struct Generate: ParsableCommand {
     @Option(help: "png, cifar-bin, or safetensors (latents, classes and G's raw outputs in [-1, 1]).") var format = "png"
     @Flag(name: .customLong("no-ema"), help: "Sample from G itself, not from the moving average of its weights that a run with --ema-decay keeps.") var noEMA = false
     @Option(help: "Truncation ψ: redraw latent components outside [-ψ, ψ] (e.g. 1.0; fewer odd images, less variety).") var truncation: Float?
+    @Option(help: "Number format of G's convolution inputs: fp32 (default, whatever the run trained in) or bf16 (float32 with a message where the CPU lacks AVX512-BF16 and AMX).") var precision: Precision = .fp32
     @Option(help: "Write latent walks of this many steps instead of samples: <class>-walk.png (min(count, 16) rows), and classes-walk.png for a conditional run.") var interpolate: Int?
 
     func validate() throws {
@@ -223,6 +227,7 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
+        usePrecision(precision) { say($0) }
         try Jobs.generate(runFolder: URL(fileURLWithPath: runFolder), className: className, checkpoint: checkpoint, count: count,
                           seed: seed, out: URL(fileURLWithPath: out), format: Jobs.OutputFormat(rawValue: format)!,
                           rawGenerator: noEMA, truncation: truncation, interpolate: interpolate) { say($0) }

@@ -33,6 +33,10 @@ struct Bench: ParsableCommand {
     var conditional = false
     @Option(help: "G's 2× steps (dcgan, cnn): transposed or nearest (default: the preset's).")
     var upsampling: Upsampling?
+    @Option(help: "Number format of convolution inputs: fp32 or bf16 (float32 with a message where the CPU lacks AVX512-BF16 and AMX).")
+    var precision: Precision = .fp32
+    @Flag(help: "Print the recipe's configuration (a run's config.json) and stop: what bench/pytorch_bench.py --config reads to build the PyTorch peer.")
+    var printConfig = false
     @Option(help: "Instead: the throughput of pytorch-fid's Inception-v3 features with these weights (.pth or safetensors), on --images random 32×32 images.")
     var inceptionWeights: String?
     @Option(help: "With --inception-weights: images to time (after a warm-up batch).")
@@ -67,8 +71,14 @@ struct Bench: ParsableCommand {
         }
         if conditional { config.model.classes = CIFAR10.classNames.count }
         if let upsampling { config.model.upsampling = upsampling }
+        config.precision = precision
         do { try config.validate() } catch { throw ValidationError("\(error)") }
+        if printConfig {
+            print(String(decoding: try config.encoded(), as: UTF8.self))
+            return
+        }
         Profiler.enabled = profile
+        usePrecision(precision) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
         let r = Benchmark.run(config: config, batchSize: batchSize, seconds: seconds)
         if profile {
             print("fusions and kernel paths (training)")

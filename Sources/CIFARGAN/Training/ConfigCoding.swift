@@ -1,3 +1,4 @@
+import GANCore
 import Foundation
 
 /// A configuration whose every field has a default (`init()`), so that a config file needs only the fields it
@@ -71,6 +72,8 @@ extension ConfigChoice {
         self = value
     }
 }
+
+extension Precision: ConfigChoice {}
 
 let jsonEncoder: JSONEncoder = {
     let e = JSONEncoder()

@@ -66,6 +66,9 @@ public struct RunConfig: DefaultedConfig, Equatable, Sendable {
     /// Linear learning-rate decay: both learning rates fall linearly from their value at this fraction of the
     /// run's iterations (`epochs` × batches per epoch) to 0 at its end (nil: constant).
     public var lrDecayStart: Double?
+    /// The number format convolutions multiply in (`Precision`): bf16 on CPUs with AVX512-BF16 or AMX, else a
+    /// message and float32. Weights, optimizer state and checkpoints are float32 either way.
+    public var precision: Precision = .fp32
     /// Also log each epoch to a TensorBoard events file in the run folder (`TensorBoardLog`).
     public var tensorboard = false
     /// Stop each model after this many minutes of training (0: no limit); the last epoch is then partial.

@@ -35,12 +35,16 @@ onednn_convolution *onednn_convolution_create(int batch, int in_channels, int he
                                               int input_block, int output_block);
 
 /// The same for a kh×kw kernel with padding (ph, pw), as inference only when `training` is 0 (no backward
-/// primitives: the two backward calls must not be used).
+/// primitives: the two backward calls must not be used). With `bf16` set, each pass multiplies bfloat16 copies of
+/// its two inputs and accumulates and writes float32 (the caller's buffers stay float32); NULL where this oneDNN
+/// has no bfloat16 kernel for the CPU.
 onednn_convolution *onednn_convolution_create_general(int batch, int in_channels, int height, int width,
                                                       int out_channels, int kernel_height, int kernel_width, int stride,
                                                       int padding_height, int padding_width,
                                                       int leaky_relu, float negative_slope,
-                                                      int input_block, int output_block, int training);
+                                                      int input_block, int output_block, int training, int bf16);
+/// 1 when oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX), 0 otherwise (or without oneDNN).
+int onednn_native_bf16(void);
 /// The channel block (8 or 16) of the layout oneDNN picks for activations on this CPU, or 0 if it picks none.
 int onednn_preferred_channel_block(void);
 void onednn_convolution_destroy(onednn_convolution *conv);

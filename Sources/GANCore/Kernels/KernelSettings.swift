@@ -22,6 +22,10 @@ public enum KernelSettings {
     /// The direct kernel for convolutions whose result has ≤ 3 channels (`NarrowConvolution`), where the CPU has it.
     nonisolated(unsafe) public static var narrow: Bool = environment("CIFAR_GAN_NARROW") != "0"
 
+    /// The number format of convolution inputs (`Precision`); set it through `Precision.resolve`, which falls back
+    /// to float32 where the CPU cannot run bfloat16 natively.
+    nonisolated(unsafe) public static var precision: Precision = .fp32
+
     /// Samples per oneDNN call; measured on the original models (docs/performance.md).
     public static let oneDNNChunk: Int = Int(environment("CIFAR_GAN_ONEDNN_CHUNK") ?? "") ?? 16
 
@@ -33,7 +37,9 @@ public enum KernelSettings {
         let direct = !NarrowConvolution.available ? "not on this CPU (needs AVX2 and FMA)"
             : narrow ? "on (CIFAR_GAN_NARROW=0 turns it off)" : "off (CIFAR_GAN_NARROW=0)"
         let tiles = winograd ? "on (CIFAR_GAN_WINOGRAD=0 turns it off)" : "off (CIFAR_GAN_WINOGRAD=0)"
-        return "convolution kernels: \(kernels); direct 3-channel kernel: \(direct); Winograd transposed convolutions: \(tiles)"
+        let bf16 = Precision.bf16UnavailableReason.map { "not here: \($0)" } ?? "available"
+        return "convolution kernels: \(kernels); direct 3-channel kernel: \(direct); Winograd transposed convolutions: \(tiles); "
+            + "precision: \(precision.rawValue) (bfloat16 \(bf16))"
     }
 
     private static func environment(_ name: String) -> String? { ProcessInfo.processInfo.environment[name] }

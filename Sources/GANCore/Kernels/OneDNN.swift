@@ -23,6 +23,8 @@ public enum ConvolutionKernels: String, Sendable {
 
     /// Whether a convolution with this many output positions per image runs on oneDNN.
     public static func useOneDNN(outputPositions: Int) -> Bool {
+        // bfloat16 runs only on oneDNN (`Precision.resolve` allows it only where oneDNN loads).
+        if KernelSettings.precision == .bf16 && oneDNNAvailable { return true }
         switch KernelSettings.convolution {
         case .blas: return false
         case .onednn: return oneDNNAvailable
@@ -49,6 +51,9 @@ public final class OneDNNConvolution {
     private let remainder: OpaquePointer?    // the last, shorter chunk
     private let chunk: Int, inputStride: Int, outputStride: Int
 
+    /// Whether the passes multiply in bfloat16 (`Precision`); fixed at creation.
+    public let bf16: Bool
+
     /// The layouts of x/dx and y/dy: 0 for NCHW, else oneDNN's channel block (see `BlockedHandoff`).
     let inputBlock: Int, outputBlock: Int
 
@@ -59,7 +64,7 @@ public final class OneDNNConvolution {
                       inputBlock: Int = 0, outputBlock: Int = 0) {
         self.init(inputShape: inputShape, outChannels: outChannels, kernelHeight: kernel, kernelWidth: kernel, stride: stride,
                   paddingHeight: padding, paddingWidth: padding, leakyReLUSlope: leakyReLUSlope,
-                  inputBlock: inputBlock, outputBlock: outputBlock, training: true)
+                  inputBlock: inputBlock, outputBlock: outputBlock, training: true, bf16: KernelSettings.precision == .bf16)
     }
 
     /// An inference-only convolution, NCHW in and out, ReLU fused when `reluAfter`; nil where oneDNN is missing
@@ -68,11 +73,11 @@ public final class OneDNNConvolution {
                              stride: Int, paddingHeight: Int, paddingWidth: Int, reluAfter: Bool) {
         self.init(inputShape: inputShape, outChannels: outChannels, kernelHeight: kernelHeight, kernelWidth: kernelWidth,
                   stride: stride, paddingHeight: paddingHeight, paddingWidth: paddingWidth,
-                  leakyReLUSlope: reluAfter ? 0 : nil, inputBlock: 0, outputBlock: 0, training: false)
+                  leakyReLUSlope: reluAfter ? 0 : nil, inputBlock: 0, outputBlock: 0, training: false, bf16: false)
     }
 
     init?(inputShape: [Int], outChannels: Int, kernelHeight: Int, kernelWidth: Int, stride: Int, paddingHeight: Int,
-          paddingWidth: Int, leakyReLUSlope: Float?, inputBlock: Int, outputBlock: Int, training: Bool) {
+          paddingWidth: Int, leakyReLUSlope: Float?, inputBlock: Int, outputBlock: Int, training: Bool, bf16: Bool) {
         guard ConvolutionKernels.oneDNNAvailable, inputShape.count == 4, inputShape[0] > 0 else { return nil }
         let n = inputShape[0], c = inputShape[1], h = inputShape[2], w = inputShape[3]
         func create(_ batch: Int) -> OpaquePointer? {
@@ -80,7 +85,7 @@ public final class OneDNNConvolution {
                                               Int32(kernelHeight), Int32(kernelWidth), Int32(stride),
                                               Int32(paddingHeight), Int32(paddingWidth),
                                               leakyReLUSlope == nil ? 0 : 1, leakyReLUSlope ?? 0,
-                                              Int32(inputBlock), Int32(outputBlock), training ? 1 : 0)
+                                              Int32(inputBlock), Int32(outputBlock), training ? 1 : 0, bf16 ? 1 : 0)
         }
         chunk = min(n, max(1, KernelSettings.oneDNNChunk))
         guard let full = create(chunk) else { return nil }
@@ -90,7 +95,7 @@ public final class OneDNNConvolution {
             remainder = r
         } else { remainder = nil }
         shape = inputShape
-        self.inputBlock = inputBlock; self.outputBlock = outputBlock
+        self.inputBlock = inputBlock; self.outputBlock = outputBlock; self.bf16 = bf16
         // Per-sample strides hold for the blocked layouts too: a sample is contiguous in nChw8c/nChw16c, and
         // blocked layouts are only used when the channels fill whole blocks.
         inputStride = c * h * w

@@ -99,7 +99,8 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
             outputBlock = handoff.block
         }
         outputHandoff?.activeBlock = outputBlock
-        if let plan = oneDNN, plan.shape == x.shape, plan.inputBlock == inputBlock, plan.outputBlock == outputBlock {
+        if let plan = oneDNN, plan.shape == x.shape, plan.inputBlock == inputBlock, plan.outputBlock == outputBlock,
+           plan.bf16 == (KernelSettings.precision == .bf16) {
             return plan
         }
         oneDNN = OneDNNConvolution(inputShape: x.shape, outChannels: outChannels, kernel: kernelSize, stride: stride,

@@ -41,6 +41,10 @@ public final class ConvTranspose2d: Layer {
     var winogradWeightScratch: Tensor?
     /// The output phases of the last output size seen by the Winograd path (`winogradPhases`).
     var winogradPlan: (height: Int, width: Int, phases: [WinogradPhase], tilesPerImage: Int)?
+    /// The mirror convolution on oneDNN, for bfloat16 (`ConvTranspose2d+OneDNN.swift`).
+    var oneDNNMirror: OneDNNConvolution?
+    /// Whether the last forward pass ran on oneDNN (its backward then does too).
+    var forwardUsedOneDNN = false
     /// The phase kernels in `NarrowConvolution`'s layout, for an image layer (≤ 3 output channels).
     private var narrowWeightScratch: Tensor?
     /// The batch norm right after this layer, when the model's `FusionPlan` folds it in
@@ -91,11 +95,14 @@ public final class ConvTranspose2d: Layer {
         let y = Tensor.reuse(output, shape: [N, outChannels, g.height, g.width])
         output = y; input = x
         let folded = training ? nil : foldedBatchNorm   // eval only: training needs the batch's own statistics
-        switch kernelPath(inputHeight: x.shape[2], inputWidth: x.shape[3]) {
+        let path = kernelPath(inputHeight: x.shape[2], inputWidth: x.shape[3])
+        forwardUsedOneDNN = path == .oneDNN
+        switch path {
+        case .oneDNN: forwardOneDNN(x, y, foldingBatchNorm: folded); return y
         case .winograd: forwardWinograd(x, y, foldingBatchNorm: folded); return y
         case .phaseGEMM: forwardByPhases(x, y, foldingBatchNorm: folded); return y
         case .narrow: forwardNarrow(x, y); return y
-        case .patchGEMM, .oneDNN: break   // the naive-order path below (oneDNN does not run transposed layers)
+        case .patchGEMM: break   // the naive-order path below
         }
         kernelToPatchOrder(weight.value.data, patchWeight.data, rows: C, channels: outChannels, kernel: kernelSize)
         let group = samplesPerGroup(positions: P)
@@ -124,11 +131,12 @@ public final class ConvTranspose2d: Layer {
     /// The kernel path of the last forward pass (nil before the first), for `bench --profile`.
     public var lastKernelPath: ConvolutionPath? { input.map { kernelPath(inputHeight: $0.shape[2], inputWidth: $0.shape[3]) } }
 
-    /// The forward kernel for an input of h×w: Winograd tiles or phase GEMMs for wide outputs whose kernel the
+    /// The forward kernel for an input of h×w: in bfloat16 oneDNN's (the mirror convolution); else Winograd tiles or phase GEMMs for wide outputs whose kernel the
     /// stride divides (`usesPhases`), the direct kernel for an image layer, else one GEMM and row2im. A folded
     /// batch norm needs one of the first two, which `FusionPlan` checks through `usesPhases`.
     public func kernelPath(inputHeight h: Int, inputWidth w: Int) -> ConvolutionPath {
         let (oh, ow) = outputSize(h, w)
+        if usesOneDNN(inputHeight: h, inputWidth: w) { return .oneDNN }
         if usesWinograd(outputHeight: oh, outputWidth: ow) { return .winograd }
         if usesPhases { return .phaseGEMM }
         if kernelSize % stride == 0 && NarrowConvolution.applies(resultChannels: outChannels, reducedChannels: inChannels) {
@@ -289,6 +297,10 @@ public final class ConvTranspose2d: Layer {
         let g = geometry(x), N = x.shape[0], C = inChannels, P = g.positions, K = g.patchSize
         let dx: Tensor? = inputGradient ? Tensor.reuse(inputGrad, shape: x.shape) : nil
         if let dx { inputGrad = dx }
+        if forwardUsedOneDNN {
+            backwardOneDNN(x, dy, dx, weightGradients: weightGradients)
+            return dx
+        }
         if usesWinograd(outputHeight: g.height, outputWidth: g.width) {
             backwardWinograd(x, dy, dx, weightGradients: weightGradients)
             return dx
