@@ -152,7 +152,7 @@ static dnnl_status_t port_finish(port *p) {
 }
 
 struct onednn_convolution {
-    int out_height, out_width;
+    int out_height, out_width, winograd;
     size_t weight_count, bias_count;
     dnnl_primitive_t forward, backward_data, backward_weights;
     dnnl_memory_t bias;  // plain [out], bound per call
@@ -199,15 +199,17 @@ onednn_convolution *onednn_convolution_create(int batch, int in_channels, int he
                                               int leaky_relu, float negative_slope,
                                               int input_block, int output_block) {
     return onednn_convolution_create_general(batch, in_channels, height, width, out_channels, kernel, kernel, stride,
-                                             padding, padding, leaky_relu, negative_slope, input_block, output_block, 1, 0);
+                                             padding, padding, leaky_relu, negative_slope, input_block, output_block,
+                                             ONEDNN_TRAINING);
 }
 
 onednn_convolution *onednn_convolution_create_general(int batch, int in_channels, int height, int width,
                                                       int out_channels, int kernel_height, int kernel_width, int stride,
                                                       int padding_height, int padding_width,
                                                       int leaky_relu, float negative_slope,
-                                                      int input_block, int output_block, int training, int bf16) {
+                                                      int input_block, int output_block, unsigned options) {
     if (!onednn_available(0)) return NULL;
+    const int training = (options & ONEDNN_TRAINING) != 0, bf16 = (options & ONEDNN_BF16) != 0;
     dnnl_format_tag_t x_tag = activation_tag(input_block), y_tag = activation_tag(output_block);
     if (x_tag == dnnl_format_tag_undef || y_tag == dnnl_format_tag_undef) return NULL;
     int oh = (height + 2 * padding_height - kernel_height) / stride + 1;
@@ -242,14 +244,6 @@ onednn_convolution *onednn_convolution_create_general(int batch, int in_channels
     TRY(D(dnnl_memory_desc_init_by_tag)(&w_in, 4, w_dims, in_type, dnnl_format_tag_any));
 
     dnnl_convolution_desc_t fd, bdd, bwd;
-    TRY(D(dnnl_convolution_forward_desc_init)(&fd, training ? dnnl_forward_training : dnnl_forward_inference,
-                                             dnnl_convolution_direct, &x_in, &w_in, &b_md, &y_any, strides, pad, pad));
-    if (training) {
-        TRY(D(dnnl_convolution_backward_data_desc_init)(&bdd, dnnl_convolution_direct, &x_any, &w_in, &y_in,
-                                                       strides, pad, pad));
-        TRY(D(dnnl_convolution_backward_weights_desc_init)(&bwd, dnnl_convolution_direct, &x_in, &w_any, &b_md,
-                                                          &y_in, strides, pad, pad));
-    }
     if (leaky_relu) {
         // oneDNN's eltwise_relu with alpha is LeakyReLU: x > 0 ? x : alpha·x.
         TRY(D(dnnl_primitive_attr_create)(&attr));
@@ -257,7 +251,29 @@ onednn_convolution *onednn_convolution_create_general(int batch, int in_channels
         TRY(D(dnnl_post_ops_append_eltwise)(post_ops, 1.0f, dnnl_eltwise_relu, negative_slope, 0.0f));
         TRY(D(dnnl_primitive_attr_set_post_ops)(attr, post_ops));
     }
-    TRY(D(dnnl_primitive_desc_create)(&fpd, &fd, attr, engine, NULL));
+    // Winograd F(4×4, 3×3) where asked for and oneDNN has it (3×3, stride 1, float32, AVX-512, no post-op): 4× fewer
+    // products; else (or when any of the three passes lacks it) the direct algorithm.
+    const int try_winograd = (options & ONEDNN_WINOGRAD) && kernel_height == 3 && kernel_width == 3 && stride == 1;
+    dnnl_alg_kind_t algorithms[2] = {try_winograd ? dnnl_convolution_winograd : dnnl_convolution_direct, dnnl_convolution_direct};
+    for (int a = 0; a < 2 && !fpd; a++) {
+        c->winograd = algorithms[a] == dnnl_convolution_winograd;
+        dnnl_alg_kind_t alg = algorithms[a];
+        TRY(D(dnnl_convolution_forward_desc_init)(&fd, training ? dnnl_forward_training : dnnl_forward_inference,
+                                                 alg, &x_in, &w_in, &b_md, &y_any, strides, pad, pad));
+        if (training) {
+            TRY(D(dnnl_convolution_backward_data_desc_init)(&bdd, alg, &x_any, &w_in, &y_in, strides, pad, pad));
+            TRY(D(dnnl_convolution_backward_weights_desc_init)(&bwd, alg, &x_in, &w_any, &b_md, &y_in, strides, pad, pad));
+        }
+        if (D(dnnl_primitive_desc_create)(&fpd, &fd, attr, engine, NULL) != dnnl_success) { fpd = NULL; continue; }
+        if (training && (D(dnnl_primitive_desc_create)(&bdpd, &bdd, NULL, engine, fpd) != dnnl_success ||
+                         D(dnnl_primitive_desc_create)(&bwpd, &bwd, NULL, engine, fpd) != dnnl_success)) {
+            if (bdpd) D(dnnl_primitive_desc_destroy)(bdpd);
+            D(dnnl_primitive_desc_destroy)(fpd);
+            fpd = bdpd = NULL;
+        }
+    }
+    if (!fpd) goto fail;
+
 
 #define MD(pd, what) D(dnnl_primitive_desc_query_md)(pd, what, 0)
     TRY(port_init(&c->fwd_x, &x_user, MD(fpd, dnnl_query_src_md), 0, SLOT_INPUT));
@@ -271,8 +287,6 @@ onednn_convolution *onednn_convolution_create_general(int batch, int in_channels
         if (attr) D(dnnl_primitive_attr_destroy)(attr);
         return c;
     }
-    TRY(D(dnnl_primitive_desc_create)(&bdpd, &bdd, NULL, engine, fpd));
-    TRY(D(dnnl_primitive_desc_create)(&bwpd, &bwd, NULL, engine, fpd));
     TRY(port_init(&c->bd_dy, &y_user, MD(bdpd, dnnl_query_diff_dst_md), 0, SLOT_OUTPUT));
     TRY(port_init(&c->bd_w, &w_user, MD(bdpd, dnnl_query_weights_md), 0, SLOT_WEIGHT));
     TRY(port_init(&c->bd_dx, &x_user, MD(bdpd, dnnl_query_diff_src_md), 1, SLOT_INPUT));
@@ -313,6 +327,7 @@ void onednn_convolution_destroy(onednn_convolution *c) {
 
 int onednn_convolution_output_height(const onednn_convolution *c) { return c->out_height; }
 int onednn_convolution_output_width(const onednn_convolution *c) { return c->out_width; }
+int onednn_convolution_is_winograd(const onednn_convolution *c) { return c->winograd; }
 
 #define CHECK(x) do { dnnl_status_t s_ = (x); if (s_ != dnnl_success) return (int)s_; } while (0)
 
@@ -390,9 +405,9 @@ onednn_convolution *onednn_convolution_create(int b, int i, int h, int w, int o,
     return NULL;
 }
 onednn_convolution *onednn_convolution_create_general(int b, int i, int h, int w, int o, int kh, int kw, int s, int ph,
-                                                      int pw, int l, float a, int xb, int yb, int t, int bf) {
+                                                      int pw, int l, float a, int xb, int yb, unsigned options) {
     (void)b; (void)i; (void)h; (void)w; (void)o; (void)kh; (void)kw; (void)s; (void)ph; (void)pw; (void)l; (void)a;
-    (void)xb; (void)yb; (void)t; (void)bf;
+    (void)xb; (void)yb; (void)options;
     return NULL;
 }
 int onednn_preferred_channel_block(void) { return 0; }
@@ -400,6 +415,7 @@ int onednn_native_bf16(void) { return 0; }
 void onednn_convolution_destroy(onednn_convolution *c) { (void)c; }
 int onednn_convolution_output_height(const onednn_convolution *c) { (void)c; return 0; }
 int onednn_convolution_output_width(const onednn_convolution *c) { (void)c; return 0; }
+int onednn_convolution_is_winograd(const onednn_convolution *c) { (void)c; return 0; }
 int onednn_convolution_forward(onednn_convolution *c, const float *x, const float *w, const float *b, float *y) {
     (void)c; (void)x; (void)w; (void)b; (void)y; return -1;
 }

@@ -192,7 +192,6 @@ struct Train: ParsableCommand {
             folder = URL(fileURLWithPath: runFolder ?? "runs/\(cfg.target)")
         }
         do { try cfg.validate() } catch { throw ValidationError("\(error)") }
-        usePrecision(cfg.precision, log: log)
         let dataset = try Jobs.loadData(cfg, try data.options(), log: log)
         if let name = cfg.target.className {   // a class index or any spelling → the dataset's name
             cfg.target = .oneClass(dataset.classNames[try Jobs.classIndex(name, in: dataset.classNames)])

@@ -78,7 +78,7 @@ struct Bench: ParsableCommand {
             return
         }
         Profiler.enabled = profile
-        usePrecision(precision) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        if let message = Precision.resolve(precision).1 { FileHandle.standardError.write(Data((message + "\n").utf8)) }
         let r = Benchmark.run(config: config, batchSize: batchSize, seconds: seconds)
         if profile {
             print("fusions and kernel paths (training)")

@@ -105,6 +105,31 @@ final class RecipeTests: XCTestCase {
         }
     }
 
+    /// `precision: bf16` trains (on oneDNN's bfloat16 kernels where the CPU has them, else float32 after a message),
+    /// keeps float32 checkpoints, resumes in the same precision, and a wrong value names the field.
+    func testBFloat16TrainingKeepsFloat32CheckpointsAndResumes() throws {
+        let data = try syntheticData()
+        var cfg = tinyConfig(); cfg.model.architecture = .cnn; cfg.loss = .hinge; cfg.model.spectralNorm = true
+        cfg.precision = .bf16; cfg.epochs = 2
+        var messages: [String] = []
+        let folder = temporaryFolder(self), fp32 = temporaryFolder(self)
+        _ = try Jobs.train(config: cfg, runFolder: folder, resume: false, data: data, quiet: true, log: { messages.append($0) })
+        XCTAssertEqual(KernelSettings.precision, .fp32, "the run's precision does not outlive it")
+        XCTAssertEqual(messages.contains { $0.contains("--precision bf16") }, Precision.resolve(.bf16).0 == .fp32, "\(messages)")
+        XCTAssertEqual(try RunFolder(folder).loadConfig().precision, .bf16)
+        var plain = cfg; plain.precision = .fp32
+        XCTAssertEqual(try train(plain, data, fp32), .finished(epochs: 2))
+        let g = try weights(folder, "generator.safetensors"), g32 = try weights(fp32, "generator.safetensors")
+        XCTAssertEqual(Set(g.keys), Set(g32.keys), "same float32 tensors")
+        if Precision.resolve(.bf16).0 == .bf16 { XCTAssertNotEqual(g, g32, "bfloat16 products change the weights") }
+        XCTAssert(g.values.allSatisfy { $0.allSatisfy(\.isFinite) })
+        cfg.epochs = 3
+        XCTAssertEqual(try train(cfg, data, folder, resume: true), .finished(epochs: 3))
+        let bad = temporaryFolder(self).appendingPathComponent("c.json")
+        try Data(#"{"precision": "fp16"}"#.utf8).write(to: bad)
+        XCTAssertThrowsError(try RunConfig.load(from: bad)) { XCTAssert("\($0)".contains("precision"), "\($0)") }
+    }
+
     func testConditionalModelTrainsAndGeneratesPerClass() throws {
         let data = try syntheticData()
         let folder = temporaryFolder(self)

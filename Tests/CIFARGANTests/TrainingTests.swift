@@ -212,7 +212,11 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(c.diffAugment, [.color, .translation, .cutout]); XCTAssertEqual(c.adaTarget, 0.6)
         XCTAssertEqual(c.optimizer.generatorLR, 2e-4); XCTAssertEqual(c.classNames?.count, 10)
         let before = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! NSDictionary
-        let after = try JSONSerialization.jsonObject(with: c.encoded()) as! NSDictionary
+        let after = try JSONSerialization.jsonObject(with: c.encoded(), options: .mutableContainers) as! NSMutableDictionary
+        // Fields added since then take their defaults (and are written back): a file without precision is float32.
+        XCTAssertEqual(c.precision, .fp32)
+        XCTAssertEqual(after["precision"] as? String, "fp32")
+        after.removeObject(forKey: "precision")
         XCTAssertEqual(before, after)
         // A one-class run's target is the class name, as before.
         XCTAssertEqual(try RunConfig.decode(json: Data(#"{"target": "cat"}"#.utf8)).target, .oneClass("cat"))

@@ -45,10 +45,13 @@ public enum Benchmark {
         return run(config: config, batchSize: batchSize, seconds: seconds, generateBatchSize: generateBatchSize)
     }
 
-    /// The same for a whole recipe (loss, augmentation, EMA, spectral norm, architecture, classes).
+    /// The same for a whole recipe (loss, augmentation, EMA, spectral norm, architecture, classes, precision).
     /// `train_gflops` counts the original architecture's FLOPs and is 0 for the residual one.
     public static func run(config: RunConfig, batchSize: Int, seconds: Double, generateBatchSize: Int = 256) -> Result {
         let model = config.model
+        let savedPrecision = KernelSettings.precision
+        KernelSettings.precision = Precision.resolve(config.precision).0   // (`bench` prints the fallback's message)
+        defer { KernelSettings.precision = savedPrecision }
         let gan = GAN(config: config)
         var rng = RandomGenerator(seed: 2)
         let K = model.classes

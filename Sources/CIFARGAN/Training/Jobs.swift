@@ -58,6 +58,12 @@ public enum Jobs {
                              quiet: Bool = false, log: @escaping (String) -> Void) throws -> [String: TrainingOutcome] {
         let lock = try RunLock(runFolder: runFolder)
         defer { withExtendedLifetime(lock) {} }
+        // The run's precision, for this process (float32 with a message where bfloat16 cannot run natively).
+        let (precision, message) = Precision.resolve(config.precision)
+        if let message { log(message) }
+        let savedPrecision = KernelSettings.precision
+        KernelSettings.precision = precision
+        defer { KernelSettings.precision = savedPrecision }
         var outcomes: [String: TrainingOutcome] = [:]
         func one(_ cfg: RunConfig, _ subset: ImageDataset, _ folder: URL, _ title: String, _ resumeThis: Bool) throws {
             let trainer = try Trainer(config: cfg, data: subset, runFolder: folder, title: title, resume: resumeThis)

@@ -35,14 +35,17 @@ onednn_convolution *onednn_convolution_create(int batch, int in_channels, int he
                                               int input_block, int output_block);
 
 /// The same for a kh×kw kernel with padding (ph, pw), as inference only when `training` is 0 (no backward
-/// primitives: the two backward calls must not be used). With `bf16` set, each pass multiplies bfloat16 copies of
-/// its two inputs and accumulates and writes float32 (the caller's buffers stay float32); NULL where this oneDNN
-/// has no bfloat16 kernel for the CPU.
+/// primitives: the two backward calls must not be used). `options` (bits below): ONEDNN_TRAINING makes the backward
+/// primitives too; with ONEDNN_BF16 each pass multiplies bfloat16 copies of its two inputs and accumulates and
+/// writes float32 (the caller's buffers stay float32; NULL where this oneDNN has no bfloat16 kernel for the CPU);
+/// ONEDNN_WINOGRAD asks for Winograd F(4×4, 3×3) on 3×3 stride-1 kernels, which oneDNN has for float32 on AVX-512
+/// without post-ops (elsewhere the direct algorithm runs: `onednn_convolution_is_winograd` says which).
+enum { ONEDNN_TRAINING = 1, ONEDNN_BF16 = 2, ONEDNN_WINOGRAD = 4 };
 onednn_convolution *onednn_convolution_create_general(int batch, int in_channels, int height, int width,
                                                       int out_channels, int kernel_height, int kernel_width, int stride,
                                                       int padding_height, int padding_width,
                                                       int leaky_relu, float negative_slope,
-                                                      int input_block, int output_block, int training, int bf16);
+                                                      int input_block, int output_block, unsigned options);
 /// 1 when oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX), 0 otherwise (or without oneDNN).
 int onednn_native_bf16(void);
 /// The channel block (8 or 16) of the layout oneDNN picks for activations on this CPU, or 0 if it picks none.
@@ -52,6 +55,8 @@ void onednn_convolution_destroy(onednn_convolution *conv);
 /// Output height and width.
 int onednn_convolution_output_height(const onednn_convolution *conv);
 int onednn_convolution_output_width(const onednn_convolution *conv);
+/// 1 when the primitives run Winograd F(4×4, 3×3), 0 for the direct algorithm.
+int onednn_convolution_is_winograd(const onednn_convolution *conv);
 
 // Each returns 0 on success, else oneDNN's status code.
 

@@ -19,6 +19,11 @@ public enum KernelSettings {
     /// Winograd F(2×2, 2×2) for 4×4, stride-2 transposed convolutions (`ConvTranspose2d+Winograd.swift`).
     nonisolated(unsafe) public static var winograd: Bool = environment("CIFAR_GAN_WINOGRAD") != "0"
 
+    /// oneDNN's Winograd F(4×4, 3×3) for 3×3 stride-1 convolutions, where oneDNN has it (float32 on AVX-512, no
+    /// fused activation; elsewhere it runs them directly): measured +39% training on `--preset sngan`
+    /// (docs/performance.md). Its sums differ from the direct ones by ~1e-6 relative (the transforms' rounding).
+    nonisolated(unsafe) public static var oneDNNWinograd: Bool = environment("CIFAR_GAN_ONEDNN_WINOGRAD") != "0"
+
     /// The direct kernel for convolutions whose result has ≤ 3 channels (`NarrowConvolution`), where the CPU has it.
     nonisolated(unsafe) public static var narrow: Bool = environment("CIFAR_GAN_NARROW") != "0"
 
@@ -37,8 +42,10 @@ public enum KernelSettings {
         let direct = !NarrowConvolution.available ? "not on this CPU (needs AVX2 and FMA)"
             : narrow ? "on (CIFAR_GAN_NARROW=0 turns it off)" : "off (CIFAR_GAN_NARROW=0)"
         let tiles = winograd ? "on (CIFAR_GAN_WINOGRAD=0 turns it off)" : "off (CIFAR_GAN_WINOGRAD=0)"
+        let oneDNNTiles = oneDNNWinograd ? "where oneDNN has it (CIFAR_GAN_ONEDNN_WINOGRAD=0 turns it off)" : "off (CIFAR_GAN_ONEDNN_WINOGRAD=0)"
         let bf16 = Precision.bf16UnavailableReason.map { "not here: \($0)" } ?? "available"
         return "convolution kernels: \(kernels); direct 3-channel kernel: \(direct); Winograd transposed convolutions: \(tiles); "
+            + "oneDNN Winograd for 3×3 stride-1 convolutions: \(oneDNNTiles); "
             + "precision: \(precision.rawValue) (bfloat16 \(bf16))"
     }
 

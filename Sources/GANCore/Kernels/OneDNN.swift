@@ -53,6 +53,10 @@ public final class OneDNNConvolution {
 
     /// Whether the passes multiply in bfloat16 (`Precision`); fixed at creation.
     public let bf16: Bool
+    /// Whether oneDNN runs them as Winograd F(4×4, 3×3) (`KernelSettings.oneDNNWinograd`) rather than directly.
+    public let winograd: Bool
+    /// `KernelSettings.oneDNNWinograd` when these primitives were made (a layer remakes them when it changes).
+    let winogradRequested: Bool
 
     /// The layouts of x/dx and y/dy: 0 for NCHW, else oneDNN's channel block (see `BlockedHandoff`).
     let inputBlock: Int, outputBlock: Int
@@ -85,7 +89,9 @@ public final class OneDNNConvolution {
                                               Int32(kernelHeight), Int32(kernelWidth), Int32(stride),
                                               Int32(paddingHeight), Int32(paddingWidth),
                                               leakyReLUSlope == nil ? 0 : 1, leakyReLUSlope ?? 0,
-                                              Int32(inputBlock), Int32(outputBlock), training ? 1 : 0, bf16 ? 1 : 0)
+                                              Int32(inputBlock), Int32(outputBlock),
+                                              UInt32((training ? ONEDNN_TRAINING : 0) | (bf16 ? ONEDNN_BF16 : 0)
+                                                     | (KernelSettings.oneDNNWinograd ? ONEDNN_WINOGRAD : 0)))
         }
         chunk = min(n, max(1, KernelSettings.oneDNNChunk))
         guard let full = create(chunk) else { return nil }
@@ -96,6 +102,8 @@ public final class OneDNNConvolution {
         } else { remainder = nil }
         shape = inputShape
         self.inputBlock = inputBlock; self.outputBlock = outputBlock; self.bf16 = bf16
+        winograd = onednn_convolution_is_winograd(full) != 0
+        winogradRequested = KernelSettings.oneDNNWinograd
         // Per-sample strides hold for the blocked layouts too: a sample is contiguous in nChw8c/nChw16c, and
         // blocked layouts are only used when the channels fill whole blocks.
         inputStride = c * h * w

@@ -100,7 +100,7 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
         }
         outputHandoff?.activeBlock = outputBlock
         if let plan = oneDNN, plan.shape == x.shape, plan.inputBlock == inputBlock, plan.outputBlock == outputBlock,
-           plan.bf16 == (KernelSettings.precision == .bf16) {
+           plan.bf16 == (KernelSettings.precision == .bf16), plan.winogradRequested == KernelSettings.oneDNNWinograd {
             return plan
         }
         oneDNN = OneDNNConvolution(inputShape: x.shape, outChannels: outChannels, kernel: kernelSize, stride: stride,
@@ -117,6 +117,12 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
 
     /// The kernel path of the last forward pass (nil before the first), for `bench --profile`.
     public var lastKernelPath: ConvolutionPath? { input.map { kernelPath(inputHeight: $0.shape[2], inputWidth: $0.shape[3]) } }
+
+    /// How oneDNN ran the last forward pass, for `bench --profile`: "Winograd F(4×4, 3×3)", "bf16", or nil.
+    public var lastOneDNNVariant: String? {
+        guard forwardUsedOneDNN, let plan = oneDNN else { return nil }
+        return plan.bf16 ? "bf16" : plan.winograd ? "Winograd F(4×4, 3×3)" : nil
+    }
 
     /// The forward kernel for an input of h×w: oneDNN where `KernelSettings.convolution` picks it for this
     /// output size, else the patch GEMMs (the fallback wherever oneDNN is missing).

@@ -11,10 +11,12 @@ import Foundation
 ///
 /// Exact for outputPadding 0, where the mirror's output size is this layer's input size.
 extension ConvTranspose2d {
-    /// Whether this layer runs on oneDNN for an input of h×w: only in bfloat16 (in float32 the Winograd and phase
-    /// paths are this package's faster kernels).
+    /// Whether this layer runs on oneDNN for an input of h×w: in bfloat16, or in float32 when oneDNN is asked for
+    /// everywhere (`CIFAR_GAN_CONVOLUTION=onednn`; under `auto` the Winograd and phase paths are this package's
+    /// faster kernels).
     func usesOneDNN(inputHeight h: Int, inputWidth w: Int) -> Bool {
-        guard KernelSettings.precision == .bf16, ConvolutionKernels.oneDNNAvailable, outputPadding == 0 else { return false }
+        guard KernelSettings.precision == .bf16 || KernelSettings.convolution == .onednn,
+              ConvolutionKernels.oneDNNAvailable, outputPadding == 0 else { return false }
         let (oh, ow) = outputSize(h, w)
         return (oh + 2 * padding - kernelSize) % stride == 0 && (ow + 2 * padding - kernelSize) % stride == 0
     }

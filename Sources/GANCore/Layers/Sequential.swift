@@ -57,10 +57,12 @@ public final class Sequential: Layer {
         for (i, layer) in layers.enumerated() {
             let inner = (layer as? SpectralNorm)?.inner ?? layer
             if let conv = inner as? Conv2d, let path = conv.lastKernelPath {
-                lines.append("\(label).\(i) Conv2d \(conv.inChannels)→\(conv.outChannels): \(path.rawValue)")
+                let variant = conv.lastOneDNNVariant.map { " (\($0))" } ?? ""
+                lines.append("\(label).\(i) Conv2d \(conv.inChannels)→\(conv.outChannels): \(path.rawValue)\(variant)")
             }
             if let conv = inner as? ConvTranspose2d, let path = conv.lastKernelPath {
-                lines.append("\(label).\(i) ConvTranspose2d \(conv.inChannels)→\(conv.outChannels): \(path.rawValue)")
+                let variant = path == .oneDNN && KernelSettings.precision == .bf16 ? " (bf16, as its mirror convolution)" : ""
+                lines.append("\(label).\(i) ConvTranspose2d \(conv.inChannels)→\(conv.outChannels): \(path.rawValue)\(variant)")
             }
             if let model = layer as? Sequential { lines += model.kernelReport(label: "\(label).\(i)") }
             if let block = layer as? ResidualBlock {
