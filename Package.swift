@@ -28,13 +28,18 @@ let package = Package(
             name: "COneDNN",
             linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]
         ),
+        // MPI (Open MPI), loaded at run time under mpirun; see the target's header.
+        .target(
+            name: "CMPI",
+            linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]
+        ),
         // Direct kernels for convolutions with few output channels (AVX2, chosen at run time); see its header.
         .target(name: "CNarrowConvolution"),
         // Matrix transposes for layout changes (AVX2 8×8 blocks, chosen at run time); see its header.
         .target(name: "CTranspose"),
         .target(
             name: "GANCore",
-            dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux])), "COneDNN", "CNarrowConvolution", "CTranspose"],
+            dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux])), "COneDNN", "CMPI", "CNarrowConvolution", "CTranspose"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .target(

@@ -145,7 +145,9 @@ struct Train: ParsableCommand {
     @OptionGroup var data: DataFlags
 
     func run() throws {
-        let log: (String) -> Void = say
+        let world = Communicator.world
+        let log: (String) -> Void = world.map { w in { say("rank \(w.rank): \($0)") } } ?? say
+        let leader = (world?.rank ?? 0) == 0   // under mpirun, the rank that writes the run folder's own files
         var cfg: RunConfig
         let folder: URL
         let resuming = resume != nil
@@ -156,7 +158,7 @@ struct Train: ParsableCommand {
             let run = RunFolder(folder)
             guard run.holdsRun else { throw ValidationError("--resume: \(resume) is not a run folder (no config.json)") }
             cfg = try run.loadConfig()
-            runLock = try RunLock(runFolder: folder)   // before the config may change; Jobs.train re-enters it
+            if leader { runLock = try RunLock(runFolder: folder) }   // before the config may change; Jobs.train re-enters it
             // Only the length of a run (epochs, time limit) and its logging may change on resume; anything else
             // would make it another run.
             let before = cfg
@@ -165,7 +167,7 @@ struct Train: ParsableCommand {
             if tensorboard { cfg.tensorboard = true }
             if cfg != before {
                 try cfg.validate()
-                try run.saveConfig(cfg)   // so a later resume keeps the new length
+                if leader { try run.saveConfig(cfg) }   // so a later resume keeps the new length
             }
         } else {
             guard config == nil || preset == nil else { throw ValidationError("--config and --preset exclude each other") }
@@ -198,7 +200,7 @@ struct Train: ParsableCommand {
         }
         log("training \(cfg.target) on \(dataset.count) images into \(folder.path) (\(Parallel.workerCount) threads)")
         let outcomes = try Jobs.train(config: cfg, runFolder: folder, resume: resuming, data: dataset, quiet: quiet, log: log)
-        if outcomes.count > 1 { log("done: \(outcomes.count) models in \(folder.path)") }
+        if outcomes.count > 1 || world != nil { log("done: \(outcomes.count) models in \(folder.path)") }
     }
 }
 

@@ -122,11 +122,18 @@ if let mallopt = dlsym(nil, "mallopt") {
 #endif
 // Errors from the library (bad files, bad configs) are one line naming the file, field or flag, and carry their
 // exit status (`UserFacingError`); the argument parser reports its own (usage, --help).
+// Under mpirun each rank names itself in its errors; a rank that exits with an error ends the whole job (mpirun
+// stops the others), so no rank waits forever for it.
+var world: Communicator?
 do {
+    world = try Communicator.joinWorld()
     var command = try CIFARGANCommand.parseAsRoot()
     try command.run()
+    world?.finalize()
 } catch let error as UserFacingError {
-    FileHandle.standardError.write(Data("error: \(error.description)\n".utf8)); exit(error.exitCode)
+    let who = world.map { "rank \($0.rank) of \($0.size): " } ?? ""
+    FileHandle.standardError.write(Data("error: \(who)\(error.description)\n".utf8)); exit(error.exitCode)
 } catch {
+    if let world { FileHandle.standardError.write(Data("error: rank \(world.rank) of \(world.size):\n".utf8)) }
     CIFARGANCommand.exit(withError: error)
 }

@@ -56,7 +56,15 @@ public enum Jobs {
     /// For "all", each class trains in `runFolder/<class>`, one after another.
     public static func train(config: RunConfig, runFolder: URL, resume: Bool, data: ImageDataset,
                              quiet: Bool = false, log: @escaping (String) -> Void) throws -> [String: TrainingOutcome] {
-        let lock = try RunLock(runFolder: runFolder)
+        // Under mpirun (`Communicator.world`) rank 0 owns the run folder; the others lock only the class folders
+        // they train (class-parallel: `--class all`, classes dealt out by label modulo the number of ranks).
+        let world = Communicator.world
+        let rank = world?.rank ?? 0, ranks = world?.size ?? 1
+        if ranks > 1 && config.target != .all {
+            throw ConfigError("mpirun: \(ranks) ranks can train --class all (each rank its classes); data-parallel training "
+                              + "of one model (--class NAME, --conditional, --unconditional) is not built yet: run it without mpirun")
+        }
+        let lock = rank == 0 ? try RunLock(runFolder: runFolder) : nil
         defer { withExtendedLifetime(lock) {} }
         // The run's precision, for this process (float32 with a message where bfloat16 cannot run natively).
         let (precision, message) = Precision.resolve(config.precision)
@@ -81,21 +89,28 @@ public enum Jobs {
             try one(cfg, data, runFolder, "conditional", resume)
         case .all:
             if !resume {
-                let fm = FileManager.default
+                // Every rank checks before any writes (then they agree), rank 0 writes, the others wait for it.
                 if RunFolder(runFolder).holdsRun {
                     throw DataError("\(runFolder.path): already holds a run; use --resume \(runFolder.path) or another --run folder")
                 }
-                try fm.createDirectory(at: runFolder, withIntermediateDirectories: true)
-                try RunFolder(runFolder).saveConfig(config)
+                world?.barrier()
+                if rank == 0 {
+                    try FileManager.default.createDirectory(at: runFolder, withIntermediateDirectories: true)
+                    try RunFolder(runFolder).saveConfig(config)
+                }
+                world?.barrier()
             }
-            for (label, name) in data.classNames.enumerated() {
+            for (label, name) in data.classNames.enumerated() where label % ranks == rank {
                 var cfg = config
                 cfg.target = .oneClass(name)
                 let folder = runFolder.appendingPathComponent(name)
                 let started = RunFolder(folder).pointer(.latest) != nil
                 if resume && !started { try? FileManager.default.removeItem(at: folder) }
+                let classLock = ranks > 1 ? try RunLock(runFolder: folder) : nil
                 try one(cfg, data.subset(label: label), folder, name, resume && started)
+                withExtendedLifetime(classLock) {}
             }
+            world?.barrier()   // the run is complete when every rank's classes are
         case .oneClass(let name):
             let label = try classIndex(name, in: data.classNames)
             var cfg = config

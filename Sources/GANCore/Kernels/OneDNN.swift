@@ -64,11 +64,14 @@ public final class OneDNNConvolution {
     /// The channel block of oneDNN's preferred activation layout on this CPU, or 0.
     static let preferredChannelBlock: Int = Int(onednn_preferred_channel_block())
 
+    /// Training primitives (forward and both backward passes); in bfloat16 unless `bf16` says otherwise, when
+    /// `KernelSettings.precision` is `.bf16`.
     convenience init?(inputShape: [Int], outChannels: Int, kernel: Int, stride: Int, padding: Int, leakyReLUSlope: Float?,
-                      inputBlock: Int = 0, outputBlock: Int = 0) {
+                      inputBlock: Int = 0, outputBlock: Int = 0, bf16: Bool? = nil) {
         self.init(inputShape: inputShape, outChannels: outChannels, kernelHeight: kernel, kernelWidth: kernel, stride: stride,
                   paddingHeight: padding, paddingWidth: padding, leakyReLUSlope: leakyReLUSlope,
-                  inputBlock: inputBlock, outputBlock: outputBlock, training: true, bf16: KernelSettings.precision == .bf16)
+                  inputBlock: inputBlock, outputBlock: outputBlock, training: true,
+                  bf16: bf16 ?? (KernelSettings.precision == .bf16))
     }
 
     /// An inference-only convolution, NCHW in and out, ReLU fused when `reluAfter`; nil where oneDNN is missing

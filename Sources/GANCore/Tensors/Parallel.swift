@@ -13,11 +13,12 @@ import Foundation
 /// Parallel.forEachChunk(count: batch) { range, worker in for n in range { process(sample: n, scratch: worker) } }
 /// ```
 public enum Parallel {
-    /// Number of workers; defaults to the active core count, overridable with `CIFAR_GAN_THREADS`.
+    /// Number of workers; defaults to the active core count (shared by the ranks an MPI launcher started on this
+    /// machine), overridable with `CIFAR_GAN_THREADS`.
     nonisolated(unsafe) public static var workerCount: Int = {
         configureBLASThreads()
         if let s = ProcessInfo.processInfo.environment["CIFAR_GAN_THREADS"], let n = Int(s), n > 0 { return n }
-        return max(1, ProcessInfo.processInfo.activeProcessorCount)
+        return max(1, ProcessInfo.processInfo.activeProcessorCount / Communicator.launchedLocalSize)
     }()
 
     /// Calls `body(range, worker)` for contiguous slices of `0..<count`, one per worker, in parallel.

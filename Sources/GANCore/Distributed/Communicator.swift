@@ -1,0 +1,81 @@
+import CMPI
+import Foundation
+
+/// The processes of an `mpirun` job, on Open MPI loaded at run time (`Sources/CMPI`): the same binary runs alone or
+/// as one rank of many, and builds where MPI is not installed.
+///
+/// `joinWorld()` is called once at start-up. Started without a launcher (or by `mpirun -np 1`) it returns nil and
+/// everything runs as one process. Started by `mpirun -np N` (N > 1) it initialises MPI and returns the world — or,
+/// where Open MPI cannot be loaded, throws rather than letting N unrelated copies train side by side.
+///
+/// ```swift
+/// if let world = try Communicator.joinWorld() {
+///     print("rank \(world.rank) of \(world.size)")
+///     world.barrier()
+/// }
+/// ```
+public final class Communicator: @unchecked Sendable {
+    public let rank: Int
+    public let size: Int
+
+    /// The world joined by `joinWorld`, if any.
+    nonisolated(unsafe) public private(set) static var world: Communicator?
+
+    /// The ranks an MPI launcher started, read from its environment (1 without one): known before MPI loads.
+    public static var launchedSize: Int { Int(mpi_shim_launched_size()) }
+    public static var launchedRank: Int { Int(mpi_shim_launched_rank()) }
+    /// Ranks on this machine: they share its cores (`Parallel.workerCount` divides them).
+    public static var launchedLocalSize: Int { max(1, Int(mpi_shim_launched_local_size())) }
+
+    private init(rank: Int, size: Int) { self.rank = rank; self.size = size }
+
+    /// Joins the job this process was launched into; nil when it runs alone.
+    public static func joinWorld() throws -> Communicator? {
+        if let world { return world }
+        guard launchedSize > 1 else { return nil }
+        guard mpi_shim_init() == 0 else {
+            throw MPIUnavailable(description:
+                "started by an MPI launcher as rank \(launchedRank) of \(launchedSize), but \(String(cString: mpi_shim_error())); "
+                + "install Open MPI (scripts/install-deps installs it) or run without mpirun")
+        }
+        world = Communicator(rank: Int(mpi_shim_rank()), size: Int(mpi_shim_size()))
+        return world
+    }
+
+    /// A failed collective means another rank is gone or MPI broke: end the whole job, naming this rank.
+    private func check(_ status: Int32, _ what: String) {
+        guard status != 0 else { return }
+        FileHandle.standardError.write(Data("error: rank \(rank) of \(size): \(what) failed: \(String(cString: mpi_shim_error()))\n".utf8))
+        mpi_shim_abort(3)
+    }
+
+    /// Every rank's `count` values summed, in place, on every rank.
+    public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        check(mpi_shim_allreduce_float(buffer, count, 0), "allreduce")
+    }
+
+    public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {
+        check(mpi_shim_allreduce_double(buffer, count, 0), "allreduce")
+    }
+
+    /// The largest of every rank's values, in place.
+    public func allreduceMax(_ buffer: UnsafeMutablePointer<Double>, count: Int) {
+        check(mpi_shim_allreduce_double(buffer, count, 1), "allreduce")
+    }
+
+    /// `bytes` bytes from `root`'s buffer into every other rank's.
+    public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int = 0) {
+        check(mpi_shim_broadcast(buffer, bytes, Int32(root)), "broadcast")
+    }
+
+    public func barrier() { check(mpi_shim_barrier(), "barrier") }
+
+    /// Ends every rank of the job with this exit status.
+    public func abort(exitCode: Int32) -> Never { mpi_shim_abort(exitCode); fatalError("MPI_Abort returned") }
+
+    /// At the end of a run: MPI must be finalised before the process exits normally.
+    public func finalize() { mpi_shim_finalize() }
+}
+
+/// Started by mpirun, but MPI cannot be loaded (exit status 1).
+public struct MPIUnavailable: UserFacingError { public var description: String }
