@@ -43,7 +43,10 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         let j = try Judge(folder: judge.map { URL(fileURLWithPath: $0) } ?? Judge.defaultFolder)
         let split: CIFAR10.Split = reference == "train" ? .train : .test
-        var groups: [(name: String, pixels: [UInt8])] = []
+        // Under mpirun the groups (classes, checkpoints) are dealt out to the ranks by index; rank 0 reports.
+        let world = Communicator.world, rank = world?.rank ?? 0, ranks = world?.size ?? 1
+        // Groups are sampled (or loaded) when evaluated, so that under mpirun each rank makes only its own.
+        var groups: [(name: String, pixels: () throws -> [UInt8])] = []
         var labels: [String: String] = [:]   // group name → class
         if let runFolder {
             for model in try Jobs.modelFolders(in: URL(fileURLWithPath: runFolder), className: className) {
@@ -54,22 +57,26 @@ struct Evaluate: ParsableCommand {
                     names = RunFolder(folder).checkpointFolders
                 }
                 for ckName in names {
-                    let sampler = try Sampler(runFolder: folder, checkpoint: ckName, rawGenerator: noEMA)
-                    let label = allCheckpoints ? "\(name)@\(sampler.checkpoint.lastPathComponent)" : name
+                    let label = allCheckpoints ? "\(name)@\(ckName ?? "")" : name
                     labels[label] = name
-                    groups.append((label, sampler.sample(count: n, seed: seed, classLabel: model.label).flatMap(\.planar)))
+                    let (seed, noEMA, classLabel) = (seed, noEMA, model.label)
+                    groups.append((label, {
+                        try Sampler(runFolder: folder, checkpoint: ckName, rawGenerator: noEMA)
+                            .sample(count: n, seed: seed, classLabel: classLabel).flatMap(\.planar)
+                    }))
                 }
                 if floor {
                     let test = try CIFAR10.load(from: Locations.dataDirectory(dataDir), split: .test)
                     let label = "\(name)@test-images"
                     labels[label] = name
                     let subset = name == "unconditional" ? test : test.subset(label: try Jobs.classIndex(name, in: test.classNames))
-                    groups.append((label, Array(subset.pixels.prefix((count ?? 5000) * 3072))))
+                    let pixels = Array(subset.pixels.prefix((count ?? 5000) * 3072))
+                    groups.append((label, { pixels }))
                 }
             }
         } else if let images {
             for (name, pixels) in try Evaluator.imageGroups(folder: URL(fileURLWithPath: images)) {
-                groups.append((name ?? className ?? "all", pixels))
+                groups.append((name ?? className ?? "all", { pixels }))
             }
         }
         if features == .inception {
@@ -77,7 +84,8 @@ struct Evaluate: ParsableCommand {
             return
         }
         var results: [EvaluationResult] = []
-        for (name, pixels) in groups {
+        for (index, (name, makePixels)) in groups.enumerated() where index % ranks == rank {
+            let pixels = try makePixels()
             let cls = referenceClass(name, labels)
             let label = try cls.map { try Jobs.classIndex($0, in: CIFAR10.classNames) }
             let reference = try Evaluator.referenceFeatures(judge: j, split: split, className: label.map { CIFAR10.classNames[$0] },
@@ -86,6 +94,8 @@ struct Evaluate: ParsableCommand {
             if let count, px.count / 3072 > count { px = Array(px.prefix(count * 3072)) }
             results.append(try Evaluator.evaluate(name: name, pixels: px, reference: reference, judge: j, classLabel: label, seed: seed))
         }
+        results = EvaluationResult.gathered(results, names: groups.map(\.name), world: world)
+        guard rank == 0 else { return }   // rank 0 reports for the job
         if json {
             let enc = JSONEncoder(); enc.keyEncodingStrategy = .convertToSnakeCase; enc.outputFormatting = [.sortedKeys]
             if results.count == 1 {
@@ -106,7 +116,7 @@ struct Evaluate: ParsableCommand {
     }
 
     /// FID on pytorch-fid's Inception features per group, against the class's reference images.
-    func inceptionFID(groups: [(name: String, pixels: [UInt8])], labels: [String: String], split: CIFAR10.Split) throws {
+    func inceptionFID(groups: [(name: String, pixels: () throws -> [UInt8])], labels: [String: String], split: CIFAR10.Split) throws {
         let url = URL(fileURLWithPath: inceptionWeights!)
         let inception = try InceptionFID(weights: TorchCheckpoint.read(from: url), file: url.path)
         var fixedReference: GaussianStatistics?
@@ -119,7 +129,9 @@ struct Evaluate: ParsableCommand {
             fixedReference = GaussianStatistics(mean: mu.values, covariance: sigma.values, dim: InceptionFID.featureCount, count: 0)
         }
         var rows: [(String, Int, Double)] = []
-        for (name, pixels) in groups {
+        let world = Communicator.world, rank = world?.rank ?? 0, ranks = world?.size ?? 1
+        for (index, (name, makePixels)) in groups.enumerated() where index % ranks == rank {
+            let pixels = try makePixels()
             let cls = referenceClass(name, labels)
             let n = min(pixels.count / 3072, count ?? 5000)
             let generated = InceptionEvaluation.features(pixels: Array(pixels.prefix(n * 3072)), inception: inception).statistics()
@@ -134,6 +146,15 @@ struct Evaluate: ParsableCommand {
             }()
             rows.append((name, n, try Metrics.fid(generated, reference)))
         }
+        if let world, ranks > 1 {   // every group's (count, FID) to every rank, in group order
+            var table = [Double](repeating: 0, count: groups.count * 3)
+            for (name, n, fid) in rows {
+                if let i = groups.firstIndex(where: { $0.name == name }) { table[3 * i] = 1; table[3 * i + 1] = Double(n); table[3 * i + 2] = fid }
+            }
+            table.withUnsafeMutableBufferPointer { world.allreduceSum($0.baseAddress!, count: $0.count) }
+            rows = groups.indices.filter { table[3 * $0] == 1 }.map { (groups[$0].name, Int(table[3 * $0 + 1]), table[3 * $0 + 2]) }
+        }
+        guard rank == 0 else { return }
         if json {
             let body = rows.map { "\"\($0.0)\":{\"count\":\($0.1),\"features\":\"inception\",\"fid\":\($0.2)}" }.joined(separator: ",")
             print(rows.count == 1 ? "{\"count\":\(rows[0].1),\"features\":\"inception\",\"fid\":\(rows[0].2)}" : "{\"classes\":{\(body)}}")

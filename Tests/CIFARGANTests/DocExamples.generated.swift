@@ -50,8 +50,16 @@ private func docExample3() throws {
     _ = probabilities
 }
 
-// Sources/CIFARGAN/Evaluation/InceptionEvaluation.swift:7
+// Sources/CIFARGAN/Evaluation/EvaluationResult+Gather.swift:8
 private func docExample4() throws {
+    func process(sample: Int, scratch: Int) {}
+    let all = EvaluationResult.gathered([], names: ["cat"], world: nil)   // [] (one process: nothing to gather)
+    _ = all
+    _ = process
+}
+
+// Sources/CIFARGAN/Evaluation/InceptionEvaluation.swift:7
+private func docExample5() throws {
     let weightsURL = URL(fileURLWithPath: "w.pth")
     let pixels = [UInt8]()
     let reference = FeatureSet(count: 0, dim: 1, values: []).statistics()
@@ -65,7 +73,7 @@ private func docExample4() throws {
 }
 
 // Sources/CIFARGAN/Evaluation/InceptionFID.swift:12
-private func docExample5() throws {
+private func docExample6() throws {
     let images = Tensor(shape: [2, 3, 32, 32])
     let inception = try InceptionFID(weights: TorchCheckpoint.read(from: URL(fileURLWithPath: "pt_inception-2015-12-05-6726825d.pth")))
     let features = inception.features(images)   // [N, 3, 32, 32] in [0, 1] → [N, 2048]
@@ -75,7 +83,7 @@ private func docExample5() throws {
 }
 
 // Sources/CIFARGAN/Evaluation/Metrics.swift:65
-private func docExample6() throws {
+private func docExample7() throws {
     let real = FeatureSet(count: 0, dim: 1, values: [])
     let fake = FeatureSet(count: 0, dim: 1, values: [])
     let fid = try Metrics.fid(real.statistics(), fake.statistics())
@@ -91,13 +99,13 @@ private func docExample6() throws {
 }
 
 // Sources/CIFARGAN/Formats/CRC32C.swift:4
-private func docExample7() throws {
+private func docExample8() throws {
     let crc = CRC32C.checksum(Array("123456789".utf8))   // 0xE3069283
     _ = crc
 }
 
 // Sources/CIFARGAN/Formats/NumpyArchive.swift:9
-private func docExample8() throws {
+private func docExample9() throws {
     let url = URL(fileURLWithPath: "runs/cat")
     let mu = [Double]()
     let sigma = [Double]()
@@ -110,7 +118,7 @@ private func docExample8() throws {
 }
 
 // Sources/CIFARGAN/Formats/PNG.swift:24
-private func docExample9() throws {
+private func docExample10() throws {
     let url = URL(fileURLWithPath: "runs/cat")
     let image = RGBImage(width: 1, height: 1, pixels: [0, 0, 0])
     try PNG.write(image, to: url)
@@ -121,7 +129,7 @@ private func docExample9() throws {
 }
 
 // Sources/CIFARGAN/Formats/TensorBoardLog.swift:13
-private func docExample10() throws {
+private func docExample11() throws {
     let run = URL(fileURLWithPath: "runs/cat")
     let image = RGBImage(width: 1, height: 1, pixels: [0, 0, 0])
     let log = try TensorBoardLog(runFolder: run, keepingStepsUpTo: nil)
@@ -132,7 +140,7 @@ private func docExample10() throws {
 }
 
 // Sources/CIFARGAN/Generation/Export.swift:13
-private func docExample11() throws {
+private func docExample12() throws {
     let run = URL(fileURLWithPath: "runs/cat")
     let line = try Jobs.export(runFolder: run, className: nil, checkpoint: nil, out: URL(fileURLWithPath: "g.onnx"))
     _ = line
@@ -140,7 +148,7 @@ private func docExample11() throws {
 }
 
 // Sources/CIFARGAN/Generation/Sampling.swift:6
-private func docExample12() throws {
+private func docExample13() throws {
     let url = URL(fileURLWithPath: "runs/cat")
     let sampler = try Sampler(runFolder: url, checkpoint: nil)
     let images = sampler.sample(count: 100, seed: 0)
@@ -150,7 +158,7 @@ private func docExample12() throws {
 }
 
 // Sources/CIFARGAN/Models/Classifier.swift:9
-private func docExample13() throws {
+private func docExample14() throws {
     let images = Tensor(shape: [2, 3, 32, 32])
     let logits = Tensor(shape: [2, 1])
     var rng = RandomGenerator(seed: 0)
@@ -162,13 +170,13 @@ private func docExample13() throws {
 }
 
 // Sources/CIFARGAN/Models/GAN.swift:19
-private func docExample14() throws {
+private func docExample15() throws {
     let gan = GAN(model: ModelConfig(), optimizer: OptimizerConfig(), seed: 1, loss: .hinge)
     _ = gan
 }
 
 // Sources/CIFARGAN/Models/GAN.swift:37
-private func docExample15() throws {
+private func docExample16() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let z1 = Tensor(shape: [2, 100])
     let z2 = Tensor(shape: [2, 100])
@@ -188,7 +196,7 @@ private func docExample15() throws {
 }
 
 // Sources/CIFARGAN/Models/Models.swift:7
-private func docExample16() throws {
+private func docExample17() throws {
     let z = Tensor(shape: [2, 100])
     let images = Tensor(shape: [2, 3, 32, 32])
     let logits = Tensor(shape: [2, 1])
@@ -204,21 +212,21 @@ private func docExample16() throws {
 }
 
 // Sources/CIFARGAN/Training/Benchmark.swift:6
-private func docExample17() throws {
+private func docExample18() throws {
     let result = Benchmark.run(model: ModelConfig(), batchSize: 64, seconds: 10)
     print(result.trainImagesPerSec)
     _ = result
 }
 
 // Sources/CIFARGAN/Training/ConfigCoding.swift:9
-private func docExample18() throws {
+private func docExample19() throws {
     let config = try RunConfig.decode(json: Data(#"{"epochs": 5, "model": {"generator_width": 256}}"#.utf8))
     // config.batchSize == 64, config.model.latentDim == 100: the defaults
     _ = config
 }
 
 // Sources/CIFARGAN/Training/RunConfig.swift:7
-private func docExample19() throws {
+private func docExample20() throws {
     var config = RunConfig()
     config.epochs = 10
     try config.validate()
@@ -226,7 +234,7 @@ private func docExample19() throws {
 }
 
 // Sources/CIFARGAN/Training/RunFolder.swift:13
-private func docExample20() throws {
+private func docExample21() throws {
     let run = RunFolder(URL(fileURLWithPath: "runs/cat"))
     let config = try run.loadConfig()
     let newest = run.pointer(.latest)      // "epoch-0012"
@@ -236,7 +244,7 @@ private func docExample20() throws {
 }
 
 // Sources/CIFARGAN/Training/RunLock.swift:14
-private func docExample21() throws {
+private func docExample22() throws {
     let url = URL(fileURLWithPath: "runs/cat")
     let lock = try RunLock(runFolder: url)   // held until `lock` is released or deinitialised
     _ = lock
@@ -244,7 +252,7 @@ private func docExample21() throws {
 }
 
 // Sources/CIFARGAN/Training/RunTarget.swift:5
-private func docExample22() throws {
+private func docExample23() throws {
     var config = RunConfig()
     config.target = .conditional
     config.target = "cat"              // .oneClass("cat")
@@ -253,7 +261,7 @@ private func docExample22() throws {
 }
 
 // Sources/CIFARGAN/Training/Trainer.swift:12
-private func docExample23() throws {
+private func docExample24() throws {
     let url = URL(fileURLWithPath: "runs/cat")
     let config = RunConfig()
     let cats = try CIFAR10.load(from: URL(fileURLWithPath: "data"), split: .train)
@@ -271,7 +279,7 @@ private func docExample23() throws {
 // Sources/CIFARGAN/Training/TrainingBatch.swift:9: an example of internal API, not compiled here
 
 // Sources/GANCore/Distributed/Communicator.swift:11
-private func docExample25() throws {
+private func docExample26() throws {
     if let world = try Communicator.joinWorld() {
         print("rank \(world.rank) of \(world.size)")
         world.barrier()
@@ -279,7 +287,7 @@ private func docExample25() throws {
 }
 
 // Sources/GANCore/Formats/ONNXGraph.swift:10
-private func docExample26() throws {
+private func docExample27() throws {
     let images = Tensor(shape: [2, 3, 32, 32])
     let url = URL(fileURLWithPath: "runs/cat")
     let generator = Sequential([])
@@ -297,7 +305,7 @@ private func docExample26() throws {
 }
 
 // Sources/GANCore/Formats/Pickle.swift:9
-private func docExample27() throws {
+private func docExample28() throws {
     let data = Data()
     var p = Unpickler(bytes: [UInt8](data), file: "model.pth", allowedGlobals: ["collections.OrderedDict"])
     let value = try p.load()
@@ -307,7 +315,7 @@ private func docExample27() throws {
 }
 
 // Sources/GANCore/Formats/Protobuf.swift:5
-private func docExample28() throws {
+private func docExample29() throws {
     var m = ProtobufWriter()
     m.varint(1, 150)                                // 08 96 01
     m.string(2, "testing")                          // 12 07 74 65 73 74 69 6e 67
@@ -316,7 +324,7 @@ private func docExample28() throws {
 }
 
 // Sources/GANCore/Formats/SafeTensors.swift:8
-private func docExample29() throws {
+private func docExample30() throws {
     let url = URL(fileURLWithPath: "runs/cat")
     let net = Sequential([])
     try SafeTensors.write(net.stateDict, metadata: ["format": "pt"], to: url)
@@ -327,7 +335,7 @@ private func docExample29() throws {
 }
 
 // Sources/GANCore/Formats/TorchCheckpoint.swift:11
-private func docExample30() throws {
+private func docExample31() throws {
     let weights = try TorchCheckpoint.read(from: URL(fileURLWithPath: "pt_inception-2015-12-05-6726825d.pth"))
     let w = weights["Conv2d_1a_3x3.conv.weight"]!   // shape [32, 3, 3, 3]
     _ = w
@@ -335,7 +343,7 @@ private func docExample30() throws {
 }
 
 // Sources/GANCore/Formats/ZipArchive.swift:9
-private func docExample31() throws {
+private func docExample32() throws {
     let data = Data()
     let zip = try ZipArchive(bytes: [UInt8](data), file: "model.pth")
     let pickle = try zip.data(of: "archive/data.pkl")
@@ -345,7 +353,7 @@ private func docExample31() throws {
 }
 
 // Sources/GANCore/Kernels/BLAS.swift:10
-private func docExample32() throws {
+private func docExample33() throws {
     let a = Tensor(shape: [2, 2])
     let b = Tensor(shape: [2, 2])
     let c = Tensor(shape: [2, 2])
@@ -356,25 +364,25 @@ private func docExample32() throws {
 }
 
 // Sources/GANCore/Kernels/KernelSettings.swift:10
-private func docExample33() throws {
+private func docExample34() throws {
     KernelSettings.convolution = .blas    // patch-matrix GEMMs only
     KernelSettings.winograd = false       // phase GEMMs for transposed convolutions
     print(KernelSettings.summary)
 }
 
 // Sources/GANCore/Kernels/NarrowConvolution.swift:14
-private func docExample34() throws {
+private func docExample35() throws {
     let onThisCPU = NarrowConvolution.available
     _ = onThisCPU
 }
 
 // Sources/GANCore/Kernels/OneDNN.swift:12
-private func docExample35() throws {
+private func docExample36() throws {
     KernelSettings.convolution = .blas
 }
 
 // Sources/GANCore/Kernels/OneDNN.swift:43
-private func docExample36() throws {
+private func docExample37() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let weight = Tensor(shape: [192, 768, 1, 7])
     let bias = Tensor(shape: [192])
@@ -390,7 +398,7 @@ private func docExample36() throws {
 }
 
 // Sources/GANCore/Kernels/Precision.swift:13
-private func docExample37() throws {
+private func docExample38() throws {
     let (precision, message) = Precision.resolve(.bf16)
     if let message { print(message) }
     KernelSettings.precision = precision
@@ -399,7 +407,7 @@ private func docExample37() throws {
 }
 
 // Sources/GANCore/Layers/Activations.swift:6
-private func docExample38() throws {
+private func docExample39() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let act = LeakyReLU(0.2)
     let y = act.forward(x, training: true)
@@ -409,7 +417,7 @@ private func docExample38() throws {
 }
 
 // Sources/GANCore/Layers/Activations.swift:57
-private func docExample39() throws {
+private func docExample40() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
     let d = Sequential([Conv2d(inChannels: 3, outChannels: 8, kernelSize: 3, rng: &rng), LeakyReLU(0.2, inPlace: true)])
@@ -420,7 +428,7 @@ private func docExample39() throws {
 }
 
 // Sources/GANCore/Layers/Activations.swift:76
-private func docExample40() throws {
+private func docExample41() throws {
     var rng = RandomGenerator(seed: 0)
     let d = Sequential([LeakyReLU(0.2, inPlace: true), Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, rng: &rng)])
     // d.layers[1]'s dx is already the gradient with respect to d.layers[0]'s input.
@@ -429,13 +437,13 @@ private func docExample40() throws {
 }
 
 // Sources/GANCore/Layers/Activations.swift:184
-private func docExample41() throws {
+private func docExample42() throws {
     let drop = Dropout(0.4, seed: 7)
     _ = drop
 }
 
 // Sources/GANCore/Layers/Activations.swift:280
-private func docExample42() throws {
+private func docExample43() throws {
     let dy = Tensor(shape: [2, 2])
     let a = Tensor(shape: [2, 2])
     let b = Tensor(shape: [2, 2])
@@ -452,7 +460,7 @@ private func docExample42() throws {
 }
 
 // Sources/GANCore/Layers/Conditional.swift:4
-private func docExample43() throws {
+private func docExample44() throws {
     let z = Tensor(shape: [2, 100])
     let generator = Sequential([])
     let classes = [Int]()
@@ -467,7 +475,7 @@ private func docExample43() throws {
 }
 
 // Sources/GANCore/Layers/Conditional.swift:28
-private func docExample44() throws {
+private func docExample45() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let labels = ClassLabels(classes: 10)
     let cbn = ConditionalBatchNorm(numFeatures: 128, labels: labels)
@@ -479,7 +487,7 @@ private func docExample44() throws {
 }
 
 // Sources/GANCore/Layers/Conditional.swift:113
-private func docExample45() throws {
+private func docExample46() throws {
     let features = Tensor(shape: [2, 128])
     var rng = RandomGenerator(seed: 0)
     let labels = ClassLabels(classes: 10)
@@ -493,7 +501,7 @@ private func docExample45() throws {
 }
 
 // Sources/GANCore/Layers/Conv2d.swift:20
-private func docExample46() throws {
+private func docExample47() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
     let conv = Conv2d(inChannels: 3, outChannels: 64, kernelSize: 3, stride: 1, padding: 1, rng: &rng)
@@ -505,7 +513,7 @@ private func docExample46() throws {
 }
 
 // Sources/GANCore/Layers/ConvTranspose2d.swift:23
-private func docExample47() throws {
+private func docExample48() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
     let up = ConvTranspose2d(inChannels: 128, outChannels: 64, kernelSize: 4, stride: 2, padding: 1, rng: &rng)
@@ -517,7 +525,7 @@ private func docExample47() throws {
 }
 
 // Sources/GANCore/Layers/FusionPlan.swift:9
-private func docExample48() throws {
+private func docExample49() throws {
     var rng = RandomGenerator(seed: 0)
     let d = Sequential([Conv2d(inChannels: 3, outChannels: 8, kernelSize: 3, rng: &rng), LeakyReLU(0.2, inPlace: true),
                         Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, rng: &rng)])
@@ -527,7 +535,7 @@ private func docExample48() throws {
 }
 
 // Sources/GANCore/Layers/Layer.swift:30
-private func docExample49() throws {
+private func docExample50() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let dy = Tensor(shape: [2, 2])
     var rng = RandomGenerator(seed: 0)
@@ -543,7 +551,7 @@ private func docExample49() throws {
 }
 
 // Sources/GANCore/Layers/Linear.swift:3
-private func docExample50() throws {
+private func docExample51() throws {
     let z = Tensor(shape: [2, 100])
     var rng = RandomGenerator(seed: 0)
     let fc = Linear(inFeatures: 100, outFeatures: 2048, rng: &rng)
@@ -555,7 +563,7 @@ private func docExample50() throws {
 }
 
 // Sources/GANCore/Layers/Normalization.swift:7
-private func docExample51() throws {
+private func docExample52() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let bn = BatchNorm(numFeatures: 128)
     let y = bn.forward(x, training: true)   // [N, 128, 4, 4] → same shape
@@ -565,7 +573,7 @@ private func docExample51() throws {
 }
 
 // Sources/GANCore/Layers/Pooling.swift:3
-private func docExample52() throws {
+private func docExample53() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let pool = GlobalAvgPool2d()
     let features = pool.forward(x, training: true)   // [N, 128, 8, 8] → [N, 128]
@@ -575,7 +583,7 @@ private func docExample52() throws {
 }
 
 // Sources/GANCore/Layers/Pooling.swift:40
-private func docExample53() throws {
+private func docExample54() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let features = GlobalSumPool2d().forward(x, training: true)   // [N, 64, 8, 8] → [N, 64]
     _ = features
@@ -583,7 +591,7 @@ private func docExample53() throws {
 }
 
 // Sources/GANCore/Layers/Pooling.swift:65
-private func docExample54() throws {
+private func docExample55() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let down = AvgPool2x2().forward(x, training: true)   // [N, 64, 32, 32] → [N, 64, 16, 16]
     _ = down
@@ -591,7 +599,7 @@ private func docExample54() throws {
 }
 
 // Sources/GANCore/Layers/Pooling.swift:92
-private func docExample55() throws {
+private func docExample56() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let up = Upsample2x().forward(x, training: true)   // [N, 64, 8, 8] → [N, 64, 16, 16]
     _ = up
@@ -599,7 +607,7 @@ private func docExample55() throws {
 }
 
 // Sources/GANCore/Layers/Residual.swift:6
-private func docExample56() throws {
+private func docExample57() throws {
     var rng1 = RandomGenerator(seed: 0); let conv1 = Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, padding: 1, rng: &rng1)
     var rng2 = RandomGenerator(seed: 0); let conv2 = Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, padding: 1, rng: &rng2)
     let bn1 = BatchNorm(numFeatures: 8)
@@ -613,7 +621,7 @@ private func docExample56() throws {
 }
 
 // Sources/GANCore/Layers/Sequential.swift:6
-private func docExample57() throws {
+private func docExample58() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
     let net = Sequential([Linear(inFeatures: 2, outFeatures: 8, rng: &rng), LeakyReLU(0.2)])
@@ -625,7 +633,7 @@ private func docExample57() throws {
 }
 
 // Sources/GANCore/Layers/SpectralNorm.swift:3
-private func docExample58() throws {
+private func docExample59() throws {
     var rng = RandomGenerator(seed: 0)
     let layer: WeightedLayer = Linear(inFeatures: 4, outFeatures: 2, rng: &rng)
     let sn = SpectralNorm(layer, rng: &rng)
@@ -635,7 +643,7 @@ private func docExample58() throws {
 }
 
 // Sources/GANCore/Layers/SpectralNorm.swift:37
-private func docExample59() throws {
+private func docExample60() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
     let bias = Tensor(shape: [192])
@@ -649,7 +657,7 @@ private func docExample59() throws {
 }
 
 // Sources/GANCore/Tensors/LinearAlgebra.swift:10
-private func docExample60() throws {
+private func docExample61() throws {
     let (values, vectors) = try symmetricEigen([2, 1, 1, 2], n: 2)   // values [1, 3]
     _ = values
     _ = vectors
@@ -658,7 +666,7 @@ private func docExample60() throws {
 // Sources/GANCore/Tensors/Memory.swift:13: an example of internal API, not compiled here
 
 // Sources/GANCore/Tensors/Parallel.swift:12
-private func docExample62() throws {
+private func docExample63() throws {
     let batch = 64
     func process(sample: Int, scratch: Int) {}
     Parallel.forEachChunk(count: batch) { range, worker in for n in range { process(sample: n, scratch: worker) } }
@@ -667,14 +675,14 @@ private func docExample62() throws {
 }
 
 // Sources/GANCore/Tensors/Profiler.swift:5
-private func docExample63() throws {
+private func docExample64() throws {
     Profiler.enabled = true
 
     for row in Profiler.report() { print(row) }
 }
 
 // Sources/GANCore/Tensors/Random.swift:6
-private func docExample64() throws {
+private func docExample65() throws {
     var rng = RandomGenerator(seed: 42)
     let z = Tensor(shape: [64, 100]); rng.fillNormal(z)
     _ = rng
@@ -682,7 +690,7 @@ private func docExample64() throws {
 }
 
 // Sources/GANCore/Tensors/Tensor.swift:6
-private func docExample65() throws {
+private func docExample66() throws {
     let x = Tensor(shape: [2, 3], values: [1, 2, 3, 4, 5, 6])
     x[1 * 3 + 2] = 0      // flat index
     print(x.shape, x.toArray())
@@ -690,7 +698,7 @@ private func docExample65() throws {
 }
 
 // Sources/GANCore/Tensors/UserFacingError.swift:5
-private func docExample66() throws {
+private func docExample67() throws {
     let a = Tensor(shape: [2, 2])
     let run = URL(fileURLWithPath: "runs/cat")
     let config = RunConfig()
@@ -704,7 +712,7 @@ private func docExample66() throws {
 }
 
 // Sources/GANCore/Training/AdaptiveAugmentation.swift:12
-private func docExample67() throws {
+private func docExample68() throws {
     let a = Tensor(shape: [2, 2])
     let logits = Tensor(shape: [2, 1])
     let realLogits = Tensor(shape: [2, 1])
@@ -719,7 +727,7 @@ private func docExample67() throws {
 }
 
 // Sources/GANCore/Training/Augment.swift:11
-private func docExample68() throws {
+private func docExample69() throws {
     let images = Tensor(shape: [2, 3, 32, 32])
     let augment = DiffAugment(policy: [.color, .translation, .cutout], seed: 1)
     let seen = augment.forward(images, training: true)   // [N, C, H, W] → same shape
@@ -729,7 +737,7 @@ private func docExample68() throws {
 }
 
 // Sources/GANCore/Training/LeCam.swift:13
-private func docExample69() throws {
+private func docExample70() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let logits = Tensor(shape: [2, 1])
     let realLogits = Tensor(shape: [2, 1])
@@ -748,7 +756,7 @@ private func docExample69() throws {
 }
 
 // Sources/GANCore/Training/Losses.swift:6
-private func docExample70() throws {
+private func docExample71() throws {
     let logits = Tensor(shape: [2, 1])
     let targets = Tensor(shape: [2, 1])
     let loss = BCEWithLogitsLoss()
@@ -762,7 +770,7 @@ private func docExample70() throws {
 }
 
 // Sources/GANCore/Training/Losses.swift:40
-private func docExample71() throws {
+private func docExample72() throws {
     let logits = Tensor(shape: [2, 1])
     let indices: ArraySlice<Int> = [0, 1][...]
     let classes = [Int]()
@@ -778,7 +786,7 @@ private func docExample71() throws {
 }
 
 // Sources/GANCore/Training/Losses.swift:93
-private func docExample72() throws {
+private func docExample73() throws {
     let logits = Tensor(shape: [2, 1])
     let loss = HingeLoss()
     let value = loss.forward(logits, .real)
@@ -790,7 +798,7 @@ private func docExample72() throws {
 }
 
 // Sources/GANCore/Training/Optimizers.swift:18
-private func docExample73() throws {
+private func docExample74() throws {
     let net = Sequential([])
     let opt = Adam(parameters: net.parameters, lr: 2e-4, betas: (0.5, 0.999))
     opt.zeroGrad()
