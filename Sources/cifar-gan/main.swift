@@ -7,7 +7,7 @@ struct CIFARGANCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cifar-gan",
         abstract: "Train GANs on CIFAR-10, one model per class, and generate new images.",
-        subcommands: [Train.self, Generate.self, Export.self, Evaluate.self, CASCommand.self, Download.self, Bench.self, ClassifierCommand.self]
+        subcommands: [Train.self, Generate.self, Export.self, Evaluate.self, CASCommand.self, Download.self, Bench.self, ClassifierCommand.self, Sweep.self]
     )
 }
 

@@ -54,11 +54,13 @@ public enum Jobs {
 
     /// Trains `config.target` into `runFolder` (a new run, or the one there when `resume`).
     /// For "all", each class trains in `runFolder/<class>`, one after another.
+    /// `alone`: this process trains this run by itself even under mpirun (a sweep's trial), rather than sharing it
+    /// with the other ranks.
     public static func train(config: RunConfig, runFolder: URL, resume: Bool, data: ImageDataset,
-                             quiet: Bool = false, log: @escaping (String) -> Void) throws -> [String: TrainingOutcome] {
+                             quiet: Bool = false, alone: Bool = false, log: @escaping (String) -> Void) throws -> [String: TrainingOutcome] {
         // Under mpirun (`Communicator.world`) rank 0 owns the run folder; the others lock only the class folders
         // they train (class-parallel: `--class all`, classes dealt out by label modulo the number of ranks).
-        let world = Communicator.world
+        let world = alone ? nil : Communicator.world
         let rank = world?.rank ?? 0, ranks = world?.size ?? 1
         if ranks > 1 && config.target != .all {
             throw ConfigError("mpirun: \(ranks) ranks can train --class all (each rank its classes); data-parallel training "
