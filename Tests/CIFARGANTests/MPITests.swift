@@ -13,33 +13,9 @@ final class MPITests: XCTestCase {
         try writeSyntheticCIFAR(to: dataDir, perClass: 8)
     }
 
-    /// mpirun's path, or a skip.
-    func mpirun() throws -> String {
-        let path = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let path else { throw XCTSkip("mpirun not installed (scripts/install-deps installs Open MPI)") }
-        return path
-    }
+    func mpiProcess(_ ranks: Int, _ args: [String]) throws -> Process { try mpirunProcess(self, ranks: ranks, args) }
 
-    /// `mpirun -np N cifar-gan ARGS`, as root where the tests run as root, on one machine's cores.
-    func mpiProcess(_ ranks: Int, _ args: [String]) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try mpirun())
-        p.arguments = ["--oversubscribe", "--allow-run-as-root", "-np", "\(ranks)", cifarGANBinary().path] + args
-        // Open MPI's shared-memory transport wants a writable session directory; keep it in the test's folder.
-        p.environment = ProcessInfo.processInfo.environment.merging(
-            ["TMPDIR": temporaryFolder(self).path, "OMPI_MCA_rmaps_base_oversubscribe": "1"]) { $1 }
-        return p
-    }
-
-    func runMPI(_ ranks: Int, _ args: [String]) throws -> ProcessResult {
-        let p = try mpiProcess(ranks, args)
-        let pipe = Pipe()
-        p.standardOutput = pipe; p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return ProcessResult(status: p.terminationStatus, output: String(decoding: data, as: UTF8.self))
-    }
+    func runMPI(_ ranks: Int, _ args: [String]) throws -> ProcessResult { try runCapturing(try mpiProcess(ranks, args)) }
 
     func trainFlags(_ run: URL, epochs: Int = 2) -> [String] {
         ["train", "--class", "all", "--epochs", "\(epochs)", "--data-dir", dataDir.path, "--no-download", "--run", run.path,

@@ -66,12 +66,30 @@ func runTool(_ args: [String], env: [String: String] = [:], timeout: TimeInterva
     p.executableURL = cifarGANBinary()
     p.arguments = args
     p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+    return try runCapturing(p)
+}
+
+/// Runs a prepared process to its end; its exit status and combined output.
+func runCapturing(_ p: Process) throws -> ProcessResult {
     let pipe = Pipe()
     p.standardOutput = pipe; p.standardError = pipe
     try p.run()
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     return ProcessResult(status: p.terminationStatus, output: String(decoding: data, as: UTF8.self))
+}
+
+/// `mpirun -np N cifar-gan ARGS` as a prepared process (as root where the tests run as root, on one machine's
+/// cores, Open MPI's session files in a test folder); skips the test where mpirun is not installed.
+func mpirunProcess(_ test: XCTestCase, ranks: Int, _ args: [String]) throws -> Process {
+    guard let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        throw XCTSkip("mpirun not installed (scripts/install-deps installs Open MPI)")
+    }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: mpirun)
+    p.arguments = ["--oversubscribe", "--allow-run-as-root", "-np", "\(ranks)", cifarGANBinary().path] + args
+    p.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": temporaryFolder(test).path]) { $1 }
+    return p
 }
 
 /// Runs `tools/SCRIPT` with python3 under `tools/with-python-packages` (which installs missing pip packages

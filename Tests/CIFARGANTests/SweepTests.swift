@@ -72,21 +72,11 @@ final class SweepTests: XCTestCase {
     }
 
     func testTrialsSpreadOverMPIRanks() throws {
-        guard let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw XCTSkip("mpirun not installed (scripts/install-deps installs Open MPI)")
-        }
         let out = temporaryFolder(self).appendingPathComponent("sweep")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: mpirun)
-        p.arguments = ["--oversubscribe", "--allow-run-as-root", "-np", "2", cifarGANBinary().path, "sweep", try sweepFile(grid).path,
-                       "--out", out.path, "--data-dir", dataDir.path, "--no-download"]
-        p.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": temporaryFolder(self).path]) { $1 }
-        let pipe = Pipe()
-        p.standardOutput = pipe; p.standardError = pipe
-        try p.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, output)
+        let r = try runCapturing(try mpirunProcess(self, ranks: 2, ["sweep", try sweepFile(grid).path, "--out", out.path,
+                                                                     "--data-dir", dataDir.path, "--no-download"]))
+        let output = r.output
+        XCTAssertEqual(r.status, 0, output)
         XCTAssert(output.contains("rank 0: trial-00") && output.contains("rank 1: trial-01"), output)
         XCTAssertEqual(try rows(out).count, 4)
     }

@@ -11,19 +11,12 @@ import Foundation
 ///
 /// Exact for outputPadding 0, where the mirror's output size is this layer's input size.
 extension ConvTranspose2d {
-    /// Whether this layer runs on oneDNN for an input of h×w: in float32 when oneDNN is asked for everywhere
-    /// (`CIFAR_GAN_CONVOLUTION=onednn`; under `auto` this package's kernels measured faster); in bfloat16 where the
-    /// float32 kernel would be the plain GEMMs — Winograd tiles (9/16 of the products) and the direct 3-channel
-    /// kernel stay float32, since bfloat16's conversions cost what its faster products save there (measured on the
-    /// original generator, docs/performance.md).
-    func usesOneDNN(inputHeight h: Int, inputWidth w: Int) -> Bool {
+    /// Whether the mirror convolution reproduces this layer for an input of h×w (outputPadding 0, and the mirror's
+    /// output size is the input size), on a machine with oneDNN.
+    func hasOneDNNMirror(inputHeight h: Int, inputWidth w: Int) -> Bool {
         guard ConvolutionKernels.oneDNNAvailable, outputPadding == 0 else { return false }
         let (oh, ow) = outputSize(h, w)
-        guard (oh + 2 * padding - kernelSize) % stride == 0 && (ow + 2 * padding - kernelSize) % stride == 0 else { return false }
-        if KernelSettings.convolution == .onednn { return true }
-        guard KernelSettings.precision == .bf16 else { return false }
-        return !usesWinograd(outputHeight: oh, outputWidth: ow)
-            && !(kernelSize % stride == 0 && NarrowConvolution.applies(resultChannels: outChannels, reducedChannels: inChannels))
+        return (oh + 2 * padding - kernelSize) % stride == 0 && (ow + 2 * padding - kernelSize) % stride == 0
     }
 
     /// The mirror convolution's primitives for an input x [N, in, H, W], made when the shape or precision changes.

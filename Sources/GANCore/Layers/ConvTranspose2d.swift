@@ -131,18 +131,22 @@ public final class ConvTranspose2d: Layer {
     /// The kernel path of the last forward pass (nil before the first), for `bench --profile`.
     public var lastKernelPath: ConvolutionPath? { input.map { kernelPath(inputHeight: $0.shape[2], inputWidth: $0.shape[3]) } }
 
-    /// The forward kernel for an input of h×w: in bfloat16 oneDNN's (the mirror convolution); else Winograd tiles or phase GEMMs for wide outputs whose kernel the
+    /// The forward kernel for an input of h×w: oneDNN's mirror convolution where asked for everywhere
+    /// (`CIFAR_GAN_CONVOLUTION=onednn`) or in bfloat16 in place of the GEMM paths; else Winograd tiles or phase GEMMs for wide outputs whose kernel the
     /// stride divides (`usesPhases`), the direct kernel for an image layer, else one GEMM and row2im. A folded
     /// batch norm needs one of the first two, which `FusionPlan` checks through `usesPhases`.
     public func kernelPath(inputHeight h: Int, inputWidth w: Int) -> ConvolutionPath {
         let (oh, ow) = outputSize(h, w)
-        if usesOneDNN(inputHeight: h, inputWidth: w) { return .oneDNN }
+        let mirror = hasOneDNNMirror(inputHeight: h, inputWidth: w)
+        if mirror && KernelSettings.convolution == .onednn { return .oneDNN }
         if usesWinograd(outputHeight: oh, outputWidth: ow) { return .winograd }
-        if usesPhases { return .phaseGEMM }
-        if kernelSize % stride == 0 && NarrowConvolution.applies(resultChannels: outChannels, reducedChannels: inChannels) {
-            return .narrow
-        }
-        return .patchGEMM
+        if kernelSize % stride == 0 && !usesPhases
+            && NarrowConvolution.applies(resultChannels: outChannels, reducedChannels: inChannels) { return .narrow }
+        // bfloat16 replaces the plain GEMMs only: Winograd tiles (9/16 of the products) and the direct 3-channel
+        // kernel stay float32, since bfloat16's conversions cost what its faster products save there (measured on
+        // the original generator, docs/performance.md).
+        if mirror && KernelSettings.precision == .bf16 { return .oneDNN }
+        return usesPhases ? .phaseGEMM : .patchGEMM
     }
 
     /// Fills `foldedScale` and `foldedBias` and returns the LeakyReLU slope to apply in the output pass.
