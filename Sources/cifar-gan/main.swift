@@ -79,7 +79,13 @@ struct Bench: ParsableCommand {
         }
         Profiler.enabled = profile
         if let message = Precision.resolve(precision).1 { FileHandle.standardError.write(Data((message + "\n").utf8)) }
-        let r = Benchmark.run(config: config, batchSize: batchSize, seconds: seconds)
+        // Under mpirun: data-parallel training of one model, each rank with its share of every batch.
+        let dataParallel = Communicator.world.map(DataParallel.init(world:))
+        if let dataParallel, batchSize % dataParallel.world.size != 0 {
+            throw ValidationError("--batch-size \(batchSize) does not split evenly over \(dataParallel.world.size) ranks")
+        }
+        let r = Benchmark.run(config: config, batchSize: batchSize, seconds: seconds, dataParallel: dataParallel)
+        guard (dataParallel?.world.rank ?? 0) == 0 else { return }
         if profile {
             print("fusions and kernel paths (training)")
             for line in Benchmark.kernelReport { print("  " + line) }
@@ -103,7 +109,12 @@ struct Bench: ParsableCommand {
         } else {
             print(String(format: "train:    %.1f images/s at batch %d (%.1f GFLOP/s, %d iterations, %d threads)",
                          r.trainImagesPerSec, r.batchSize, r.trainGFLOPs, r.iterations, r.threads))
-            print(String(format: "generate: %.1f images/s at batch %d (eval mode)", r.generateImagesPerSec, r.generateBatchSize))
+            if r.ranks > 1 {
+                print(String(format: "data-parallel over %d ranks: per iteration %.0f collective calls, %.2f MB per rank, %.2f ms inside them",
+                             r.ranks, r.collectiveCalls, r.collectiveMegabytes, r.collectiveMilliseconds))
+            } else {
+                print(String(format: "generate: %.1f images/s at batch %d (eval mode)", r.generateImagesPerSec, r.generateBatchSize))
+            }
             print(KernelSettings.summary)
             print(String(format: "peak resident memory: %.0f MB after training, %.0f MB after generating", r.trainPeakRSSMegabytes, r.peakRSSMegabytes))
         }

@@ -293,18 +293,43 @@ private func docExample26() throws {
     _ = url
 }
 
-// Sources/CIFARGAN/Training/TrainingBatch.swift:9: an example of internal API, not compiled here
+// Sources/CIFARGAN/Training/TrainingBatch.swift:11: an example of internal API, not compiled here
+
+// Sources/GANCore/Distributed/BatchShard.swift:6
+private func docExample28() throws {
+    let a = Tensor(shape: [2, 2])
+    let batch = 64
+    let shard = BatchShard(index: 1, count: 2)
+    let rows = shard.rows(local: 32)   // 32..<64 of a batch of 64
+    _ = a
+    _ = batch
+    _ = rows
+    _ = shard
+}
 
 // Sources/GANCore/Distributed/Communicator.swift:11
-private func docExample28() throws {
+private func docExample29() throws {
     if let world = try Communicator.joinWorld() {
         print("rank \(world.rank) of \(world.size)")
         world.barrier()
     }
 }
 
+// Sources/GANCore/Distributed/DataParallel.swift:10
+private func docExample30() throws {
+    var rng = RandomGenerator(seed: 1)
+    let model = Sequential([Linear(inFeatures: 4, outFeatures: 2, rng: &rng), BatchNorm1d(numFeatures: 2)])
+    let parallel = Communicator.world.map(DataParallel.init(world:))   // nil when running alone
+    parallel?.distribute(model)
+    // forward and backward on this rank's rows, then:
+    parallel?.averageGradients(model.parameters)
+    _ = model
+    _ = parallel
+    _ = rng
+}
+
 // Sources/GANCore/Formats/ONNXGraph.swift:10
-private func docExample29() throws {
+private func docExample31() throws {
     let images = Tensor(shape: [2, 3, 32, 32])
     let url = URL(fileURLWithPath: "runs/cat")
     let generator = Sequential([])
@@ -322,7 +347,7 @@ private func docExample29() throws {
 }
 
 // Sources/GANCore/Formats/Pickle.swift:9
-private func docExample30() throws {
+private func docExample32() throws {
     let data = Data()
     var p = Unpickler(bytes: [UInt8](data), file: "model.pth", allowedGlobals: ["collections.OrderedDict"])
     let value = try p.load()
@@ -332,7 +357,7 @@ private func docExample30() throws {
 }
 
 // Sources/GANCore/Formats/Protobuf.swift:5
-private func docExample31() throws {
+private func docExample33() throws {
     var m = ProtobufWriter()
     m.varint(1, 150)                                // 08 96 01
     m.string(2, "testing")                          // 12 07 74 65 73 74 69 6e 67
@@ -341,7 +366,7 @@ private func docExample31() throws {
 }
 
 // Sources/GANCore/Formats/SafeTensors.swift:8
-private func docExample32() throws {
+private func docExample34() throws {
     let url = URL(fileURLWithPath: "runs/cat")
     let net = Sequential([])
     try SafeTensors.write(net.stateDict, metadata: ["format": "pt"], to: url)
@@ -352,7 +377,7 @@ private func docExample32() throws {
 }
 
 // Sources/GANCore/Formats/TorchCheckpoint.swift:11
-private func docExample33() throws {
+private func docExample35() throws {
     let weights = try TorchCheckpoint.read(from: URL(fileURLWithPath: "pt_inception-2015-12-05-6726825d.pth"))
     let w = weights["Conv2d_1a_3x3.conv.weight"]!   // shape [32, 3, 3, 3]
     _ = w
@@ -360,7 +385,7 @@ private func docExample33() throws {
 }
 
 // Sources/GANCore/Formats/ZipArchive.swift:9
-private func docExample34() throws {
+private func docExample36() throws {
     let data = Data()
     let zip = try ZipArchive(bytes: [UInt8](data), file: "model.pth")
     let pickle = try zip.data(of: "archive/data.pkl")
@@ -370,7 +395,7 @@ private func docExample34() throws {
 }
 
 // Sources/GANCore/Kernels/BLAS.swift:10
-private func docExample35() throws {
+private func docExample37() throws {
     let a = Tensor(shape: [2, 2])
     let b = Tensor(shape: [2, 2])
     let c = Tensor(shape: [2, 2])
@@ -381,25 +406,25 @@ private func docExample35() throws {
 }
 
 // Sources/GANCore/Kernels/KernelSettings.swift:10
-private func docExample36() throws {
+private func docExample38() throws {
     KernelSettings.convolution = .blas    // patch-matrix GEMMs only
     KernelSettings.winograd = false       // phase GEMMs for transposed convolutions
     print(KernelSettings.summary)
 }
 
 // Sources/GANCore/Kernels/NarrowConvolution.swift:14
-private func docExample37() throws {
+private func docExample39() throws {
     let onThisCPU = NarrowConvolution.available
     _ = onThisCPU
 }
 
 // Sources/GANCore/Kernels/OneDNN.swift:12
-private func docExample38() throws {
+private func docExample40() throws {
     KernelSettings.convolution = .blas
 }
 
 // Sources/GANCore/Kernels/OneDNN.swift:43
-private func docExample39() throws {
+private func docExample41() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let weight = Tensor(shape: [192, 768, 1, 7])
     let bias = Tensor(shape: [192])
@@ -415,7 +440,7 @@ private func docExample39() throws {
 }
 
 // Sources/GANCore/Kernels/Precision.swift:13
-private func docExample40() throws {
+private func docExample42() throws {
     let (precision, message) = Precision.resolve(.bf16)
     if let message { print(message) }
     KernelSettings.precision = precision
@@ -424,7 +449,7 @@ private func docExample40() throws {
 }
 
 // Sources/GANCore/Layers/Activations.swift:6
-private func docExample41() throws {
+private func docExample43() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let act = LeakyReLU(0.2)
     let y = act.forward(x, training: true)
@@ -434,7 +459,7 @@ private func docExample41() throws {
 }
 
 // Sources/GANCore/Layers/Activations.swift:57
-private func docExample42() throws {
+private func docExample44() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
     let d = Sequential([Conv2d(inChannels: 3, outChannels: 8, kernelSize: 3, rng: &rng), LeakyReLU(0.2, inPlace: true)])
@@ -445,7 +470,7 @@ private func docExample42() throws {
 }
 
 // Sources/GANCore/Layers/Activations.swift:76
-private func docExample43() throws {
+private func docExample45() throws {
     var rng = RandomGenerator(seed: 0)
     let d = Sequential([LeakyReLU(0.2, inPlace: true), Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, rng: &rng)])
     // d.layers[1]'s dx is already the gradient with respect to d.layers[0]'s input.
@@ -454,13 +479,13 @@ private func docExample43() throws {
 }
 
 // Sources/GANCore/Layers/Activations.swift:184
-private func docExample44() throws {
+private func docExample46() throws {
     let drop = Dropout(0.4, seed: 7)
     _ = drop
 }
 
-// Sources/GANCore/Layers/Activations.swift:280
-private func docExample45() throws {
+// Sources/GANCore/Layers/Activations.swift:285
+private func docExample47() throws {
     let dy = Tensor(shape: [2, 2])
     let a = Tensor(shape: [2, 2])
     let b = Tensor(shape: [2, 2])
@@ -477,7 +502,7 @@ private func docExample45() throws {
 }
 
 // Sources/GANCore/Layers/Conditional.swift:4
-private func docExample46() throws {
+private func docExample48() throws {
     let z = Tensor(shape: [2, 100])
     let generator = Sequential([])
     let classes = [Int]()
@@ -492,7 +517,7 @@ private func docExample46() throws {
 }
 
 // Sources/GANCore/Layers/Conditional.swift:28
-private func docExample47() throws {
+private func docExample49() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let labels = ClassLabels(classes: 10)
     let cbn = ConditionalBatchNorm(numFeatures: 128, labels: labels)
@@ -504,7 +529,7 @@ private func docExample47() throws {
 }
 
 // Sources/GANCore/Layers/Conditional.swift:113
-private func docExample48() throws {
+private func docExample50() throws {
     let features = Tensor(shape: [2, 128])
     var rng = RandomGenerator(seed: 0)
     let labels = ClassLabels(classes: 10)
@@ -518,7 +543,7 @@ private func docExample48() throws {
 }
 
 // Sources/GANCore/Layers/Conv2d.swift:20
-private func docExample49() throws {
+private func docExample51() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
     let conv = Conv2d(inChannels: 3, outChannels: 64, kernelSize: 3, stride: 1, padding: 1, rng: &rng)
@@ -530,7 +555,7 @@ private func docExample49() throws {
 }
 
 // Sources/GANCore/Layers/ConvTranspose2d.swift:23
-private func docExample50() throws {
+private func docExample52() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
     let up = ConvTranspose2d(inChannels: 128, outChannels: 64, kernelSize: 4, stride: 2, padding: 1, rng: &rng)
@@ -542,7 +567,7 @@ private func docExample50() throws {
 }
 
 // Sources/GANCore/Layers/FusionPlan.swift:9
-private func docExample51() throws {
+private func docExample53() throws {
     var rng = RandomGenerator(seed: 0)
     let d = Sequential([Conv2d(inChannels: 3, outChannels: 8, kernelSize: 3, rng: &rng), LeakyReLU(0.2, inPlace: true),
                         Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, rng: &rng)])
@@ -552,7 +577,7 @@ private func docExample51() throws {
 }
 
 // Sources/GANCore/Layers/Layer.swift:30
-private func docExample52() throws {
+private func docExample54() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let dy = Tensor(shape: [2, 2])
     var rng = RandomGenerator(seed: 0)
@@ -568,7 +593,7 @@ private func docExample52() throws {
 }
 
 // Sources/GANCore/Layers/Linear.swift:3
-private func docExample53() throws {
+private func docExample55() throws {
     let z = Tensor(shape: [2, 100])
     var rng = RandomGenerator(seed: 0)
     let fc = Linear(inFeatures: 100, outFeatures: 2048, rng: &rng)
@@ -579,8 +604,8 @@ private func docExample53() throws {
     _ = z
 }
 
-// Sources/GANCore/Layers/Normalization.swift:7
-private func docExample54() throws {
+// Sources/GANCore/Layers/Normalization.swift:8
+private func docExample56() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let bn = BatchNorm(numFeatures: 128)
     let y = bn.forward(x, training: true)   // [N, 128, 4, 4] → same shape
@@ -590,7 +615,7 @@ private func docExample54() throws {
 }
 
 // Sources/GANCore/Layers/Pooling.swift:3
-private func docExample55() throws {
+private func docExample57() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let pool = GlobalAvgPool2d()
     let features = pool.forward(x, training: true)   // [N, 128, 8, 8] → [N, 128]
@@ -600,7 +625,7 @@ private func docExample55() throws {
 }
 
 // Sources/GANCore/Layers/Pooling.swift:40
-private func docExample56() throws {
+private func docExample58() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let features = GlobalSumPool2d().forward(x, training: true)   // [N, 64, 8, 8] → [N, 64]
     _ = features
@@ -608,7 +633,7 @@ private func docExample56() throws {
 }
 
 // Sources/GANCore/Layers/Pooling.swift:65
-private func docExample57() throws {
+private func docExample59() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let down = AvgPool2x2().forward(x, training: true)   // [N, 64, 32, 32] → [N, 64, 16, 16]
     _ = down
@@ -616,7 +641,7 @@ private func docExample57() throws {
 }
 
 // Sources/GANCore/Layers/Pooling.swift:92
-private func docExample58() throws {
+private func docExample60() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let up = Upsample2x().forward(x, training: true)   // [N, 64, 8, 8] → [N, 64, 16, 16]
     _ = up
@@ -624,7 +649,7 @@ private func docExample58() throws {
 }
 
 // Sources/GANCore/Layers/Residual.swift:6
-private func docExample59() throws {
+private func docExample61() throws {
     var rng1 = RandomGenerator(seed: 0); let conv1 = Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, padding: 1, rng: &rng1)
     var rng2 = RandomGenerator(seed: 0); let conv2 = Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, padding: 1, rng: &rng2)
     let bn1 = BatchNorm(numFeatures: 8)
@@ -638,7 +663,7 @@ private func docExample59() throws {
 }
 
 // Sources/GANCore/Layers/Sequential.swift:6
-private func docExample60() throws {
+private func docExample62() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
     let net = Sequential([Linear(inFeatures: 2, outFeatures: 8, rng: &rng), LeakyReLU(0.2)])
@@ -650,7 +675,7 @@ private func docExample60() throws {
 }
 
 // Sources/GANCore/Layers/SpectralNorm.swift:3
-private func docExample61() throws {
+private func docExample63() throws {
     var rng = RandomGenerator(seed: 0)
     let layer: WeightedLayer = Linear(inFeatures: 4, outFeatures: 2, rng: &rng)
     let sn = SpectralNorm(layer, rng: &rng)
@@ -660,7 +685,7 @@ private func docExample61() throws {
 }
 
 // Sources/GANCore/Layers/SpectralNorm.swift:37
-private func docExample62() throws {
+private func docExample64() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
     let bias = Tensor(shape: [192])
@@ -674,7 +699,7 @@ private func docExample62() throws {
 }
 
 // Sources/GANCore/Tensors/LinearAlgebra.swift:10
-private func docExample63() throws {
+private func docExample65() throws {
     let (values, vectors) = try symmetricEigen([2, 1, 1, 2], n: 2)   // values [1, 3]
     _ = values
     _ = vectors
@@ -683,7 +708,7 @@ private func docExample63() throws {
 // Sources/GANCore/Tensors/Memory.swift:13: an example of internal API, not compiled here
 
 // Sources/GANCore/Tensors/Parallel.swift:12
-private func docExample65() throws {
+private func docExample67() throws {
     let batch = 64
     func process(sample: Int, scratch: Int) {}
     Parallel.forEachChunk(count: batch) { range, worker in for n in range { process(sample: n, scratch: worker) } }
@@ -692,14 +717,14 @@ private func docExample65() throws {
 }
 
 // Sources/GANCore/Tensors/Profiler.swift:5
-private func docExample66() throws {
+private func docExample68() throws {
     Profiler.enabled = true
 
     for row in Profiler.report() { print(row) }
 }
 
 // Sources/GANCore/Tensors/Random.swift:6
-private func docExample67() throws {
+private func docExample69() throws {
     var rng = RandomGenerator(seed: 42)
     let z = Tensor(shape: [64, 100]); rng.fillNormal(z)
     _ = rng
@@ -707,7 +732,7 @@ private func docExample67() throws {
 }
 
 // Sources/GANCore/Tensors/Tensor.swift:6
-private func docExample68() throws {
+private func docExample70() throws {
     let x = Tensor(shape: [2, 3], values: [1, 2, 3, 4, 5, 6])
     x[1 * 3 + 2] = 0      // flat index
     print(x.shape, x.toArray())
@@ -715,7 +740,7 @@ private func docExample68() throws {
 }
 
 // Sources/GANCore/Tensors/UserFacingError.swift:5
-private func docExample69() throws {
+private func docExample71() throws {
     let a = Tensor(shape: [2, 2])
     let run = URL(fileURLWithPath: "runs/cat")
     let config = RunConfig()
@@ -729,7 +754,7 @@ private func docExample69() throws {
 }
 
 // Sources/GANCore/Training/AdaptiveAugmentation.swift:12
-private func docExample70() throws {
+private func docExample72() throws {
     let a = Tensor(shape: [2, 2])
     let logits = Tensor(shape: [2, 1])
     let realLogits = Tensor(shape: [2, 1])
@@ -744,7 +769,7 @@ private func docExample70() throws {
 }
 
 // Sources/GANCore/Training/Augment.swift:11
-private func docExample71() throws {
+private func docExample73() throws {
     let images = Tensor(shape: [2, 3, 32, 32])
     let augment = DiffAugment(policy: [.color, .translation, .cutout], seed: 1)
     let seen = augment.forward(images, training: true)   // [N, C, H, W] → same shape
@@ -754,7 +779,7 @@ private func docExample71() throws {
 }
 
 // Sources/GANCore/Training/LeCam.swift:13
-private func docExample72() throws {
+private func docExample74() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let logits = Tensor(shape: [2, 1])
     let realLogits = Tensor(shape: [2, 1])
@@ -773,7 +798,7 @@ private func docExample72() throws {
 }
 
 // Sources/GANCore/Training/Losses.swift:6
-private func docExample73() throws {
+private func docExample75() throws {
     let logits = Tensor(shape: [2, 1])
     let targets = Tensor(shape: [2, 1])
     let loss = BCEWithLogitsLoss()
@@ -787,7 +812,7 @@ private func docExample73() throws {
 }
 
 // Sources/GANCore/Training/Losses.swift:40
-private func docExample74() throws {
+private func docExample76() throws {
     let logits = Tensor(shape: [2, 1])
     let indices: ArraySlice<Int> = [0, 1][...]
     let classes = [Int]()
@@ -803,7 +828,7 @@ private func docExample74() throws {
 }
 
 // Sources/GANCore/Training/Losses.swift:93
-private func docExample75() throws {
+private func docExample77() throws {
     let logits = Tensor(shape: [2, 1])
     let loss = HingeLoss()
     let value = loss.forward(logits, .real)
@@ -815,7 +840,7 @@ private func docExample75() throws {
 }
 
 // Sources/GANCore/Training/Optimizers.swift:18
-private func docExample76() throws {
+private func docExample78() throws {
     let net = Sequential([])
     let opt = Adam(parameters: net.parameters, lr: 2e-4, betas: (0.5, 0.999))
     opt.zeroGrad()

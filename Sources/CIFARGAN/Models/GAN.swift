@@ -62,14 +62,20 @@ public final class GAN {
     public let lecam: LeCam?
     /// ADA's controller of the augmentation probability (nil: every operation always applies).
     public var ada: AdaptiveAugmentation?
+    /// The ranks this GAN trains with (nil: alone): each holds a shard of every batch; gradients, batch-norm
+    /// statistics and the per-step figures are combined over the ranks, so N ranks take the steps one process takes.
+    public let dataParallel: DataParallel?
     private let bce = BCEWithLogitsLoss(), hingeLoss = HingeLoss()
     private var ones: Tensor?, zeros: Tensor?
     private var noisyReal: Tensor?, noisyFake: Tensor?
+    /// The whole batch's instance noise in a data-parallel job, of which each rank adds its rows.
+    private var wholeBatchNoise: [Float] = []
 
     public init(model: ModelConfig, optimizer: OptimizerConfig, seed: UInt64, loss: GANLoss = .bce,
                 augment: Set<DiffAugment.Operation> = [], emaDecay: Float = 0, emaStart: Int = 0, lecamWeight: Float = 0,
-                adaTarget: Double = 0) {
+                adaTarget: Double = 0, dataParallel: DataParallel? = nil) {
         self.model = model; self.loss = loss; self.emaDecay = emaDecay; self.emaStart = emaStart
+        self.dataParallel = dataParallel
         lecam = lecamWeight > 0 ? LeCam(weight: lecamWeight) : nil
         var rng = RandomGenerator(seed: seed)
         labels = model.isConditional ? ClassLabels(classes: model.classes) : nil
@@ -86,6 +92,10 @@ public final class GAN {
             ada = AdaptiveAugmentation(target: adaTarget)
             a.probability = 0   // ADA starts without augmentation and adds it as D starts to memorise
         }
+        if let dataParallel {   // the moving average is not: its statistics are re-estimated on every rank alike
+            dataParallel.distribute(generator); dataParallel.distribute(discriminator)
+            if let augment = self.augment { dataParallel.distribute(augment) }
+        }
         if emaDecay > 0 {
             // Same architecture, started at G's weights (its own initialisation is overwritten).
             var throwaway = RandomGenerator(seed: 0)
@@ -98,10 +108,10 @@ public final class GAN {
     }
 
     /// The GAN a run configuration describes.
-    public convenience init(config: RunConfig) {
+    public convenience init(config: RunConfig, dataParallel: DataParallel? = nil) {
         self.init(model: config.model, optimizer: config.optimizer, seed: config.seed, loss: config.loss,
                   augment: config.augmentPolicy, emaDecay: config.emaDecay, emaStart: config.emaStart, lecamWeight: config.lecamWeight,
-                  adaTarget: config.adaTarget)
+                  adaTarget: config.adaTarget, dataParallel: dataParallel)
     }
 
     /// The generator to sample from: the moving average when kept.
@@ -169,7 +179,8 @@ public final class GAN {
     /// One D step, then one G step unless `updateGenerator` is false (several D steps per G step, as SNGAN's
     /// n_dis, are iterations of which only every n-th updates G). `instanceNoise` (σ, with its generator) is added
     /// to every D input. For a conditional model, `classes` holds the real batch's labels and the labels drawn
-    /// for each latent batch.
+    /// for each latent batch. In a data-parallel job the tensors are this rank's rows, and the statistics returned
+    /// are the whole batch's.
     @discardableResult
     public func iteration(real: Tensor, latentForD: Tensor, latentForG: Tensor,
                           realTargets: Tensor, fakeTargets: Tensor,
@@ -191,7 +202,11 @@ public final class GAN {
         stats.dReal = meanSigmoid(realLogits)
         stats.accuracyReal = share(realLogits) { $0 > 0 }
         let realMean = lecam == nil ? 0 : mean(realLogits)   // before the fake pass reuses D's output buffer
-        if ada != nil, let p = ada!.observe(realLogits: realLogits) { augment?.probability = Float(p) }
+        if ada != nil {
+            var signs = [AdaptiveAugmentation.signSum(realLogits), Double(realLogits.count)]
+            dataParallel?.sum(&signs)
+            if let p = ada!.observe(signSum: signs[0], count: Int(signs[1])) { augment?.probability = Float(p) }
+        }
         let gReal = lossGradient()
         if let lecam { stats.lecamPenalty += lecam.addGradient(logits: realLogits, term: .real, into: gReal) }
         _ = discriminator.backward(gReal, weightGradients: true, inputGradient: false)
@@ -207,12 +222,15 @@ public final class GAN {
             stats.lecamPenalty += lecam.addGradient(logits: fakeLogits, term: .fake, into: gFake)
             // The anchors take this step's means after both penalties used the earlier ones (the authors update
             // first; with decay 0.99 the difference is a hundredth of one batch's mean).
-            lecam.update(realMean: realMean, fakeMean: mean(fakeLogits))
+            var means = [realMean, mean(fakeLogits)]
+            dataParallel?.average(&means)
+            lecam.update(realMean: means[0], fakeMean: means[1])
         }
         _ = discriminator.backward(gFake, weightGradients: true, inputGradient: false)
+        dataParallel?.averageGradients(discriminator.parameters)
         optimizerD.step()
         stats.lossD = lossReal + lossFake + stats.lecamPenalty
-        guard updateGenerator else { return stats }
+        guard updateGenerator else { return wholeBatch(stats) }
 
         // G step: the gradient flows through D (input gradients only) and the augmentation into G.
         optimizerG.zeroGrad()
@@ -224,11 +242,23 @@ public final class GAN {
             if let augment, let d = augment.backward(dFake, weightGradients: false, inputGradient: true) { dFake = d }
             _ = generator.backward(dFake, weightGradients: true, inputGradient: false)
         }
+        dataParallel?.averageGradients(generator.parameters)
         optimizerG.step()
         stats.generatorStepped = true
         iterations += 1
         updateEMA()
-        return stats
+        return wholeBatch(stats)
+    }
+
+    /// A data-parallel step's figures averaged over the ranks (each rank's are means over its rows): one exchange.
+    private func wholeBatch(_ stats: IterationStats) -> IterationStats {
+        guard let dataParallel else { return stats }
+        var s = stats
+        var values = [s.lossD, s.lossG, s.dReal, s.dFake, s.accuracyReal, s.accuracyFake, s.lecamPenalty]
+        dataParallel.average(&values)
+        (s.lossD, s.lossG, s.dReal, s.dFake) = (values[0], values[1], values[2], values[3])
+        (s.accuracyReal, s.accuracyFake, s.lecamPenalty) = (values[4], values[5], values[6])
+        return s
     }
 
     private func lossValue(_ logits: Tensor, _ term: HingeLoss.Term, _ targets: Tensor) -> Double {
@@ -282,7 +312,8 @@ public final class GAN {
                           _ noise: (std: Float, rng: UnsafeMutablePointer<RandomGenerator>)?) -> Tensor {
         guard let noise, noise.std > 0 else { return x }
         let y = Tensor.reuse(cache, shape: x.shape); cache = y
-        noise.rng.pointee.fillNormal(y, std: noise.std)
+        noise.rng.pointee.fillNormal(y.data, count: y.count, std: noise.std, shard: dataParallel?.shard ?? .whole,
+                                     scratch: &wholeBatchNoise)
         y.add(x)
         return y
     }

@@ -28,12 +28,20 @@ public enum Benchmark {
         /// Peak resident memory when training ends (before the generation benchmark), and at the end.
         public var trainPeakRSSMegabytes: Double
         public var peakRSSMegabytes: Double
+        /// Data-parallel (under mpirun): the ranks sharing each batch, and per training iteration the collectives'
+        /// calls, megabytes each rank contributed, and milliseconds inside them (transfer and waiting). Generation
+        /// is not measured then (0).
+        public var ranks = 1
+        public var collectiveCalls = 0.0
+        public var collectiveMegabytes = 0.0
+        public var collectiveMilliseconds = 0.0
 
         enum CodingKeys: String, CodingKey {
             case batchSize = "batch_size", threads, iterations
             case trainImagesPerSec = "train_images_per_sec", trainGFLOPs = "train_gflops"
             case generateBatchSize = "generate_batch_size", generateImagesPerSec = "generate_images_per_sec"
             case peakRSSMegabytes = "peak_rss_mb", trainPeakRSSMegabytes = "train_peak_rss_mb"
+            case ranks, collectiveCalls = "collective_calls", collectiveMegabytes = "collective_mb", collectiveMilliseconds = "collective_ms"
         }
     }
 
@@ -46,30 +54,37 @@ public enum Benchmark {
     }
 
     /// The same for a whole recipe (loss, augmentation, EMA, spectral norm, architecture, classes, precision).
-    /// `train_gflops` counts the original architecture's FLOPs and is 0 for the residual one.
-    public static func run(config: RunConfig, batchSize: Int, seconds: Double, generateBatchSize: Int = 256) -> Result {
+    /// `train_gflops` counts the original architecture's FLOPs and is 0 for the residual one. With `dataParallel`
+    /// every rank runs its share of each batch of `batchSize` (which the ranks must divide) and the throughput is
+    /// the job's.
+    public static func run(config: RunConfig, batchSize: Int, seconds: Double, generateBatchSize: Int = 256,
+                           dataParallel: DataParallel? = nil) -> Result {
         let model = config.model
         let savedPrecision = KernelSettings.precision
         KernelSettings.precision = Precision.resolve(config.precision).0   // (`bench` prints the fallback's message)
         defer { KernelSettings.precision = savedPrecision }
-        let gan = GAN(config: config)
+        let gan = GAN(config: config, dataParallel: dataParallel)
         var rng = RandomGenerator(seed: 2)
         let K = model.classes
+        let rows = batchSize / (dataParallel?.world.size ?? 1)   // this process's share of each batch
         func classes(_ n: Int) -> [Int] { (0..<n).map { _ in Int(rng.next() % UInt64(max(K, 1))) } }
-        let real = Tensor(shape: [batchSize, 3, 32, 32]); rng.fillUniform(real, -1, 1)
-        let z1 = Tensor(shape: [batchSize, model.latentDim]), z2 = Tensor(shape: [batchSize, model.latentDim])
-        let tReal = Tensor(shape: [batchSize, 1]), tFake = Tensor(shape: [batchSize, 1])
+        let real = Tensor(shape: [rows, 3, 32, 32]); rng.fillUniform(real, -1, 1)
+        let z1 = Tensor(shape: [rows, model.latentDim]), z2 = Tensor(shape: [rows, model.latentDim])
+        let tReal = Tensor(shape: [rows, 1]), tFake = Tensor(shape: [rows, 1])
         func step() {
             rng.fillNormal(z1); rng.fillNormal(z2)
             rng.fillUniform(tReal, 0.8, 1.0); rng.fillUniform(tFake, 0, 0.1)
             gan.iteration(real: real, latentForD: z1, latentForG: z2, realTargets: tReal, fakeTargets: tFake,
-                          classes: model.isConditional ? (classes(batchSize), classes(batchSize), classes(batchSize)) : nil)
+                          classes: model.isConditional ? (classes(rows), classes(rows), classes(rows)) : nil)
         }
         step(); step()
         Profiler.reset()
         var iterations = 0
+        let trafficBefore = dataParallel?.world.traffic ?? Communicator.Traffic()
         let start = Date()
-        repeat { step(); iterations += 1 } while Date().timeIntervalSince(start) < seconds
+        // Under mpirun every rank must run the same number of iterations: the time is up when it is on any rank.
+        repeat { step(); iterations += 1 } while !(dataParallel?.anyRank(Date().timeIntervalSince(start) >= seconds)
+                                                   ?? (Date().timeIntervalSince(start) >= seconds))
         let trainRate = Double(iterations * batchSize) / Date().timeIntervalSince(start)
         let trainSeconds = Date().timeIntervalSince(start)
         trainProfile = Profiler.report().map { ($0.0, $0.1 / Double(iterations), $0.2 / iterations) }
@@ -77,6 +92,19 @@ public enum Benchmark {
         kernelReport = gan.generator.kernelReport(label: "G") + gan.discriminator.kernelReport(label: "D")
 
         let trainPeak = peakResidentMegabytes()
+        if let dataParallel {
+            let t = dataParallel.world.traffic, n = Double(iterations)
+            var r = Result(batchSize: batchSize, threads: Parallel.workerCount, iterations: iterations,
+                           trainImagesPerSec: trainRate, trainGFLOPs: model.architecture != .resnet ? trainRate * model.trainFLOPsPerImage / 1e9 : 0,
+                           generateBatchSize: generateBatchSize, generateImagesPerSec: 0,
+                           trainPeakRSSMegabytes: trainPeak, peakRSSMegabytes: trainPeak)
+            r.ranks = dataParallel.world.size
+            // The counters include the per-iteration agreement on the time budget (one 8-byte call).
+            r.collectiveCalls = Double(t.calls - trafficBefore.calls) / n
+            r.collectiveMegabytes = Double(t.bytes - trafficBefore.bytes) / n / 1e6
+            r.collectiveMilliseconds = (t.seconds - trafficBefore.seconds) / n * 1000
+            return r
+        }
         let z = Tensor(shape: [generateBatchSize, model.latentDim]); rng.fillNormal(z)
         let zClasses = model.isConditional ? classes(generateBatchSize) : nil
         _ = gan.sample(z, classes: zClasses, generator: gan.generator)

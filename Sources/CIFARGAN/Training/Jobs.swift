@@ -58,14 +58,13 @@ public enum Jobs {
     /// with the other ranks.
     public static func train(config: RunConfig, runFolder: URL, resume: Bool, data: ImageDataset,
                              quiet: Bool = false, alone: Bool = false, log: @escaping (String) -> Void) throws -> [String: TrainingOutcome] {
-        // Under mpirun (`Communicator.world`) rank 0 owns the run folder; the others lock only the class folders
-        // they train (class-parallel: `--class all`, classes dealt out by label modulo the number of ranks).
+        // Under mpirun (`Communicator.world`) rank 0 owns the run folder. `--class all` is class-parallel: the
+        // classes are dealt out by label modulo the number of ranks, and each rank locks the class folders it
+        // trains. One model (a class, conditional, unconditional) is data-parallel: every rank trains it on its
+        // shard of each batch and rank 0 writes.
         let world = alone ? nil : Communicator.world
         let rank = world?.rank ?? 0, ranks = world?.size ?? 1
-        if ranks > 1 && config.target != .all {
-            throw ConfigError("mpirun: \(ranks) ranks can train --class all (each rank its classes); data-parallel training "
-                              + "of one model (--class NAME, --conditional, --unconditional) is not built yet: run it without mpirun")
-        }
+        let dataParallel = ranks > 1 && config.target != .all ? world.map(DataParallel.init(world:)) : nil
         let lock = rank == 0 ? try RunLock(runFolder: runFolder) : nil
         defer { withExtendedLifetime(lock) {} }
         // The run's precision, for this process (float32 with a message where bfloat16 cannot run natively).
@@ -76,9 +75,11 @@ public enum Jobs {
         defer { KernelSettings.precision = savedPrecision }
         var outcomes: [String: TrainingOutcome] = [:]
         func one(_ cfg: RunConfig, _ subset: ImageDataset, _ folder: URL, _ title: String, _ resumeThis: Bool) throws {
-            let trainer = try Trainer(config: cfg, data: subset, runFolder: folder, title: title, resume: resumeThis)
-            trainer.log = log
-            trainer.progress.enabled = !quiet
+            let trainer = try Trainer(config: cfg, data: subset, runFolder: folder, title: title, resume: resumeThis,
+                                      dataParallel: dataParallel)
+            let silent = dataParallel != nil && rank != 0   // the same steps as rank 0: its log says it all
+            trainer.log = silent ? { _ in } : log
+            trainer.progress.enabled = !quiet && !silent
             outcomes[title] = try trainer.run(epochs: cfg.epochs(forClass: title))
         }
         switch config.target {

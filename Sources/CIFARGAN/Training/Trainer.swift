@@ -25,15 +25,26 @@ public final class Trainer {
     /// The judge and the reference features of this run's class, when `eval_every` is set.
     private var evaluation: (judge: Judge, reference: FeatureSet, label: Int?)?
     private var tensorboard: TensorBoardLog?
+    /// The ranks training this model together (nil: this process alone). Rank 0 — the leader — alone writes the
+    /// run folder; every rank takes the same steps.
+    public let dataParallel: DataParallel?
+    var leader: Bool { (dataParallel?.world.rank ?? 0) == 0 }
 
     /// Every path of the run folder.
     public var run: RunFolder { RunFolder(runFolder) }
     var checkpoints: URL { run.checkpoints }
     var metricsFile: URL { run.metricsFile }
 
-    /// Starts a new run, or continues the one in `runFolder` when `resume` is set.
-    public init(config: RunConfig, data: ImageDataset, runFolder: URL, title: String, resume: Bool) throws {
+    /// Starts a new run, or continues the one in `runFolder` when `resume` is set; with `dataParallel`, as one
+    /// rank of the job that trains it.
+    public init(config: RunConfig, data: ImageDataset, runFolder: URL, title: String, resume: Bool,
+                dataParallel: DataParallel? = nil) throws {
         try config.validate()
+        if let dataParallel, config.batchSize % dataParallel.world.size != 0 {
+            throw ConfigError("batch_size \(config.batchSize) does not split evenly over \(dataParallel.world.size) ranks; "
+                              + "choose a multiple of \(dataParallel.world.size) (--batch-size)")
+        }
+        self.dataParallel = dataParallel
         guard data.count >= config.batchSize else {
             throw DataError("\(title): \(data.count) training images, fewer than one batch of \(config.batchSize)")
         }
@@ -43,7 +54,7 @@ public final class Trainer {
                 throw ConfigError("\(title): the model has \(config.model.classes) classes, the data \(data.classNames.count)")
             }
         }
-        gan = GAN(config: config)
+        gan = GAN(config: config, dataParallel: dataParallel)
         progress = ProgressDisplay()
         state = TrainingState(epoch: 0, rng: RandomGenerator(seed: config.seed).derived(1), gan: gan.state)
         let fm = FileManager.default
@@ -53,20 +64,24 @@ public final class Trainer {
             }
             let folder = try Checkpoint.resolve(CheckpointPointer.latest.rawValue, in: checkpoints)
             if let s = try Checkpoint.load(folder, into: gan) { state = s }
-            try truncateMetrics(after: state.epoch)
-            try run.saveConfig(config)
+            if leader {
+                try truncateMetrics(after: state.epoch)
+                try run.saveConfig(config)
+            }
             log("resuming \(title) from \(folder.lastPathComponent) (epoch \(state.epoch))")
         } else {
             if fm.fileExists(atPath: checkpoints.path),
                !((try? fm.contentsOfDirectory(atPath: checkpoints.path)) ?? []).isEmpty {
                 throw DataError("\(runFolder.path): already holds a run; use --resume \(runFolder.path) to continue it or choose another --run folder")
             }
-            try fm.createDirectory(at: runFolder, withIntermediateDirectories: true)
-            try run.saveConfig(config)
-            try writeAtomically(Data(), to: metricsFile)
+            if leader {
+                try fm.createDirectory(at: runFolder, withIntermediateDirectories: true)
+                try run.saveConfig(config)
+                try writeAtomically(Data(), to: metricsFile)
+            }
         }
-        if config.tensorboard { tensorboard = try TensorBoardLog(runFolder: runFolder, keepingStepsUpTo: state.epoch) }
-        if config.evalEvery > 0 { try prepareEvaluation() }
+        if config.tensorboard && leader { tensorboard = try TensorBoardLog(runFolder: runFolder, keepingStepsUpTo: state.epoch) }
+        if config.evalEvery > 0 && leader { try prepareEvaluation() }
     }
 
     /// Loads the judge and the reference features (CIFAR-10 training images of the run's class) up front,
@@ -113,7 +128,7 @@ public final class Trainer {
     @discardableResult
     public func run(epochs: Int) throws -> TrainingOutcome {
         let budget = TimeBudget(limit: config.timeLimitMinutes * 60, spentBefore: state.trainingSeconds ?? 0)
-        if budget.exhausted {
+        if agree(budget.exhausted) {
             log("\(title): already trained for its time limit of \(formatDuration(budget.limit)); raise it with --time-limit to continue")
             return .timeLimit(atEpoch: state.epoch)
         }
@@ -121,7 +136,7 @@ public final class Trainer {
             log("\(title): already trained for \(state.epoch) epochs")
             return .finished(epochs: state.epoch)
         }
-        let batch = TrainingBatch(config: config)
+        let batch = TrainingBatch(config: config, shard: dataParallel?.shard ?? .whole)
         let startEpoch = state.epoch
         while state.epoch < epochs {
             let epoch = state.epoch, batches = data.count / config.batchSize
@@ -135,15 +150,15 @@ public final class Trainer {
             state.epoch = epoch + 1
             state.trainingSeconds = budget.spent
             if let outcome = try finishEpoch(m, totalEpochs: epochs) { return outcome }
-            if statistics.batches < batches || (budget.limit > 0 && state.trainingSeconds! >= budget.limit) {   // as of the epoch's end
-                try run.setPointer(.final, to: run.pointer(.latest)!)
+            if statistics.batches < batches || agree(budget.limit > 0 && state.trainingSeconds! >= budget.limit) {   // as of the epoch's end
+                if leader { try run.setPointer(.final, to: run.pointer(.latest)!) }
                 log("\(title): time limit of \(formatDuration(budget.limit)) reached in epoch \(state.epoch)"
                     + (statistics.batches < batches ? " after \(statistics.batches) of \(batches) batches" : "")
                     + "; final checkpoint \(Checkpoint.folderName(epoch: state.epoch))")
                 return .timeLimit(atEpoch: state.epoch)
             }
         }
-        try run.setPointer(.final, to: run.pointer(.latest)!)
+        if leader { try run.setPointer(.final, to: run.pointer(.latest)!) }
         log("\(title): finished \(state.epoch) epochs in \(formatDuration(budget.elapsedThisRun)); "
             + "samples in \(run.samples.path), report \(run.report.path)")
         return .finished(epochs: state.epoch)
@@ -154,14 +169,15 @@ public final class Trainer {
     private func trainEpoch(_ epoch: Int, of epochs: Int, batch: TrainingBatch, budget: TimeBudget,
                             eta: (Int) -> Double) throws -> (EpochStatistics, seconds: Double) {
         let N = config.batchSize, batches = data.count / N
+        let n = N / (dataParallel?.world.size ?? 1), mine = (dataParallel?.shard ?? .whole).rows(local: n)
         var order = RandomGenerator(seed: config.seed).derived(1000 &+ UInt64(epoch))
         let permutation = order.permutation(data.count)
         let noise = config.noiseStd(epoch: epoch)
         var statistics = EpochStatistics()
         let started = Date()
         for b in 0..<batches {
-            if b > 0 && budget.exhausted { break }
-            batch.draw(permutation[(b * N)..<((b + 1) * N)], from: data, rng: &state.rng, config: config)
+            if b > 0 && agree(budget.exhausted) { break }
+            batch.draw(permutation[(b * N + mine.lowerBound)..<(b * N + mine.upperBound)], from: data, rng: &state.rng, config: config)
             let iteration = epoch * batches + b
             applyLearningRateSchedule(iteration: iteration, total: epochs * batches)
             let stats = withUnsafeMutablePointer(to: &state.rng) { rng in
@@ -180,6 +196,9 @@ public final class Trainer {
         }
         return (statistics, Date().timeIntervalSince(started))
     }
+
+    /// Whether `flag` holds on any rank: every rank of a data-parallel job must stop at the same batch.
+    private func agree(_ flag: Bool) -> Bool { dataParallel?.anyRank(flag) ?? flag }
 
     /// `lr_decay_start`: both learning rates scaled by the schedule's factor at this iteration.
     private func applyLearningRateSchedule(iteration: Int, total: Int) {
@@ -205,23 +224,33 @@ public final class Trainer {
         progress.finishLine()
         gan.refreshEMAStatistics(seed: config.seed &+ 5)
         let improved = try evaluateIfDue(&m)
-        log(String(format: "%@ epoch %d/%d: loss_d %.4f loss_g %.4f D(x) %.3f D(G(z)) %.3f acc real %.3f fake %.3f, %.0f img/s, %.1f s",
-                   title, m.epoch, totalEpochs, m.lossD, m.lossG, m.dReal, m.dFake, m.accuracyReal, m.accuracyFake, m.imagesPerSec, m.seconds)
-            + (m.fid.map { String(format: ", FID %.3f", $0) } ?? "") + (m.recognitionRate.map { String(format: ", recognised %.3f", $0) } ?? ""))
-        try appendMetrics(m)
-        let grid = try saveSampleGrid(epoch: m.epoch)
-        try tensorboard?.append(step: m.epoch, scalars: m.tensorBoardScalars,
-                                image: ("samples", PNG.encode(grid), grid.height, grid.width))
         let dominated = updateDominationStreak(m)
-        let folder = try saveCheckpoint(best: improved)
-        try Report.write(runFolder: runFolder, title: title, config: config)
+        // Every rank of a data-parallel job has the same metrics (the whole batch's) and evaluation (the leader's),
+        // so every rank reaches the same stopping decision; only the leader writes.
+        var folder: URL?
+        if leader {
+            log(String(format: "%@ epoch %d/%d: loss_d %.4f loss_g %.4f D(x) %.3f D(G(z)) %.3f acc real %.3f fake %.3f, %.0f img/s, %.1f s",
+                       title, m.epoch, totalEpochs, m.lossD, m.lossG, m.dReal, m.dFake, m.accuracyReal, m.accuracyFake, m.imagesPerSec, m.seconds)
+                + (m.fid.map { String(format: ", FID %.3f", $0) } ?? "") + (m.recognitionRate.map { String(format: ", recognised %.3f", $0) } ?? ""))
+            try appendMetrics(m)
+            let grid = try saveSampleGrid(epoch: m.epoch)
+            try tensorboard?.append(step: m.epoch, scalars: m.tensorBoardScalars,
+                                    image: ("samples", PNG.encode(grid), grid.height, grid.width))
+            folder = try saveCheckpoint(best: improved)
+            try Report.write(runFolder: runFolder, title: title, config: config)
+        }
         return try stoppingOutcome(m, dominated: dominated, checkpoint: folder)
     }
 
     /// FID (and recognition rate) into `m` when this epoch is due for evaluation; true if the FID is the best so far.
     private func evaluateIfDue(_ m: inout EpochMetrics) throws -> Bool {
         guard config.evalEvery > 0 && m.epoch % config.evalEvery == 0 else { return false }
-        let (fid, recognition) = try evaluateNow()
+        var (fid, recognition) = leader ? try evaluateNow() : (.nan, nil)
+        if let dataParallel {   // the leader evaluated; every rank keeps the same best-FID bookkeeping
+            var values = [fid, recognition ?? .nan]
+            dataParallel.fromFirstRank(&values)
+            fid = values[0]; recognition = values[1].isNaN ? nil : values[1]
+        }
         m.fid = fid; m.recognitionRate = recognition
         if fid < (state.bestFID ?? .infinity) {
             state.bestFID = fid; state.bestEpoch = m.epoch; state.evaluationsWithoutImprovement = 0
@@ -261,18 +290,21 @@ public final class Trainer {
 
     /// Auto-stop or early stop (FID without improvement for `evalPatience` evaluations), with their pointers and
     /// log lines; nil to go on.
-    private func stoppingOutcome(_ m: EpochMetrics, dominated: Bool, checkpoint folder: URL) throws -> TrainingOutcome? {
+    /// `folder` is the checkpoint just written (nil on a rank that does not write).
+    private func stoppingOutcome(_ m: EpochMetrics, dominated: Bool, checkpoint folder: URL?) throws -> TrainingOutcome? {
         if dominated {
             let best = state.lastHealthyEpoch
-            if best > 0 { try run.setPointer(.preDomination, to: Checkpoint.folderName(epoch: best)) }
-            try run.setPointer(.final, to: folder.lastPathComponent)
+            if let folder {
+                if best > 0 { try run.setPointer(.preDomination, to: Checkpoint.folderName(epoch: best)) }
+                try run.setPointer(.final, to: folder.lastPathComponent)
+            }
             log("\(title): auto-stop at epoch \(m.epoch): D's accuracy on generated images was ≥ \(config.autoStopAccuracy) for "
                 + "\(config.autoStopPatience) epochs in a row (epochs \(m.epoch - config.autoStopPatience + 1)–\(m.epoch)); "
                 + (best > 0 ? "the checkpoint from before (epoch \(best)) is checkpoints/pre-domination" : "it dominated from the start"))
             return .autoStopped(atEpoch: m.epoch, bestEpoch: best)
         }
         if config.evalPatience > 0, let waited = state.evaluationsWithoutImprovement, waited >= config.evalPatience {
-            try run.setPointer(.final, to: folder.lastPathComponent)
+            if let folder { try run.setPointer(.final, to: folder.lastPathComponent) }
             let best = state.bestEpoch ?? 0
             log(String(format: "%@: early stop at epoch %d: FID has not improved for %d evaluations; the best (%.3f) is epoch %d, checkpoints/best",
                        title, m.epoch, waited, state.bestFID ?? .nan, best))

@@ -4,7 +4,9 @@ import GANCore
 /// The tensors of one training iteration, allocated once per run and refilled per batch: the real images,
 /// two latent batches (D's step and G's), the smoothed targets and, for a conditional model, the labels.
 /// Every random draw comes from the run's training stream in a fixed order, which is what makes a resumed
-/// run draw what an unbroken one would.
+/// run draw what an unbroken one would. In a data-parallel job (`shard`) the tensors hold this rank's rows:
+/// every rank draws the whole batch's latents, targets and labels and keeps its rows, so the stream (saved in
+/// checkpoints) is the same on every rank and in one process.
 ///
 /// ```swift
 /// let batch = TrainingBatch(config: config)
@@ -12,14 +14,21 @@ import GANCore
 /// ```
 final class TrainingBatch {
     let real: Tensor, latentD: Tensor, latentG: Tensor, realTargets: Tensor, fakeTargets: Tensor
+    let shard: BatchShard
+    /// The latents and targets: this rank's rows, and the whole batch's draws (the same tensors when not sharded).
+    private let rowsHeld: [Tensor], drawn: [Tensor]
     private var realClasses: [Int], classesD: [Int], classesG: [Int]
     private let conditional: Bool
 
-    init(config: RunConfig) {
-        let n = config.batchSize, latent = config.model.latentDim
+    /// Rows per rank: the batch size divided by the ranks (`RunConfig.validate(ranks:)` checks it divides).
+    init(config: RunConfig, shard: BatchShard = .whole) {
+        let n = config.batchSize / shard.count, latent = config.model.latentDim
+        self.shard = shard
         real = Tensor(shape: [n, 3, 32, 32])
         latentD = Tensor(shape: [n, latent]); latentG = Tensor(shape: [n, latent])
         realTargets = Tensor(shape: [n, 1]); fakeTargets = Tensor(shape: [n, 1])
+        rowsHeld = [latentD, latentG, realTargets, fakeTargets]
+        drawn = shard.isWhole ? rowsHeld : rowsHeld.map { Tensor(shape: [config.batchSize] + Array($0.shape.dropFirst())) }
         realClasses = [Int](repeating: 0, count: n); classesD = realClasses; classesG = realClasses
         conditional = config.model.isConditional
     }
@@ -29,16 +38,28 @@ final class TrainingBatch {
         conditional ? (realClasses, classesD, classesG) : nil
     }
 
-    /// The images at `indices`, then latents, targets and generated labels from `rng`.
+    /// The images at `indices` (this rank's rows of the batch), then latents, targets and generated labels of the
+    /// whole batch from `rng`.
     func draw(_ indices: ArraySlice<Int>, from data: ImageDataset, rng: inout RandomGenerator, config: RunConfig) {
+        precondition(indices.count == real.shape[0], "TrainingBatch: \(indices.count) images for \(real.shape[0]) rows")
         data.fillBatch(indices: indices, into: real)
-        rng.fillNormal(latentD); rng.fillNormal(latentG)
-        rng.fillUniform(realTargets, config.realTargetRange[0], config.realTargetRange[1])
-        rng.fillUniform(fakeTargets, config.fakeTargetRange[0], config.fakeTargetRange[1])
+        rng.fillNormal(drawn[0]); rng.fillNormal(drawn[1])
+        rng.fillUniform(drawn[2], config.realTargetRange[0], config.realTargetRange[1])
+        rng.fillUniform(drawn[3], config.fakeTargetRange[0], config.fakeTargetRange[1])
+        let rows = shard.rows(local: real.shape[0])
+        if !shard.isWhole {
+            for (mine, whole) in zip(rowsHeld, drawn) {
+                let per = mine.count / mine.shape[0]
+                mine.data.update(from: whole.data + rows.lowerBound * per, count: mine.count)
+            }
+        }
         guard conditional else { return }
         let k = UInt64(config.model.classes)
         for (j, i) in indices.enumerated() { realClasses[j] = Int(data.labels[i]) }
-        for j in 0..<realClasses.count { classesD[j] = Int(rng.next() % k); classesG[j] = Int(rng.next() % k) }
+        for j in 0..<config.batchSize {
+            let d = Int(rng.next() % k), g = Int(rng.next() % k)
+            if rows.contains(j) { classesD[j - rows.lowerBound] = d; classesG[j - rows.lowerBound] = g }
+        }
     }
 }
 

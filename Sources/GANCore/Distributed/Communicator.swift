@@ -49,23 +49,36 @@ public final class Communicator: @unchecked Sendable {
         mpi_shim_abort(3)
     }
 
+    /// What the collectives of this process have cost so far: calls, bytes contributed, and seconds inside them
+    /// (the transfer and any wait for a slower rank). `bench` under mpirun reports them per iteration.
+    public struct Traffic: Sendable {
+        public var calls = 0
+        public var bytes = 0
+        public var seconds = 0.0
+        public init() {}
+    }
+    public private(set) var traffic = Traffic()
+
+    private func counted(_ bytes: Int, _ body: () -> Int32) -> Int32 {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let status = body()
+        traffic.calls += 1; traffic.bytes += bytes
+        traffic.seconds += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        return status
+    }
+
     /// Every rank's `count` values summed, in place, on every rank.
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
-        check(mpi_shim_allreduce_float(buffer, count, 0), "allreduce")
+        check(counted(4 * count) { mpi_shim_allreduce_float(buffer, count, 0) }, "allreduce")
     }
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {
-        check(mpi_shim_allreduce_double(buffer, count, 0), "allreduce")
-    }
-
-    /// The largest of every rank's values, in place.
-    public func allreduceMax(_ buffer: UnsafeMutablePointer<Double>, count: Int) {
-        check(mpi_shim_allreduce_double(buffer, count, 1), "allreduce")
+        check(counted(8 * count) { mpi_shim_allreduce_double(buffer, count, 0) }, "allreduce")
     }
 
     /// `bytes` bytes from `root`'s buffer into every other rank's.
     public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int = 0) {
-        check(mpi_shim_broadcast(buffer, bytes, Int32(root)), "broadcast")
+        check(counted(bytes) { mpi_shim_broadcast(buffer, bytes, Int32(root)) }, "broadcast")
     }
 
     public func barrier() { check(mpi_shim_barrier(), "barrier") }

@@ -189,6 +189,9 @@ public final class Dropout: Layer {
     public var rng: RandomGenerator
     /// Masks (values 0 or 1) to use, in order, instead of random ones: lets tests replay PyTorch's masks.
     public var presetMasks: [Tensor] = []
+    /// This rank's rows of a data-parallel batch (`DataParallel`): masks are drawn for the whole batch, so the
+    /// stream and every row's mask are what one process would draw.
+    public var shard = BatchShard.whole
     private var mask: Tensor?, output: Tensor?, inputGrad: Tensor?, wasTraining = false
 
     public init(_ p: Float = 0.5, seed: UInt64 = 0) {
@@ -211,7 +214,9 @@ public final class Dropout: Layer {
             // A local copy of the generator: mutating the stored property per element costs an exclusivity
             // check each time. Same stream, same masks.
             var r = rng
+            r.skip(shard.index * x.count)
             for i in 0..<x.count { mp[i] = r.uniform() < p ? 0 : scale }
+            r.skip((shard.count - 1 - shard.index) * x.count)
             rng = r
         }
         let xp = x.data, yp = y.data

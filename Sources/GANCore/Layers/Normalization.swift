@@ -2,7 +2,8 @@
 /// `torch.nn.BatchNorm1d` / `BatchNorm2d` semantics.
 ///
 /// Training mode normalises with the biased batch variance and updates the running statistics with
-/// the unbiased one (momentum 0.1 by default); eval mode uses the running statistics.
+/// the unbiased one (momentum 0.1 by default); eval mode uses the running statistics. In a data-parallel job
+/// (`crossReplica`, set by `DataParallel`) the batch is every rank's rows together: PyTorch's `SyncBatchNorm`.
 ///
 /// ```swift
 /// let bn = BatchNorm(numFeatures: 128)
@@ -33,6 +34,10 @@ public final class BatchNorm: LeakyReLUFusing {
     private var passedThrough = false
     /// The slope of a LeakyReLU applied to the output (set by `Sequential`, see `LeakyReLUFusing`).
     public private(set) var fusedLeakyReLUSlope: Float?
+    /// The ranks whose rows make up the batch (synchronised batch norm); nil: this process's batch alone.
+    public var crossReplica: Communicator?
+    /// Per-channel sums exchanged with the other ranks, [2C].
+    private let replicaSums: UnsafeMutablePointer<Double>
     private let mean: Tensor
     private let invStd: Tensor
 
@@ -43,7 +48,10 @@ public final class BatchNorm: LeakyReLUFusing {
         runningMean = Tensor(shape: [numFeatures])
         runningVar = Tensor(shape: [numFeatures], repeating: 1)
         mean = Tensor(shape: [numFeatures]); invStd = Tensor(shape: [numFeatures])
+        replicaSums = .allocate(capacity: 2 * numFeatures)
     }
+
+    deinit { replicaSums.deallocate() }
 
     public var namedParameters: [(String, Parameter)] { [("weight", weight), ("bias", bias)] }
     public var namedBuffers: [StateEntry] {
@@ -63,19 +71,22 @@ public final class BatchNorm: LeakyReLUFusing {
         let xp = x.data, yp = y.data, gp = weight.value.data, bp = bias.value.data
         let mp = mean.data, ip = invStd.data, rm = runningMean.data, rv = runningVar.data
         let eps = self.eps, mom = cumulative ? 1 / (numBatchesTracked[0] + 1) : momentum, slope = fusedLeakyReLUSlope
+        // Synchronised: the statistics of every rank's rows first (two exchanges, the same two passes as below),
+        // then the normalisation with them.
+        var synchronised = false
+        if training, let world = crossReplica { synchroniseStatistics(x, world, momentum: mom); synchronised = true }
         Parallel.forEachChunk(count: C) { channels, _ in
             for c in channels {
                 var mu: Float, istd: Float
-                if training {
+                if synchronised {
+                    mu = mp[c]; istd = ip[c]
+                } else if training {
                     var s = 0.0, ss = 0.0
                     for n in 0..<N { s += Double(vectorSum(xp + (n * C + c) * S, S)) }
                     let m = s / Double(M)
                     for n in 0..<N { ss += Double(vectorSumOfSquaredDeviations(xp + (n * C + c) * S, S, from: Float(m))) }
-                    let biasedVar = ss / Double(M)
-                    mu = Float(m)
-                    istd = Float(1 / (biasedVar + Double(eps)).squareRoot())
-                    rm[c] = (1 - mom) * rm[c] + mom * mu
-                    rv[c] = (1 - mom) * rv[c] + mom * Float(ss / Double(M - 1))
+                    (mu, istd) = Self.statistics(sum: s, squaredDeviations: ss, count: M, eps: eps,
+                                                  momentum: mom, runningMean: rm + c, runningVar: rv + c)
                 } else {
                     mu = rm[c]
                     istd = 1 / (rv[c] + eps).squareRoot()
@@ -98,6 +109,47 @@ public final class BatchNorm: LeakyReLUFusing {
 
     public func fuseLeakyReLU(negativeSlope: Float) { fusedLeakyReLUSlope = negativeSlope }
 
+    /// μ and 1/σ of one channel from its sum and sum of squared deviations over `count` values; the running
+    /// statistics move towards μ and the unbiased variance.
+    @inline(__always)
+    private static func statistics(sum: Double, squaredDeviations ss: Double, count M: Int, eps: Float, momentum mom: Float,
+                                   runningMean rm: UnsafeMutablePointer<Float>, runningVar rv: UnsafeMutablePointer<Float>) -> (Float, Float) {
+        let mu = Float(sum / Double(M))
+        let istd = Float(1 / (ss / Double(M) + Double(eps)).squareRoot())
+        rm.pointee = (1 - mom) * rm.pointee + mom * mu
+        rv.pointee = (1 - mom) * rv.pointee + mom * Float(ss / Double(M - 1))
+        return (mu, istd)
+    }
+
+    /// Synchronised batch norm's forward statistics: Σx over every rank's rows, then Σ(x − μ)² around the
+    /// common μ, into `mean` and `invStd` (and the running statistics, equal on every rank).
+    private func synchroniseStatistics(_ x: Tensor, _ world: Communicator, momentum mom: Float) {
+        let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C), M = N * S * world.size
+        let xp = x.data, mp = mean.data, ip = invStd.data, rm = runningMean.data, rv = runningVar.data, eps = self.eps
+        let sums = replicaSums
+        Parallel.forEachChunk(count: C) { channels, _ in
+            for c in channels {
+                var s = 0.0
+                for n in 0..<N { s += Double(vectorSum(xp + (n * C + c) * S, S)) }
+                sums[c] = s
+            }
+        }
+        world.allreduceSum(sums, count: C)
+        Parallel.forEachChunk(count: C) { channels, _ in
+            for c in channels {
+                let m = Float(sums[c] / Double(M))
+                var ss = 0.0
+                for n in 0..<N { ss += Double(vectorSumOfSquaredDeviations(xp + (n * C + c) * S, S, from: m)) }
+                sums[C + c] = ss
+            }
+        }
+        world.allreduceSum(sums + C, count: C)
+        for c in 0..<C {
+            (mp[c], ip[c]) = Self.statistics(sum: sums[c], squaredDeviations: sums[C + c], count: M, eps: eps,
+                                             momentum: mom, runningMean: rm + c, runningVar: rv + c)
+        }
+    }
+
     // dy → dx = γ·istd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)) in training mode, γ·istd·dy in eval mode
     public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
         guard let x = input else { preconditionFailure("BatchNorm.backward before forward") }
@@ -108,19 +160,28 @@ public final class BatchNorm: LeakyReLUFusing {
         let xp = x.data, dyp = dy.data, dxp = dx?.data, gp = weight.value.data
         let gw = weight.grad.data, gb = bias.grad.data, mp = mean.data, ip = invStd.data
         let training = wasTraining
+        // Synchronised (training mode across ranks): this rank's Σdy and Σdy·x̂ go into its weight gradients (the
+        // gradient average sums them over the ranks), the sums over every rank's rows into dx.
+        let world = training && inputGradient ? crossReplica : nil
+        let sums = replicaSums, totalM = M * Float(world?.size ?? 1)
         Parallel.forEachChunk(count: C) { channels, _ in
             for c in channels {
-                let mu = mp[c], istd = ip[c]
                 var sumDy: Float = 0, sumDyXhat: Float = 0
                 for n in 0..<N {
-                    let (s, dot) = vectorSumAndCenteredDot(dyp + (n * C + c) * S, xp + (n * C + c) * S, S, mean: mu)
-                    sumDy += s; sumDyXhat += dot * istd
+                    let (s, dot) = vectorSumAndCenteredDot(dyp + (n * C + c) * S, xp + (n * C + c) * S, S, mean: mp[c])
+                    sumDy += s; sumDyXhat += dot * ip[c]
                 }
                 if weightGradients { gw[c] += sumDyXhat; gb[c] += sumDy }
-                guard let dxp else { continue }
-                let k = gp[c] * istd
+                sums[c] = Double(sumDy); sums[C + c] = Double(sumDyXhat)
+            }
+        }
+        world?.allreduceSum(sums, count: 2 * C)
+        guard let dxp else { return dx }
+        Parallel.forEachChunk(count: C) { channels, _ in
+            for c in channels {
+                let mu = mp[c], istd = ip[c], k = gp[c] * istd
                 if training {
-                    let a = sumDy / M, b = sumDyXhat / M
+                    let a = Float(sums[c]) / totalM, b = Float(sums[C + c]) / totalM
                     for n in 0..<N {
                         let p = xp + (n * C + c) * S, d = dyp + (n * C + c) * S, o = dxp + (n * C + c) * S
                         for q in 0..<S { o[q] = k * (d[q] - a - (p[q] - mu) * istd * b) }

@@ -30,15 +30,27 @@ public struct AdaptiveAugmentation: Codable, Equatable, Sendable {
 
     /// Accumulates sign(D(x)) of one D step's real batch [N, 1]; every `interval` steps returns the new p.
     public mutating func observe(realLogits: Tensor) -> Double? {
-        for i in 0..<realLogits.count { signSum += realLogits[i] > 0 ? 1 : (realLogits[i] < 0 ? -1 : 0) }
-        count += realLogits.count
+        observe(signSum: Self.signSum(realLogits), count: realLogits.count)
+    }
+
+    /// `observe` with the sum of signs of one D step's `count` real logits (a data-parallel job: every rank's).
+    public mutating func observe(signSum stepSum: Double, count stepCount: Int) -> Double? {
+        signSum += stepSum
+        count += stepCount
         steps += 1
         guard steps % interval == 0 else { return nil }
-        let batch = Double(realLogits.count)
+        // `count` real images were seen since the last adjustment: the batch size times the interval.
         probability = Self.adjusted(probability, signal: signSum / Double(count), target: target,
-                                    images: batch * Double(interval), speedImages: speedImages)
+                                    images: Double(count), speedImages: speedImages)
         signSum = 0; count = 0
         return probability
+    }
+
+    /// Σ sign(D(x)) of a batch of logits.
+    public static func signSum(_ logits: Tensor) -> Double {
+        var s = 0.0
+        for i in 0..<logits.count { s += logits[i] > 0 ? 1 : (logits[i] < 0 ? -1 : 0) }
+        return s
     }
 
     /// The update rule: p + sign(r_t − target)·images/speed, clamped to [0, 1].

@@ -23,6 +23,9 @@ public final class DiffAugment: Layer {
     /// ADA applies its augmentations); 1 applies every operation to every image, as DiffAugment does.
     /// `AdaptiveAugmentation` steers it during training.
     public var probability: Float = 1
+    /// This rank's rows of a data-parallel batch (`DataParallel`): the draws are made for the whole batch and
+    /// each rank applies its rows', as one process would.
+    public var shard = BatchShard.whole
 
     /// Per image: brightness, saturation and contrast factors; shift (dy, dx); cutout centre (cy, cx).
     private var brightness: [Float] = [], saturation: [Float] = [], contrast: [Float] = []
@@ -61,7 +64,9 @@ public final class DiffAugment: Layer {
         precondition(x.shape.count == 4, "DiffAugment expects [N, C, H, W], got \(x.shape)")
         guard training, !policy.isEmpty else { return x }
         let N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3], size = C * H * W
-        if redraw || brightness.count != N { draw(N, H, W) }
+        // Row n of this rank is row `first + n` of the whole batch's draws.
+        let first = shard.index * N
+        if redraw || brightness.count != N * shard.count { draw(N * shard.count, H, W) }
         let y = Tensor.reuse(output, shape: x.shape); output = y
         let t = Tensor.reuse(scratch, shape: x.shape); scratch = t
         let xp = x.data, yp = y.data, tp = t.data
@@ -69,9 +74,9 @@ public final class DiffAugment: Layer {
             for n in range {
                 let src = xp + n * size, img = tp + n * size, dst = yp + n * size
                 img.update(from: src, count: size)
-                if policy.contains(.color) { colorForward(img, n, C, H * W) }
-                if policy.contains(.translation) { translate(img, dst, n, C, H, W, adjoint: false) } else { dst.update(from: img, count: size) }
-                if policy.contains(.cutout) { cut(dst, n, C, H, W) }
+                if policy.contains(.color) { colorForward(img, first + n, C, H * W) }
+                if policy.contains(.translation) { translate(img, dst, first + n, C, H, W, adjoint: false) } else { dst.update(from: img, count: size) }
+                if policy.contains(.cutout) { cut(dst, first + n, C, H, W) }
             }
         }
         return y
@@ -84,14 +89,14 @@ public final class DiffAugment: Layer {
         let N = dy.shape[0], C = dy.shape[1], H = dy.shape[2], W = dy.shape[3], size = C * H * W
         let dx = Tensor.reuse(inputGrad, shape: dy.shape); inputGrad = dx
         let t = Tensor.reuse(scratch, shape: dy.shape); scratch = t
-        let dp = dy.data, op = dx.data, tp = t.data
+        let dp = dy.data, op = dx.data, tp = t.data, first = shard.index * N
         Parallel.forEachChunk(count: N) { range, _ in
             for n in range {
-                let g = tp + n * size, out = op + n * size
+                let g = tp + n * size, out = op + n * size, k = first + n
                 g.update(from: dp + n * size, count: size)
-                if policy.contains(.cutout) { cut(g, n, C, H, W) }
-                if policy.contains(.translation) { translate(g, out, n, C, H, W, adjoint: true) } else { out.update(from: g, count: size) }
-                if policy.contains(.color) { colorBackward(out, n, C, H * W) }
+                if policy.contains(.cutout) { cut(g, k, C, H, W) }
+                if policy.contains(.translation) { translate(g, out, k, C, H, W, adjoint: true) } else { out.update(from: g, count: size) }
+                if policy.contains(.color) { colorBackward(out, k, C, H * W) }
             }
         }
         return dx
