@@ -110,8 +110,9 @@ struct Bench: ParsableCommand {
             print(String(format: "train:    %.1f images/s at batch %d (%.1f GFLOP/s, %d iterations, %d threads)",
                          r.trainImagesPerSec, r.batchSize, r.trainGFLOPs, r.iterations, r.threads))
             if r.ranks > 1 {
-                print(String(format: "data-parallel over %d ranks: per iteration %.0f collective calls, %.2f MB per rank, %.2f ms inside them",
-                             r.ranks, r.collectiveCalls, r.collectiveMegabytes, r.collectiveMilliseconds))
+                print(String(format: "data-parallel over %d ranks: per iteration %.0f collective calls, %.2f MB per rank, %.2f ms inside them "
+                             + "(the gradients' allreduce alone: %.2f ms)",
+                             r.ranks, r.collectiveCalls, r.collectiveMegabytes, r.collectiveMilliseconds, r.gradientAllreduceMilliseconds))
             } else {
                 print(String(format: "generate: %.1f images/s at batch %d (eval mode)", r.generateImagesPerSec, r.generateBatchSize))
             }

@@ -35,6 +35,9 @@ public enum Benchmark {
         public var collectiveCalls = 0.0
         public var collectiveMegabytes = 0.0
         public var collectiveMilliseconds = 0.0
+        /// One allreduce of both models' gradients (the per-iteration volume) started together on every rank
+        /// (after a barrier, so without waiting for a slower rank): the transfer alone, in milliseconds.
+        public var gradientAllreduceMilliseconds = 0.0
 
         enum CodingKeys: String, CodingKey {
             case batchSize = "batch_size", threads, iterations
@@ -42,6 +45,7 @@ public enum Benchmark {
             case generateBatchSize = "generate_batch_size", generateImagesPerSec = "generate_images_per_sec"
             case peakRSSMegabytes = "peak_rss_mb", trainPeakRSSMegabytes = "train_peak_rss_mb"
             case ranks, collectiveCalls = "collective_calls", collectiveMegabytes = "collective_mb", collectiveMilliseconds = "collective_ms"
+            case gradientAllreduceMilliseconds = "gradient_allreduce_ms"
         }
     }
 
@@ -103,6 +107,8 @@ public enum Benchmark {
             r.collectiveCalls = Double(t.calls - trafficBefore.calls) / n
             r.collectiveMegabytes = Double(t.bytes - trafficBefore.bytes) / n / 1e6
             r.collectiveMilliseconds = (t.seconds - trafficBefore.seconds) / n * 1000
+            r.gradientAllreduceMilliseconds = allreduceMilliseconds(floats: (gan.generator.parameters + gan.discriminator.parameters)
+                .reduce(0) { $0 + $1.grad.count }, world: dataParallel.world)
             return r
         }
         let z = Tensor(shape: [generateBatchSize, model.latentDim]); rng.fillNormal(z)
@@ -121,6 +127,24 @@ public enum Benchmark {
                       trainImagesPerSec: trainRate, trainGFLOPs: model.architecture != .resnet ? trainRate * model.trainFLOPsPerImage / 1e9 : 0,
                       generateBatchSize: generateBatchSize, generateImagesPerSec: genRate,
                       trainPeakRSSMegabytes: trainPeak, peakRSSMegabytes: peakResidentMegabytes())
+    }
+}
+
+extension Benchmark {
+    /// Milliseconds per allreduce of `floats` values, every rank starting together: the median of 20.
+    static func allreduceMilliseconds(floats: Int, world: Communicator) -> Double {
+        var buffer = [Float](repeating: 1, count: floats)
+        var times: [Double] = []
+        world.barrier()
+        buffer.withUnsafeMutableBufferPointer { b in
+            for _ in 0..<20 {
+                let start = Date()
+                world.allreduceSum(b.baseAddress!, count: floats)
+                times.append(Date().timeIntervalSince(start) * 1000)
+                world.barrier()
+            }
+        }
+        return times.sorted()[times.count / 2]
     }
 }
 
