@@ -31,8 +31,12 @@ public enum KernelSettings {
     /// to float32 where the CPU cannot run bfloat16 natively.
     nonisolated(unsafe) public static var precision: Precision = .fp32
 
-    /// Samples per oneDNN call; measured on the original models (docs/performance.md).
-    public static let oneDNNChunk: Int = Int(environment("CIFAR_GAN_ONEDNN_CHUNK") ?? "") ?? 16
+    /// Samples per oneDNN call (`CIFAR_GAN_ONEDNN_CHUNK` overrides both): 16 in float32, measured on the original
+    /// models; 64 in bfloat16, where each call multiplies twice as fast, so what every call costs besides the products
+    /// (converting the weights to bfloat16, starting the threads) weighs twice as much — 64 measured +11–23% for
+    /// `cnn` and `original` in bfloat16 (docs/performance.md).
+    public static func oneDNNChunk(bf16: Bool) -> Int { chunkOverride ?? (bf16 ? 64 : 16) }
+    private static let chunkOverride: Int? = Int(environment("CIFAR_GAN_ONEDNN_CHUNK") ?? "")
 
     /// One line for `cifar-gan bench`: each switch, and what this machine makes of it.
     public static var summary: String {

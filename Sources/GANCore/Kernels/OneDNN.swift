@@ -34,7 +34,7 @@ public enum ConvolutionKernels: String, Sendable {
 }
 
 /// oneDNN's primitives for one input shape (batch, channels, size) of a convolution; recreated when the
-/// shape changes. The batch runs in chunks of `KernelSettings.oneDNNChunk` samples so that the copies in oneDNN's layouts
+/// shape changes. The batch runs in chunks of `KernelSettings.oneDNNChunk(bf16:)` samples so that the copies in oneDNN's layouts
 /// stay small (they are the size of one chunk's activations, shared by all layers) and warm in cache.
 ///
 /// Public for inference networks outside the layer library (pytorch-fid's Inception, with its 1×7 and 7×1
@@ -47,7 +47,7 @@ public enum ConvolutionKernels: String, Sendable {
 /// ```
 public final class OneDNNConvolution {
     public let shape: [Int]
-    private let full: OpaquePointer          // KernelSettings.oneDNNChunk samples (or the whole batch when smaller)
+    private let full: OpaquePointer          // KernelSettings.oneDNNChunk(bf16:) samples (or the whole batch when smaller)
     private let remainder: OpaquePointer?    // the last, shorter chunk
     private let chunk: Int, inputStride: Int, outputStride: Int
 
@@ -96,7 +96,7 @@ public final class OneDNNConvolution {
                                               UInt32((training ? ONEDNN_TRAINING : 0) | (bf16 ? ONEDNN_BF16 : 0)
                                                      | (KernelSettings.oneDNNWinograd ? ONEDNN_WINOGRAD : 0)))
         }
-        chunk = min(n, max(1, KernelSettings.oneDNNChunk))
+        chunk = min(n, max(1, KernelSettings.oneDNNChunk(bf16: bf16)))
         guard let full = create(chunk) else { return nil }
         self.full = full
         if n % chunk != 0 {
