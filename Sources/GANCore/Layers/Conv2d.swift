@@ -37,7 +37,7 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
     private var oneDNN: OneDNNConvolution?
     /// Whether the last forward ran on oneDNN (its backward then does too).
     private var forwardUsedOneDNN = false
-    /// `KernelSettings.precision` when `oneDNN` was made (the plan itself may be float32 Winograd in bfloat16 mode).
+    /// `KernelSettings.precision` when `oneDNN` was made.
     private var planPrecision = Precision.fp32
     /// Set by the model's `FusionPlan` between two convolutions joined by a fused in-place LeakyReLU: when both run on
     /// oneDNN, the activation (and its gradient) passes between them in oneDNN's channel-blocked layout instead
@@ -105,19 +105,12 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
            planPrecision == KernelSettings.precision, plan.winogradRequested == KernelSettings.oneDNNWinograd {
             return plan
         }
-        func make(bf16: Bool) -> OneDNNConvolution? {
-            OneDNNConvolution(inputShape: x.shape, outChannels: outChannels, kernel: kernelSize, stride: stride,
-                              padding: padding, leakyReLUSlope: fusedLeakyReLUSlope,
-                              inputBlock: inputBlock, outputBlock: outputBlock, bf16: bf16)
-        }
-        // In bfloat16, a convolution that oneDNN runs by Winograd in float32 stays there: 4× fewer products beat
-        // products at twice the rate (and it stays exact float32).
-        var plan: OneDNNConvolution?
-        if KernelSettings.precision == .bf16 && KernelSettings.oneDNNWinograd && kernelSize == 3 && stride == 1 {
-            plan = make(bf16: false)
-            if plan?.winograd != true { plan = nil }
-        }
-        oneDNN = plan ?? make(bf16: KernelSettings.precision == .bf16)
+        // In bfloat16 every convolution oneDNN runs multiplies in bfloat16 — 3×3 stride-1 ones too, although oneDNN
+        // has float32 Winograd for them (4× fewer products): with 64-sample chunks bfloat16 measured 14% faster in
+        // training on the residual models (docs/performance.md), where with 16-sample chunks Winograd had won.
+        oneDNN = OneDNNConvolution(inputShape: x.shape, outChannels: outChannels, kernel: kernelSize, stride: stride,
+                                   padding: padding, leakyReLUSlope: fusedLeakyReLUSlope,
+                                   inputBlock: inputBlock, outputBlock: outputBlock, bf16: KernelSettings.precision == .bf16)
         planPrecision = KernelSettings.precision
         precondition(oneDNN != nil || (inputBlock == 0 && outputBlock == 0), "oneDNN refused a blocked-layout convolution")
         return oneDNN
