@@ -1,17 +1,25 @@
 #!/bin/bash
-# Data-parallel throughput: one process x 2 threads against mpirun -np 2 (1 thread each), same recipe and batch,
-# alternating, two rounds. Output: one JSON line per measurement.
+# Data-parallel throughput: one process (all cores) against mpirun -np 2 (one thread each), same recipe and global
+# batch, alternating, two rounds. One JSON line per measurement in $OUT.
+#   bench/dp-bench.sh                                                  # float32, original cnn sngan, 20 s each
+#   PRESETS="original cnn" PRECISIONS="fp32 bf16" BENCH_SECONDS=10 bench/dp-bench.sh
 B=${B:-.build/release/cifar-gan}
 OUT=${OUT:-dp-bench.jsonl}
+PRESETS=${PRESETS:-original cnn sngan}
+PRECISIONS=${PRECISIONS:-fp32}
+BENCH_SECONDS=${BENCH_SECONDS:-20}
 for round in 1 2; do
-  for preset in original cnn sngan; do
-    for mode in one two; do
-      if [ $mode = one ]; then
-        r=$($B bench --preset $preset --batch-size 64 --seconds 20 --json | tail -1)
-      else
-        r=$(mpirun --oversubscribe --allow-run-as-root -np 2 $B bench --preset $preset --batch-size 64 --seconds 20 --json | grep '^{' | tail -1)
-      fi
-      echo "{\"round\": $round, \"preset\": \"$preset\", \"mode\": \"$mode\", \"result\": $r}" >> $OUT
+  for preset in $PRESETS; do
+    for precision in $PRECISIONS; do
+      for mode in one two; do
+        flags="bench --preset $preset --batch-size 64 --seconds $BENCH_SECONDS --precision $precision --json"
+        if [ $mode = one ]; then
+          r=$($B $flags | tail -1)
+        else
+          r=$(mpirun --oversubscribe --allow-run-as-root -np 2 $B $flags | grep '^{' | tail -1)
+        fi
+        echo "{\"round\": $round, \"preset\": \"$preset\", \"precision\": \"$precision\", \"mode\": \"$mode\", \"result\": $r}" >> "$OUT"
+      done
     done
   done
 done
