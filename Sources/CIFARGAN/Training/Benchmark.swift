@@ -96,20 +96,20 @@ public enum Benchmark {
         kernelReport = gan.generator.kernelReport(label: "G") + gan.discriminator.kernelReport(label: "D")
 
         let trainPeak = peakResidentMegabytes()
-        if let dataParallel {
+        var result = Result(batchSize: batchSize, threads: Parallel.workerCount, iterations: iterations,
+                            trainImagesPerSec: trainRate, trainGFLOPs: model.architecture != .resnet ? trainRate * model.trainFLOPsPerImage / 1e9 : 0,
+                            generateBatchSize: generateBatchSize, generateImagesPerSec: 0,
+                            trainPeakRSSMegabytes: trainPeak, peakRSSMegabytes: trainPeak)
+        if let dataParallel {   // the collectives per iteration instead of generation (which no rank shares)
             let t = dataParallel.world.traffic, n = Double(iterations)
-            var r = Result(batchSize: batchSize, threads: Parallel.workerCount, iterations: iterations,
-                           trainImagesPerSec: trainRate, trainGFLOPs: model.architecture != .resnet ? trainRate * model.trainFLOPsPerImage / 1e9 : 0,
-                           generateBatchSize: generateBatchSize, generateImagesPerSec: 0,
-                           trainPeakRSSMegabytes: trainPeak, peakRSSMegabytes: trainPeak)
-            r.ranks = dataParallel.world.size
+            result.ranks = dataParallel.world.size
             // The counters include the per-iteration agreement on the time budget (one 8-byte call).
-            r.collectiveCalls = Double(t.calls - trafficBefore.calls) / n
-            r.collectiveMegabytes = Double(t.bytes - trafficBefore.bytes) / n / 1e6
-            r.collectiveMilliseconds = (t.seconds - trafficBefore.seconds) / n * 1000
-            r.gradientAllreduceMilliseconds = allreduceMilliseconds(floats: (gan.generator.parameters + gan.discriminator.parameters)
-                .reduce(0) { $0 + $1.grad.count }, world: dataParallel.world)
-            return r
+            result.collectiveCalls = Double(t.calls - trafficBefore.calls) / n
+            result.collectiveMegabytes = Double(t.bytes - trafficBefore.bytes) / n / 1e6
+            result.collectiveMilliseconds = (t.seconds - trafficBefore.seconds) / n * 1000
+            result.gradientAllreduceMilliseconds = allreduceMilliseconds(
+                floats: (gan.generator.parameters + gan.discriminator.parameters).reduce(0) { $0 + $1.grad.count }, world: dataParallel.world)
+            return result
         }
         let z = Tensor(shape: [generateBatchSize, model.latentDim]); rng.fillNormal(z)
         let zClasses = model.isConditional ? classes(generateBatchSize) : nil
@@ -119,14 +119,11 @@ public enum Benchmark {
         let genStart = Date()
         repeat { _ = gan.sample(z, classes: zClasses, generator: gan.generator); batches += 1 } while Date().timeIntervalSince(genStart) < max(1, seconds / 3)
         let genSeconds = Date().timeIntervalSince(genStart)
-        let genRate = Double(batches * generateBatchSize) / genSeconds
+        result.generateImagesPerSec = Double(batches * generateBatchSize) / genSeconds
         generateProfile = Profiler.report().map { ($0.0, $0.1 / Double(batches), $0.2 / batches) }
         generateProfileTotal = genSeconds / Double(batches)
-
-        return Result(batchSize: batchSize, threads: Parallel.workerCount, iterations: iterations,
-                      trainImagesPerSec: trainRate, trainGFLOPs: model.architecture != .resnet ? trainRate * model.trainFLOPsPerImage / 1e9 : 0,
-                      generateBatchSize: generateBatchSize, generateImagesPerSec: genRate,
-                      trainPeakRSSMegabytes: trainPeak, peakRSSMegabytes: peakResidentMegabytes())
+        result.peakRSSMegabytes = peakResidentMegabytes()
+        return result
     }
 }
 
