@@ -44,7 +44,7 @@ struct Evaluate: ParsableCommand {
         let j = try Judge(folder: judge.map { URL(fileURLWithPath: $0) } ?? Judge.defaultFolder)
         let split: CIFAR10.Split = reference == "train" ? .train : .test
         // Under mpirun the groups (classes, checkpoints) are dealt out to the ranks by index; rank 0 reports.
-        let world = Communicator.world, rank = world?.rank ?? 0, ranks = world?.size ?? 1
+        let world = Communicator.world, rank = world?.rank ?? 0
         // Groups are sampled (or loaded) when evaluated, so that under mpirun each rank makes only its own.
         var groups: [(name: String, pixels: () throws -> [UInt8])] = []
         var labels: [String: String] = [:]   // group name → class
@@ -84,7 +84,7 @@ struct Evaluate: ParsableCommand {
             return
         }
         var results: [EvaluationResult] = []
-        for (index, (name, makePixels)) in groups.enumerated() where index % ranks == rank {
+        for (index, (name, makePixels)) in groups.enumerated() where world?.owns(index) ?? true {
             let pixels = try makePixels()
             let cls = referenceClass(name, labels)
             let label = try cls.map { try Jobs.classIndex($0, in: CIFAR10.classNames) }
@@ -129,8 +129,8 @@ struct Evaluate: ParsableCommand {
             fixedReference = GaussianStatistics(mean: mu.values, covariance: sigma.values, dim: InceptionFID.featureCount, count: 0)
         }
         var rows: [(String, Int, Double)] = []
-        let world = Communicator.world, rank = world?.rank ?? 0, ranks = world?.size ?? 1
-        for (index, (name, makePixels)) in groups.enumerated() where index % ranks == rank {
+        let world = Communicator.world, rank = world?.rank ?? 0
+        for (index, (name, makePixels)) in groups.enumerated() where world?.owns(index) ?? true {
             let pixels = try makePixels()
             let cls = referenceClass(name, labels)
             let n = min(pixels.count / 3072, count ?? 5000)
@@ -146,13 +146,11 @@ struct Evaluate: ParsableCommand {
             }()
             rows.append((name, n, try Metrics.fid(generated, reference)))
         }
-        if let world, ranks > 1 {   // every group's (count, FID) to every rank, in group order
-            var table = [Double](repeating: 0, count: groups.count * 3)
-            for (name, n, fid) in rows {
-                if let i = groups.firstIndex(where: { $0.name == name }) { table[3 * i] = 1; table[3 * i + 1] = Double(n); table[3 * i + 2] = fid }
+        if let world, world.size > 1 {   // every group's (count, FID) to every rank, in group order
+            let local = rows.compactMap { row in groups.firstIndex { $0.name == row.0 }.map { (index: $0, values: [Double(row.1), row.2]) } }
+            rows = world.gatherRows(local, rows: groups.count, width: 2).enumerated().compactMap { i, row in
+                row.map { (groups[i].name, Int($0[0]), $0[1]) }
             }
-            table.withUnsafeMutableBufferPointer { world.allreduceSum($0.baseAddress!, count: $0.count) }
-            rows = groups.indices.filter { table[3 * $0] == 1 }.map { (groups[$0].name, Int(table[3 * $0 + 1]), table[3 * $0 + 2]) }
         }
         guard rank == 0 else { return }
         if json {

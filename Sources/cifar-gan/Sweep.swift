@@ -21,7 +21,7 @@ struct Sweep: ParsableCommand {
 
     func run() throws {
         let plan = try SweepPlan.decode(json: try Data(contentsOf: URL(fileURLWithPath: file)), file: file)
-        let world = Communicator.world, rank = world?.rank ?? 0, ranks = world?.size ?? 1
+        let world = Communicator.world, rank = world?.rank ?? 0
         let log: (String) -> Void = world.map { w in { say("rank \(w.rank): \($0)") } } ?? say
         let configs = try plan.trials.indices.map { try plan.config(trial: $0) }   // every trial checked before any trains
         let dataset = try Jobs.loadData(configs[0], try data.options(), log: log)
@@ -32,7 +32,7 @@ struct Sweep: ParsableCommand {
         let root = URL(fileURLWithPath: out)
         let names = plan.trials.indices.map { String(format: "trial-%02d", $0) }
         var results: [EvaluationResult] = []
-        for i in plan.trials.indices where i % ranks == rank {
+        for i in plan.trials.indices where world?.owns(i) ?? true {
             var config = configs[i]
             config.target = .oneClass(className)
             let folder = root.appendingPathComponent(names[i]), run = RunFolder(folder)

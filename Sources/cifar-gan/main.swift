@@ -81,9 +81,7 @@ struct Bench: ParsableCommand {
         if let message = Precision.resolve(precision).1 { FileHandle.standardError.write(Data((message + "\n").utf8)) }
         // Under mpirun: data-parallel training of one model, each rank with its share of every batch.
         let dataParallel = Communicator.world.map(DataParallel.init(world:))
-        if let dataParallel, batchSize % dataParallel.world.size != 0 {
-            throw ValidationError("--batch-size \(batchSize) does not split evenly over \(dataParallel.world.size) ranks")
-        }
+        _ = try dataParallel?.rowsPerRank(batchSize: batchSize)
         let r = Benchmark.run(config: config, batchSize: batchSize, seconds: seconds, dataParallel: dataParallel)
         guard (dataParallel?.world.rank ?? 0) == 0 else { return }
         if profile {

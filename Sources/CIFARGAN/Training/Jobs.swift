@@ -103,7 +103,7 @@ public enum Jobs {
                 }
                 world?.barrier()
             }
-            for (label, name) in data.classNames.enumerated() where label % ranks == rank {
+            for (label, name) in data.classNames.enumerated() where world?.owns(label) ?? true {
                 var cfg = config
                 cfg.target = .oneClass(name)
                 let folder = runFolder.appendingPathComponent(name)

@@ -40,10 +40,7 @@ public final class Trainer {
     public init(config: RunConfig, data: ImageDataset, runFolder: URL, title: String, resume: Bool,
                 dataParallel: DataParallel? = nil) throws {
         try config.validate()
-        if let dataParallel, config.batchSize % dataParallel.world.size != 0 {
-            throw ConfigError("batch_size \(config.batchSize) does not split evenly over \(dataParallel.world.size) ranks; "
-                              + "choose a multiple of \(dataParallel.world.size) (--batch-size)")
-        }
+        _ = try dataParallel?.rowsPerRank(batchSize: config.batchSize)
         self.dataParallel = dataParallel
         guard data.count >= config.batchSize else {
             throw DataError("\(title): \(data.count) training images, fewer than one batch of \(config.batchSize)")
@@ -169,7 +166,7 @@ public final class Trainer {
     private func trainEpoch(_ epoch: Int, of epochs: Int, batch: TrainingBatch, budget: TimeBudget,
                             eta: (Int) -> Double) throws -> (EpochStatistics, seconds: Double) {
         let N = config.batchSize, batches = data.count / N
-        let n = N / (dataParallel?.world.size ?? 1), mine = (dataParallel?.shard ?? .whole).rows(local: n)
+        let mine = batch.shard.rows(local: batch.real.shape[0])
         var order = RandomGenerator(seed: config.seed).derived(1000 &+ UInt64(epoch))
         let permutation = order.permutation(data.count)
         let noise = config.noiseStd(epoch: epoch)

@@ -63,6 +63,17 @@ final class TrainingBatch {
     }
 }
 
+extension DataParallel {
+    /// Each rank's rows of a batch of `batchSize`; an error naming the field when the ranks do not divide it.
+    public func rowsPerRank(batchSize: Int) throws -> Int {
+        guard batchSize % world.size == 0 else {
+            throw ConfigError("batch_size \(batchSize) does not split evenly over \(world.size) ranks; "
+                              + "choose a multiple of \(world.size) (--batch-size)")
+        }
+        return batchSize / world.size
+    }
+}
+
 /// The sums of one epoch's iteration statistics: D's figures per iteration, G's loss per G step (with
 /// `discriminator_steps` > 1 not every iteration steps G).
 struct EpochStatistics {

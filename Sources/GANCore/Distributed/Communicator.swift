@@ -76,6 +76,27 @@ public final class Communicator: @unchecked Sendable {
         check(counted(8 * count) { mpi_shim_allreduce_double(buffer, count, 0) }, "allreduce")
     }
 
+    /// Every rank's values summed, in place.
+    public func allreduceSum(_ values: inout [Double]) {
+        values.withUnsafeMutableBufferPointer { allreduceSum($0.baseAddress!, count: $0.count) }
+    }
+
+    /// Whether item `index` of a list dealt out to the ranks (by index modulo the ranks) is this rank's.
+    public func owns(_ index: Int) -> Bool { index % size == rank }
+
+    /// Rows of a `rows` × `width` table that each rank fills in part (its `local` rows, by index) on every rank:
+    /// one allreduce; nil for a row no rank filled.
+    public func gatherRows(_ local: [(index: Int, values: [Double])], rows: Int, width: Int) -> [[Double]?] {
+        let w = width + 1   // a leading 1 marks a filled row
+        var table = [Double](repeating: 0, count: rows * w)
+        for (i, values) in local {
+            precondition(values.count == width, "gatherRows: \(values.count) values for width \(width)")
+            table.replaceSubrange(i * w..<(i + 1) * w, with: [1] + values)
+        }
+        allreduceSum(&table)
+        return (0..<rows).map { i in table[i * w] == 1 ? Array(table[(i * w + 1)..<((i + 1) * w)]) : nil }
+    }
+
     /// `bytes` bytes from `root`'s buffer into every other rank's.
     public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int = 0) {
         check(counted(bytes) { mpi_shim_broadcast(buffer, bytes, Int32(root)) }, "broadcast")

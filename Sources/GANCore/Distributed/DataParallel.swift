@@ -57,7 +57,7 @@ public final class DataParallel {
 
     /// The mean over the ranks of a few per-step figures (losses, statistics), in place.
     public func average(_ values: inout [Double]) {
-        values.withUnsafeMutableBufferPointer { world.allreduceSum($0.baseAddress!, count: $0.count) }
+        world.allreduceSum(&values)
         for i in values.indices { values[i] /= Double(world.size) }
     }
 
@@ -75,7 +75,5 @@ public final class DataParallel {
     }
 
     /// The sum over the ranks of a few per-step figures, in place.
-    public func sum(_ values: inout [Double]) {
-        values.withUnsafeMutableBufferPointer { world.allreduceSum($0.baseAddress!, count: $0.count) }
-    }
+    public func sum(_ values: inout [Double]) { world.allreduceSum(&values) }
 }
