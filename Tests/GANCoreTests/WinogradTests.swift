@@ -1,13 +1,13 @@
 import XCTest
 import GANCore
 
-/// `ConvTranspose2d` by Winograd tiles (4×4 kernels, stride 2, ≥ 64 output channels, channels in multiples of 8)
+/// `ConvTranspose2d` by Winograd tiles (4×4 kernels, stride 2, ≥ 32 output channels, channels in multiples of 8)
 /// against the naive kernel and against the same layer with `KernelSettings.winograd` off (phase GEMMs, patch GEMMs).
 final class WinogradTests: XCTestCase {
     var rng = RandomGenerator(seed: 13)
 
     /// (in, out, padding, output padding, size): DCGAN's shapes, odd phase sizes (partial tiles), padding 0 and 2.
-    let shapes = [(16, 64, 1, 0, 4), (8, 64, 1, 0, 5), (8, 72, 1, 1, 3), (16, 64, 0, 0, 3), (8, 64, 2, 1, 6), (24, 64, 1, 0, 1)]
+    let shapes = [(16, 64, 1, 0, 4), (16, 32, 1, 0, 4), (8, 32, 1, 1, 5), (8, 64, 1, 0, 5), (8, 72, 1, 1, 3), (16, 64, 0, 0, 3), (8, 64, 2, 1, 6), (24, 64, 1, 0, 1)]
 
     private var saved = KernelSettings.winograd
     override func setUp() { saved = KernelSettings.winograd }
@@ -59,5 +59,77 @@ final class WinogradTests: XCTestCase {
     func testGradientCheck() {
         let conv = ConvTranspose2d(inChannels: 8, outChannels: 64, kernelSize: 4, stride: 2, padding: 1, rng: &rng)
         gradientCheck(conv, input: randomTensor([2, 8, 3, 3], &rng), "ConvTranspose2d by Winograd tiles")
+    }
+
+    /// A 4×4, stride-2 `Conv2d` with ≥ 64 input channels, where it would run on patch GEMMs, runs on its mirror's tiles
+    /// (`Conv2d+Winograd.swift`): y, dx,
+    /// dW and db against the same layer on patch GEMMs (Winograd off, BLAS) and y against the naive kernel.
+    func testConv2dOnTheMirrorsTilesAgreesWithPatchGEMMs() {
+        let savedKernels = KernelSettings.convolution
+        defer { KernelSettings.convolution = savedKernels }
+        KernelSettings.convolution = .blas
+        // (in, out, padding, size): D.6/D.10 of `--preset cnn`, padding 0 and 2, a 2×2 input, partial tiles (size 6).
+        for (c, o, p, h) in [(64, 64, 1, 8), (128, 16, 1, 4), (64, 8, 0, 6), (72, 24, 2, 6), (64, 64, 1, 2)] {
+            for n in [1, 3, 17] {
+                let conv = Conv2d(inChannels: c, outChannels: o, kernelSize: 4, stride: 2, padding: p, rng: &rng)
+                let x = randomTensor([n, c, h, h], &rng)
+                let (oh, ow) = conv.outputSize(h, h)
+                let dy = randomTensor([n, o, oh, ow], &rng)
+                func run(winograd: Bool) -> [Tensor] {
+                    KernelSettings.winograd = winograd
+                    conv.weight.grad.fill(0); conv.bias!.grad.fill(0)
+                    let y = conv.forward(x, training: true).clone()
+                    XCTAssertEqual(conv.lastKernelPath, winograd ? .winograd : .patchGEMM)
+                    let dx = conv.backward(dy, weightGradients: true, inputGradient: true)!.clone()
+                    return [y, dx, conv.weight.grad.clone(), conv.bias!.grad.clone()]
+                }
+                let fast = run(winograd: true), reference = run(winograd: false)
+                let what = "n\(n) c\(c) o\(o) p\(p) h\(h)"
+                for (i, name) in ["y", "dx", "dW", "db"].enumerated() {
+                    assertClose(fast[i], reference[i], rtol: 1e-4, atol: 1e-5, "Conv2d on tiles vs patch GEMMs \(name), \(what)")
+                }
+                assertClose(fast[0], naiveConv2d(x: x, weight: conv.weight.value, bias: conv.bias?.value, stride: 2, padding: p),
+                            rtol: 1e-4, atol: 1e-5, "Conv2d on tiles vs naive y, \(what)")
+            }
+        }
+        KernelSettings.winograd = true
+        let narrow = Conv2d(inChannels: 32, outChannels: 32, kernelSize: 4, stride: 2, padding: 1, rng: &rng)
+        XCTAssertNotEqual(narrow.kernelPath(inputHeight: 8, inputWidth: 8), .winograd, "32 input channels stay off the tiles")
+        let odd = Conv2d(inChannels: 64, outChannels: 64, kernelSize: 4, stride: 2, padding: 1, rng: &rng)
+        XCTAssertNotEqual(odd.kernelPath(inputHeight: 7, inputWidth: 7), .winograd, "an odd size has no exact mirror")
+        if ConvolutionKernels.oneDNNAvailable {
+            KernelSettings.convolution = .auto
+            XCTAssertEqual(odd.kernelPath(inputHeight: 16, inputWidth: 16), .oneDNN, "oneDNN's 8×8 outputs stay on oneDNN")
+            XCTAssertEqual(odd.kernelPath(inputHeight: 8, inputWidth: 8), .winograd, "the tiles replace the patch GEMM")
+        }
+    }
+
+    /// conv → in-place LeakyReLU → 4×4 stride-2 conv on tiles → in-place LeakyReLU → conv, spectrally normalised (D's
+    /// pattern): the tiles' layer writes its activation and applies its input's gradient rule; everything must equal
+    /// the same network with the tiles off.
+    func testConv2dOnTilesWithFusedLeakyReLUs() {
+        let savedKernels = KernelSettings.convolution
+        defer { KernelSettings.convolution = savedKernels }
+        KernelSettings.convolution = .auto
+        func make() -> (Sequential, [SpectralNorm]) {
+            var r = RandomGenerator(seed: 21)
+            let layers = [SpectralNorm(Conv2d(inChannels: 8, outChannels: 64, kernelSize: 3, stride: 1, padding: 1, rng: &r), rng: &r),
+                          SpectralNorm(Conv2d(inChannels: 64, outChannels: 64, kernelSize: 4, stride: 2, padding: 1, rng: &r), rng: &r),
+                          SpectralNorm(Conv2d(inChannels: 64, outChannels: 16, kernelSize: 3, stride: 1, padding: 1, rng: &r), rng: &r)]
+            return (Sequential([layers[0], LeakyReLU(0.1, inPlace: true), layers[1], LeakyReLU(0.1, inPlace: true), layers[2]]), layers)
+        }
+        let x = randomTensor([9, 8, 8, 8], &rng), dy = randomTensor([9, 16, 4, 4], &rng)
+        var results: [[Tensor]] = []
+        for winograd in [true, false] {
+            KernelSettings.winograd = winograd
+            let (net, layers) = make()
+            let y = net.forward(x, training: true).clone()
+            XCTAssertEqual((layers[1].inner as! Conv2d).lastKernelPath == .winograd, winograd)
+            let dx = net.backward(dy.clone(), weightGradients: true, inputGradient: true)!.clone()
+            results.append([y, dx] + layers.flatMap { [$0.weightOrig.grad.clone(), $0.inner.bias!.grad.clone()] })
+        }
+        for i in results[0].indices {
+            assertClose(results[0][i], results[1][i], rtol: 1e-4, atol: 1e-5, "tiles vs no tiles, result \(i)")
+        }
     }
 }

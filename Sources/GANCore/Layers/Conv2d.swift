@@ -37,6 +37,13 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
     private var oneDNN: OneDNNConvolution?
     /// Whether the last forward ran on oneDNN (its backward then does too).
     private var forwardUsedOneDNN = false
+    /// Whether the last forward ran on the mirror's Winograd tiles (its backward then does too).
+    private var forwardUsedWinograd = false
+    /// The transposed convolution whose Winograd passes compute this layer's (`Conv2d+Winograd.swift`); it shares
+    /// `weight`, so its weight gradient is this layer's.
+    lazy var winogradMirror = ConvTranspose2d(weight: weight, bias: nil, stride: stride, padding: padding, outputPadding: 0)
+    /// dx before a fused input LeakyReLU's gradient rule, on the Winograd path.
+    private var winogradScratch: Tensor?
     /// `KernelSettings.precision` when `oneDNN` was made.
     private var planPrecision = Precision.fp32
     /// Set by the model's `FusionPlan` between two convolutions joined by a fused in-place LeakyReLU: when both run on
@@ -130,9 +137,11 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
         return plan.bf16 ? "bf16" : plan.winograd ? "Winograd F(4×4, 3×3)" : nil
     }
 
-    /// The forward kernel for an input of h×w: oneDNN where `KernelSettings.convolution` picks it for this
-    /// output size, else the patch GEMMs (the fallback wherever oneDNN is missing).
+    /// The forward kernel for an input of h×w: the mirror's Winograd tiles for wide 4×4 stride-2 layers in float32
+    /// (`usesWinogradMirror`), oneDNN where `KernelSettings.convolution` picks it for this output size, else the
+    /// patch GEMMs (the fallback wherever oneDNN is missing).
     public func kernelPath(inputHeight h: Int, inputWidth w: Int) -> ConvolutionPath {
+        if usesWinogradMirror(inputHeight: h, inputWidth: w) { return .winograd }
         let (oh, ow) = outputSize(h, w)
         return ConvolutionKernels.useOneDNN(outputPositions: oh * ow) ? .oneDNN : .patchGEMM
     }
@@ -154,12 +163,18 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
         let g = geometry(x), N = x.shape[0], O = outChannels, P = g.positions, K = g.patchSize
         let y = Tensor.reuse(output, shape: [N, O, g.gridHeight, g.gridWidth])
         output = y; input = x
+        forwardUsedWinograd = false
         if let plan = oneDNNPlan(for: x) {
             forwardUsedOneDNN = true
             plan.forward(x: x.data, weight: weight.value.data, bias: bias?.value.data, y: y.data)
             return y
         }
         forwardUsedOneDNN = false
+        if kernelPath(inputHeight: x.shape[2], inputWidth: x.shape[3]) == .winograd {
+            forwardUsedWinograd = true
+            forwardWinogradMirror(x, y)
+            return y
+        }
         kernelToPatchOrder(weight.value.data, patchWeight.data, rows: O, channels: inChannels, kernel: kernelSize)
         let group = samplesPerGroup(positions: P)
         let xp = x.data, yp = y.data, wp = patchWeight.data, bp = bias?.value.data, ws = workspace
@@ -192,6 +207,12 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
         // The image gradient of a first layer (≤ 3 input channels) by the direct kernel, not a 3-wide GEMM.
         let narrow = inputGradient && stride == 1 && inputLeakyReLUSlope == nil
             && NarrowConvolution.applies(resultChannels: inChannels, reducedChannels: outChannels)
+        if forwardUsedWinograd {
+            backwardWinogradMirror(x, dy, dx, weightGradients: weightGradients) {
+                let t = Tensor.reuse(winogradScratch, shape: x.shape); winogradScratch = t; return t
+            }
+            return dx
+        }
         if forwardUsedOneDNN, let plan = oneDNN {
             if weightGradients {
                 plan.backwardWeights(x: x.data, dy: dy.data, weightGrad: weight.grad.data, biasGrad: bias?.grad.data)

@@ -17,10 +17,9 @@ extension ConvTranspose2d {
         }
     }
 
-    /// 4×4 (generally 2·stride) kernels, channel counts in multiples of 8, and every output phase non-empty.
+    /// `hasWinogradShape`, and every output phase non-empty.
     func usesWinograd(outputHeight: Int, outputWidth: Int) -> Bool {
-        KernelSettings.winograd && usesPhases && kernelSize == 2 * stride && inChannels % 8 == 0 && outChannels % 8 == 0
-            && outputHeight >= stride && outputWidth >= stride
+        KernelSettings.winograd && hasWinogradShape && outputHeight >= stride && outputWidth >= stride
     }
 
     /// The output phases for an output of OH×OW, kept between calls (no allocation per step), and the most
@@ -125,7 +124,9 @@ extension ConvTranspose2d {
     // dx: phase (ry, rx) contributes a 2×2 correlation of its dy plane (rows from −qy0) with
     // g'[t][u] = w[·, ·, ry + s·t, rx + s·u]; the phases are summed inside one GEMM per ξ (k = phases·Cout).
     // dW: per phase, dU[ξ] += V[ξ]ᵀ·(A dy Aᵀ)[ξ] over the tiles of the forward pass, then dg = Gᵀ dU G.
-    func backwardWinograd(_ x: Tensor, _ dy: Tensor, _ dx: Tensor?, weightGradients: Bool) {
+    // `dxBias` and `dxSlope` (bias, then LeakyReLU, on dx) serve `Conv2d`, whose forward pass this dx is.
+    func backwardWinograd(_ x: Tensor, _ dy: Tensor, _ dx: Tensor?, weightGradients: Bool,
+                          dxBias: UnsafePointer<Float>? = nil, dxSlope: Float? = nil) {
         let N = x.shape[0], C = inChannels, O = outChannels, H = x.shape[2], W = x.shape[3]
         let OH = dy.shape[2], OW = dy.shape[3], s = stride, k = kernelSize, S = s * s
         let (phases, forwardTiles) = winogradPhases(outputHeight: OH, outputWidth: OW)
@@ -209,7 +210,7 @@ extension ConvTranspose2d {
                         let images = ws.buffer(worker: worker, slot: 3, count: nb * HWC)
                         for j in 0..<mb {
                             winogradOutputTiles(m, channels: C, tilesY: dataTilesY, tilesX: dataTilesX, firstTile: j * dataTiles,
-                                                tileStride: C, xiStride: tiles * C, bias: nil, slope: nil,
+                                                tileStride: C, xiStride: tiles * C, bias: dxBias, slope: dxSlope,
                                                 into: WinogradPlane(base: images + j * HWC, rowStep: W * C, columnStep: C, rows: H, columns: W))
                             channelsFirst(images + j * HWC, dxp + (n + j0 + j) * C * H * W, channels: C, positions: H * W)
                         }

@@ -59,18 +59,36 @@ public final class ConvTranspose2d: Layer {
     /// Whether the forward pass runs as one ordinary convolution per output phase: measured faster for wide
     /// outputs only (with 3 output channels, G's last layer, the GEMM would be 3 columns wide).
     let usesPhases: Bool
+    /// Whether the phase convolutions can run as Winograd tiles: a kernel of 2·stride (4×4 at stride 2), channel
+    /// counts in multiples of 8 and ≥ 32 outputs. From 32 rather than phase GEMMs' 64: the tiles' GEMMs do 9/16 of
+    /// the products, and G.10 of `--preset cnn` (64→32) measured ~25% faster per pass than its patch GEMM
+    /// (docs/performance.md), where phase GEMMs at 32 outputs were slower.
+    let hasWinogradShape: Bool
+    /// Whether a batch norm after this layer can be folded into its forward pass (`FusionPlan`): every path that
+    /// a layer of this shape takes folds it (Winograd tiles, phase GEMMs, oneDNN's mirror), none but the patch GEMM.
+    var foldsBatchNorm: Bool { usesPhases || hasWinogradShape }
 
-    public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
-                outputPadding: Int = 0, bias: Bool = true, rng: inout RandomGenerator) {
-        precondition(outputPadding < stride, "ConvTranspose2d: outputPadding must be smaller than stride")
-        self.inChannels = inChannels; self.outChannels = outChannels; self.kernelSize = kernelSize
-        self.stride = stride; self.padding = padding; self.outputPadding = outputPadding
-        weight = Parameter(Tensor(shape: [inChannels, outChannels, kernelSize, kernelSize]))
-        self.bias = bias ? Parameter(Tensor(shape: [outChannels])) : nil
-        usesPhases = kernelSize % stride == 0 && outChannels >= 64
-        foldedScale = Tensor(shape: [outChannels]); foldedBias = Tensor(shape: [outChannels])
+    public convenience init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                            outputPadding: Int = 0, bias: Bool = true, rng: inout RandomGenerator) {
+        let weight = Parameter(Tensor(shape: [inChannels, outChannels, kernelSize, kernelSize]))
+        let bias = bias ? Parameter(Tensor(shape: [outChannels])) : nil
         // PyTorch computes fan_in from weight.size(1), which is out_channels here.
-        pytorchDefaultInit(weight.value, self.bias?.value, fanIn: outChannels * kernelSize * kernelSize, rng: &rng)
+        pytorchDefaultInit(weight.value, bias?.value, fanIn: outChannels * kernelSize * kernelSize, rng: &rng)
+        self.init(weight: weight, bias: bias, stride: stride, padding: padding, outputPadding: outputPadding)
+    }
+
+    /// A layer on given parameters: weight [in, out, k, k]. `Conv2d` makes its mirror this way, sharing its weight
+    /// (`Conv2d+Winograd.swift`).
+    init(weight: Parameter, bias: Parameter?, stride: Int, padding: Int, outputPadding: Int) {
+        precondition(outputPadding < stride, "ConvTranspose2d: outputPadding must be smaller than stride")
+        let shape = weight.value.shape
+        precondition(shape.count == 4 && shape[2] == shape[3], "ConvTranspose2d: weight must be [in, out, k, k], got \(shape)")
+        inChannels = shape[0]; outChannels = shape[1]; kernelSize = shape[2]
+        self.stride = stride; self.padding = padding; self.outputPadding = outputPadding
+        self.weight = weight; self.bias = bias
+        usesPhases = kernelSize % stride == 0 && outChannels >= 64
+        hasWinogradShape = kernelSize == 2 * stride && inChannels % 8 == 0 && outChannels % 8 == 0 && outChannels >= 32
+        foldedScale = Tensor(shape: [outChannels]); foldedBias = Tensor(shape: [outChannels])
     }
 
     public var namedParameters: [(String, Parameter)] {
@@ -132,21 +150,23 @@ public final class ConvTranspose2d: Layer {
     public var lastKernelPath: ConvolutionPath? { input.map { kernelPath(inputHeight: $0.shape[2], inputWidth: $0.shape[3]) } }
 
     /// The forward kernel for an input of h×w: oneDNN's mirror convolution where asked for everywhere
-    /// (`CIFAR_GAN_CONVOLUTION=onednn`) or in bfloat16 in place of the GEMM paths; else Winograd tiles or phase GEMMs for wide outputs whose kernel the
-    /// stride divides (`usesPhases`), the direct kernel for an image layer, else one GEMM and row2im. A folded
-    /// batch norm needs one of the first two, which `FusionPlan` checks through `usesPhases`.
+    /// (`CIFAR_GAN_CONVOLUTION=onednn`); the direct kernel for an image layer; oneDNN's mirror in bfloat16; else
+    /// Winograd tiles (`hasWinogradShape`), phase GEMMs for wide outputs whose kernel the stride divides
+    /// (`usesPhases`), or one GEMM and row2im. A folded batch norm needs one of the first three but the direct
+    /// kernel, which `FusionPlan` checks through `foldsBatchNorm`.
     public func kernelPath(inputHeight h: Int, inputWidth w: Int) -> ConvolutionPath {
         let (oh, ow) = outputSize(h, w)
         let mirror = hasOneDNNMirror(inputHeight: h, inputWidth: w)
         if mirror && KernelSettings.convolution == .onednn { return .oneDNN }
-        if usesWinograd(outputHeight: oh, outputWidth: ow) { return .winograd }
         if kernelSize % stride == 0 && !usesPhases
             && NarrowConvolution.applies(resultChannels: outChannels, reducedChannels: inChannels) { return .narrow }
-        // bfloat16 replaces the plain GEMMs only: Winograd tiles (9/16 of the products) and the direct 3-channel
-        // kernel stay float32, since bfloat16's conversions cost what its faster products save there (measured on
-        // the original generator, docs/performance.md).
+        // In bfloat16 the Winograd tiles give way too: with 64-sample oneDNN chunks the mirror measured faster in
+        // training (G.7 of the original models 19–23 → 14–15 ms forward, `cnn` 280–289 → 313–325 img/s;
+        // docs/performance.md). The direct 3-channel kernel stays float32 (measured as fast, session 9).
         if mirror && KernelSettings.precision == .bf16 { return .oneDNN }
-        return usesPhases ? .phaseGEMM : .patchGEMM
+        if usesWinograd(outputHeight: oh, outputWidth: ow) { return .winograd }
+        // A Winograd-shaped layer with the tiles switched off takes phase GEMMs, which fold a batch norm.
+        return foldsBatchNorm ? .phaseGEMM : .patchGEMM
     }
 
     /// Fills `foldedScale` and `foldedBias` and returns the LeakyReLU slope to apply in the output pass.

@@ -41,7 +41,7 @@ public struct FusionPlan: Equatable, CustomStringConvertible {
                 fusions.append(.activationIntoProducer(producer: i, activation: i + 1, slope: act.negativeSlope))
                 activatedByProducer.insert(i + 1)
             }
-            if let conv = layer as? ConvTranspose2d, conv.usesPhases, next is BatchNorm {
+            if let conv = layer as? ConvTranspose2d, conv.foldsBatchNorm, next is BatchNorm {
                 fusions.append(.batchNormIntoTransposedConvolution(convolution: i, batchNorm: i + 1))
             }
             if let act = layer as? LeakyReLU, act.inPlace, let fusing = next as? LeakyReLUGradientFusing,
