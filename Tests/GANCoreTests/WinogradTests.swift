@@ -104,9 +104,9 @@ final class WinogradTests: XCTestCase {
         }
     }
 
-    /// conv → in-place LeakyReLU → 4×4 stride-2 conv on tiles → in-place LeakyReLU → conv, spectrally normalised (D's
-    /// pattern): the tiles' layer writes its activation and applies its input's gradient rule; everything must equal
-    /// the same network with the tiles off.
+    /// conv → in-place LeakyReLU → 4×4 stride-2 conv on tiles → in-place LeakyReLU → 3×3 conv on F(2×2, 3×3) tiles →
+    /// in-place LeakyReLU, spectrally normalised (D's pattern): the tiles' layers write their activation and apply
+    /// their input's gradient rule; everything must equal the same network with the tiles off.
     func testConv2dOnTilesWithFusedLeakyReLUs() {
         let savedKernels = KernelSettings.convolution
         defer { KernelSettings.convolution = savedKernels }
@@ -116,7 +116,8 @@ final class WinogradTests: XCTestCase {
             let layers = [SpectralNorm(Conv2d(inChannels: 8, outChannels: 64, kernelSize: 3, stride: 1, padding: 1, rng: &r), rng: &r),
                           SpectralNorm(Conv2d(inChannels: 64, outChannels: 64, kernelSize: 4, stride: 2, padding: 1, rng: &r), rng: &r),
                           SpectralNorm(Conv2d(inChannels: 64, outChannels: 16, kernelSize: 3, stride: 1, padding: 1, rng: &r), rng: &r)]
-            return (Sequential([layers[0], LeakyReLU(0.1, inPlace: true), layers[1], LeakyReLU(0.1, inPlace: true), layers[2]]), layers)
+            return (Sequential([layers[0], LeakyReLU(0.1, inPlace: true), layers[1], LeakyReLU(0.1, inPlace: true), layers[2],
+                                LeakyReLU(0.1, inPlace: true)]), layers)
         }
         let x = randomTensor([9, 8, 8, 8], &rng), dy = randomTensor([9, 16, 4, 4], &rng)
         var results: [[Tensor]] = []
@@ -125,11 +126,56 @@ final class WinogradTests: XCTestCase {
             let (net, layers) = make()
             let y = net.forward(x, training: true).clone()
             XCTAssertEqual((layers[1].inner as! Conv2d).lastKernelPath == .winograd, winograd)
+            XCTAssertEqual((layers[2].inner as! Conv2d).lastKernelPath == .winograd, winograd, "3×3 on 4×4: F(2×2, 3×3)")
             let dx = net.backward(dy.clone(), weightGradients: true, inputGradient: true)!.clone()
             results.append([y, dx] + layers.flatMap { [$0.weightOrig.grad.clone(), $0.inner.bias!.grad.clone()] })
         }
         for i in results[0].indices {
             assertClose(results[0][i], results[1][i], rtol: 1e-4, atol: 1e-5, "tiles vs no tiles, result \(i)")
         }
+    }
+
+    /// A 3×3 stride-1 `Conv2d` where it would run on patch GEMMs runs on F(2×2, 3×3) tiles: y, dx, dW, db against the
+    /// patch GEMMs (tiles off) and y against the naive kernel; odd sizes (partial tiles), 1×1 inputs, D.12's shape.
+    func testConv2d3x3OnTilesAgreesWithPatchGEMMs() {
+        let savedKernels = KernelSettings.convolution
+        defer { KernelSettings.convolution = savedKernels }
+        KernelSettings.convolution = .blas
+        for (c, o, h) in [(8, 16, 4), (16, 8, 5), (24, 32, 1), (128, 256, 4), (8, 8, 7)] {
+            for n in [1, 3, 17] {
+                let conv = Conv2d(inChannels: c, outChannels: o, kernelSize: 3, stride: 1, padding: 1, rng: &rng)
+                let x = randomTensor([n, c, h, h], &rng), dy = randomTensor([n, o, h, h], &rng)
+                func run(winograd: Bool) -> [Tensor] {
+                    KernelSettings.winograd = winograd
+                    conv.weight.grad.fill(0); conv.bias!.grad.fill(0)
+                    let y = conv.forward(x, training: true).clone()
+                    XCTAssertEqual(conv.lastKernelPath, winograd ? .winograd : .patchGEMM)
+                    let dx = conv.backward(dy, weightGradients: true, inputGradient: true)!.clone()
+                    return [y, dx, conv.weight.grad.clone(), conv.bias!.grad.clone()]
+                }
+                let fast = run(winograd: true), reference = run(winograd: false)
+                let what = "n\(n) c\(c) o\(o) h\(h)"
+                for (i, name) in ["y", "dx", "dW", "db"].enumerated() {
+                    assertClose(fast[i], reference[i], rtol: 1e-4, atol: 1e-5, "3×3 on tiles vs patch GEMMs \(name), \(what)")
+                }
+                assertClose(fast[0], naiveConv2d(x: x, weight: conv.weight.value, bias: conv.bias?.value, stride: 1, padding: 1),
+                            rtol: 1e-4, atol: 1e-5, "3×3 on tiles vs naive y, \(what)")
+            }
+        }
+        KernelSettings.winograd = true
+        let odd = Conv2d(inChannels: 12, outChannels: 16, kernelSize: 3, stride: 1, padding: 1, rng: &rng)
+        XCTAssertEqual(odd.kernelPath(inputHeight: 4, inputWidth: 4), .patchGEMM, "12 channels: not a multiple of 8")
+        let strided = Conv2d(inChannels: 16, outChannels: 16, kernelSize: 3, stride: 2, padding: 1, rng: &rng)
+        XCTAssertEqual(strided.kernelPath(inputHeight: 4, inputWidth: 4), .patchGEMM, "stride 2: no F(2×2, 3×3)")
+    }
+
+    /// Finite differences through F(2×2, 3×3) (a layer small enough for them).
+    func testConv2d3x3GradientCheck() {
+        let savedKernels = KernelSettings.convolution
+        defer { KernelSettings.convolution = savedKernels }
+        KernelSettings.convolution = .blas
+        let conv = Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, stride: 1, padding: 1, rng: &rng)
+        gradientCheck(conv, input: randomTensor([2, 8, 3, 3], &rng), "Conv2d 3×3 by F(2×2, 3×3) tiles")
+        XCTAssertEqual(conv.lastKernelPath, .winograd)
     }
 }

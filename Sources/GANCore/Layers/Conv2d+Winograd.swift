@@ -51,3 +51,132 @@ extension Conv2d {
         leakyReLUGradient(dy: plain.data, sign: x.data, into: dx.data, count: x.count, slope: slope)
     }
 }
+
+/// A 3×3, stride-1, padding-1 convolution by Winograd F(2×2, 3×3) tiles (`Kernels/Winograd3x3.swift`: 16 products
+/// per 2×2 output tile instead of 36), where it would otherwise run on the patch GEMM — D.12 of `--preset cnn`
+/// (128→256 on 4×4), below oneDNN's 64 output positions. Like the 4×4 layers' tiles it does not replace oneDNN,
+/// whose blocked hand-over between D's layers the tiles' NCHW would end.
+extension Conv2d {
+    /// Float32, Winograd on, a layer that would run on the patch GEMM, 3×3 stride 1 padding 1, channels in
+    /// multiples of 8.
+    func usesWinograd3x3(inputHeight h: Int, inputWidth w: Int) -> Bool {
+        KernelSettings.winograd && KernelSettings.precision == .fp32 && !ConvolutionKernels.useOneDNN(outputPositions: h * w)
+            && kernelSize == 3 && stride == 1 && padding == 1 && inChannels % 8 == 0 && outChannels % 8 == 0
+    }
+
+    /// Samples per group: about 128 tiles per GEMM, as for the transposed convolutions' tiles.
+    private func winograd3x3Group(tilesPerImage: Int) -> Int { max(1, 128 / max(1, tilesPerImage)) }
+
+    // src [N, Ci, H, W] → dst [N, Co, H, W]: the 3×3 correlation (padding 1) with the transformed filters
+    // u [16][Ci][Co], + bias, then LeakyReLU; per group of samples: input tiles, 16 GEMMs, output tiles.
+    func winograd3x3Correlate(_ src: Tensor, ins Ci: Int, outs Co: Int, filters u: UnsafePointer<Float>,
+                              bias: UnsafePointer<Float>?, slope: Float?, into dst: Tensor) {
+        let N = src.shape[0], H = src.shape[2], W = src.shape[3], P = H * W
+        let tilesY = (H + 1) / 2, tilesX = (W + 1) / 2, perImage = tilesY * tilesX
+        let group = winograd3x3Group(tilesPerImage: perImage)
+        let sp = src.data, dp = dst.data, ws = workspace, CiCo = Ci * Co
+        Parallel.forEachChunk(count: N) { range, worker in
+            let zeros = ws.buffer(worker: worker, slot: 2, count: Ci)
+            zeros.update(repeating: 0, count: Ci)
+            withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: 16) { pixels in
+                let px = pixels.baseAddress!
+                var n = range.lowerBound
+                while n < range.upperBound {
+                    let nb = min(group, range.upperBound - n), tiles = nb * perImage
+                    let images = ws.buffer(worker: worker, slot: 3, count: nb * P * Ci)
+                    for j in 0..<nb { channelsLast(sp + (n + j) * Ci * P, images + j * P * Ci, channels: Ci, positions: P) }
+                    let v = ws.buffer(worker: worker, slot: 0, count: 16 * tiles * Ci)
+                    for j in 0..<nb {
+                        winograd3x3InputTiles(WinogradPlane(base: images + j * P * Ci, rowStep: W * Ci, columnStep: Ci, rows: H, columns: W),
+                                              channels: Ci, tilesY: tilesY, tilesX: tilesX, zeros: zeros, pixels: px,
+                                              out: v, firstTile: j * perImage, tileStride: Ci, xiStride: tiles * Ci)
+                    }
+                    let m = ws.buffer(worker: worker, slot: 1, count: 16 * tiles * Co)
+                    for xi in 0..<16 {
+                        gemm(transA: false, transB: false, m: tiles, n: Co, k: Ci, a: v + xi * tiles * Ci, lda: Ci,
+                             b: u + xi * CiCo, ldb: Co, c: m + xi * tiles * Co, ldc: Co)
+                    }
+                    let outImages = ws.buffer(worker: worker, slot: 4, count: nb * P * Co)
+                    for j in 0..<nb {
+                        winograd3x3OutputTiles(m, channels: Co, tilesY: tilesY, tilesX: tilesX, firstTile: j * perImage,
+                                               tileStride: Co, xiStride: tiles * Co, bias: bias, slope: slope,
+                                               into: WinogradPlane(base: outImages + j * P * Co, rowStep: W * Co, columnStep: Co, rows: H, columns: W))
+                        channelsFirst(outImages + j * P * Co, dp + (n + j) * Co * P, channels: Co, positions: P)
+                    }
+                    n += nb
+                }
+            }
+        }
+    }
+
+    // x [N, Cin, H, W] → y [N, Cout, H, W]
+    func forwardWinograd3x3(_ x: Tensor, _ y: Tensor, filters: Tensor) {
+        winograd3x3Filters(weight.value.data, outs: outChannels, ins: inChannels, flipped: false, into: filters.data)
+        winograd3x3Correlate(x, ins: inChannels, outs: outChannels, filters: filters.data, bias: bias?.value.data,
+                             slope: fusedLeakyReLUSlope, into: y)
+    }
+
+    // dy [N, Cout, H, W] → dx [N, Cin, H, W] (nil: none); dW += Gᵀ(Σ V ⊙ A dy Aᵀ)G; db += Σ dy. With a fused input
+    // LeakyReLU dx overwrites x, after the weight gradient has read it (as on the other paths).
+    func backwardWinograd3x3(_ x: Tensor, _ dy: Tensor, _ dx: Tensor?, weightGradients: Bool, filters: Tensor, scratch: () -> Tensor) {
+        let N = x.shape[0], C = inChannels, O = outChannels, H = x.shape[2], W = x.shape[3], P = H * W
+        if weightGradients {
+            let tilesY = (H + 1) / 2, tilesX = (W + 1) / 2, perImage = tilesY * tilesX
+            let group = winograd3x3Group(tilesPerImage: perImage), count = 16 * C * O
+            let xp = x.data, dyp = dy.data, ws = workspace
+            Parallel.forEachChunk(count: N) { range, worker in
+                let zeros = ws.buffer(worker: worker, slot: 2, count: max(C, O) + count)
+                zeros.update(repeating: 0, count: max(C, O) + count)
+                let dU = zeros + max(C, O)
+                withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: 16) { pixels in
+                    let px = pixels.baseAddress!
+                    var n = range.lowerBound
+                    while n < range.upperBound {
+                        let nb = min(group, range.upperBound - n), tiles = nb * perImage
+                        let images = ws.buffer(worker: worker, slot: 3, count: nb * P * C)
+                        let dyImages = ws.buffer(worker: worker, slot: 4, count: nb * P * O)
+                        for j in 0..<nb {
+                            channelsLast(xp + (n + j) * C * P, images + j * P * C, channels: C, positions: P)
+                            channelsLast(dyp + (n + j) * O * P, dyImages + j * P * O, channels: O, positions: P)
+                        }
+                        let v = ws.buffer(worker: worker, slot: 0, count: 16 * tiles * C)
+                        let g = ws.buffer(worker: worker, slot: 1, count: 16 * tiles * O)
+                        for j in 0..<nb {
+                            winograd3x3InputTiles(WinogradPlane(base: images + j * P * C, rowStep: W * C, columnStep: C, rows: H, columns: W),
+                                                  channels: C, tilesY: tilesY, tilesX: tilesX, zeros: zeros, pixels: px,
+                                                  out: v, firstTile: j * perImage, tileStride: C, xiStride: tiles * C)
+                            winograd3x3GradientTiles(WinogradPlane(base: dyImages + j * P * O, rowStep: W * O, columnStep: O, rows: H, columns: W),
+                                                     channels: O, tilesY: tilesY, tilesX: tilesX, zeros: zeros,
+                                                     out: g, firstTile: j * perImage, tileStride: O, xiStride: tiles * O)
+                        }
+                        for xi in 0..<16 {
+                            gemm(transA: true, transB: false, m: C, n: O, k: tiles, a: v + xi * tiles * C, lda: C,
+                                 b: g + xi * tiles * O, ldb: O, beta: 1, c: dU + xi * C * O, ldc: O)
+                        }
+                        n += nb
+                    }
+                }
+            }
+            // The workers' sums in worker order (a fixed order, so results do not depend on timing).
+            let workers = max(1, min(Parallel.workerCount, N)), offset = max(C, O)
+            let total = ws.buffer(worker: 0, slot: 2, count: offset + count) + offset
+            for wk in 1..<workers {
+                let other = ws.buffer(worker: wk, slot: 2, count: offset + count) + offset
+                for i in 0..<count { total[i] += other[i] }
+            }
+            winograd3x3AddFilterGradients(total, outs: O, ins: C, into: weight.grad.data)
+            if let db = bias?.grad.data {
+                for n in 0..<N { for o in 0..<O { db[o] += vectorSum(dyp + (n * O + o) * P, P) } }
+            }
+        }
+        guard let dx else { return }
+        winograd3x3Filters(weight.value.data, outs: O, ins: C, flipped: true, into: filters.data)
+        guard let slope = inputLeakyReLUSlope else {
+            winograd3x3Correlate(dy, ins: O, outs: C, filters: filters.data, bias: nil, slope: nil, into: dx)
+            return
+        }
+        let plain = scratch()
+        winograd3x3Correlate(dy, ins: O, outs: C, filters: filters.data, bias: nil, slope: nil, into: plain)
+        leakyReLUGradient(dy: plain.data, sign: x.data, into: dx.data, count: x.count, slope: slope)
+    }
+}

@@ -28,7 +28,7 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
     private var input: Tensor?
     private var output: Tensor?
     private var inputGrad: Tensor?
-    private let workspace = Workspace(slots: 5)
+    let workspace = Workspace(slots: 5)
     /// The flipped weight in `NarrowConvolution`'s layout, for the image gradient of a first layer.
     private var narrowWeightScratch: Tensor?
     /// The weight in patch order [out][k][k][in], refreshed every forward (the optimizer changes the weight).
@@ -42,8 +42,10 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
     /// The transposed convolution whose Winograd passes compute this layer's (`Conv2d+Winograd.swift`); it shares
     /// `weight`, so its weight gradient is this layer's.
     lazy var winogradMirror = ConvTranspose2d(weight: weight, bias: nil, stride: stride, padding: padding, outputPadding: 0)
-    /// dx before a fused input LeakyReLU's gradient rule, on the Winograd path.
+    /// dx before a fused input LeakyReLU's gradient rule, on the Winograd paths.
     private var winogradScratch: Tensor?
+    /// The F(2×2, 3×3)-transformed filters [16][in][out] (or [16][out][in] for dx), made by each pass that reads them.
+    private var winograd3x3FilterScratch: Tensor?
     /// `KernelSettings.precision` when `oneDNN` was made.
     private var planPrecision = Precision.fp32
     /// Set by the model's `FusionPlan` between two convolutions joined by a fused in-place LeakyReLU: when both run on
@@ -123,6 +125,13 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
         return oneDNN
     }
 
+    /// The buffer for F(2×2, 3×3)-transformed filters, kept between calls.
+    private func winograd3x3Filters() -> Tensor {
+        let t = Tensor.reuse(winograd3x3FilterScratch, shape: [16 * inChannels * outChannels])
+        winograd3x3FilterScratch = t
+        return t
+    }
+
     /// Whether a forward pass on an input of this size runs on oneDNN.
     func willUseOneDNN(inputHeight: Int, inputWidth: Int) -> Bool {
         kernelPath(inputHeight: inputHeight, inputWidth: inputWidth) == .oneDNN
@@ -137,11 +146,12 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
         return plan.bf16 ? "bf16" : plan.winograd ? "Winograd F(4×4, 3×3)" : nil
     }
 
-    /// The forward kernel for an input of h×w: the mirror's Winograd tiles for wide 4×4 stride-2 layers in float32
-    /// (`usesWinogradMirror`), oneDNN where `KernelSettings.convolution` picks it for this output size, else the
-    /// patch GEMMs (the fallback wherever oneDNN is missing).
+    /// The forward kernel for an input of h×w: Winograd tiles in float32 where the layer would otherwise run on the
+    /// patch GEMM (4×4 stride-2 layers as their mirror's tiles, `usesWinogradMirror`; 3×3 stride-1 layers by
+    /// F(2×2, 3×3), `usesWinograd3x3`), oneDNN where `KernelSettings.convolution` picks it for this output size,
+    /// else the patch GEMMs (the fallback wherever oneDNN is missing).
     public func kernelPath(inputHeight h: Int, inputWidth w: Int) -> ConvolutionPath {
-        if usesWinogradMirror(inputHeight: h, inputWidth: w) { return .winograd }
+        if usesWinogradMirror(inputHeight: h, inputWidth: w) || usesWinograd3x3(inputHeight: h, inputWidth: w) { return .winograd }
         let (oh, ow) = outputSize(h, w)
         return ConvolutionKernels.useOneDNN(outputPositions: oh * ow) ? .oneDNN : .patchGEMM
     }
@@ -172,7 +182,7 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
         forwardUsedOneDNN = false
         if kernelPath(inputHeight: x.shape[2], inputWidth: x.shape[3]) == .winograd {
             forwardUsedWinograd = true
-            forwardWinogradMirror(x, y)
+            if kernelSize == 3 { forwardWinograd3x3(x, y, filters: winograd3x3Filters()) } else { forwardWinogradMirror(x, y) }
             return y
         }
         kernelToPatchOrder(weight.value.data, patchWeight.data, rows: O, channels: inChannels, kernel: kernelSize)
@@ -208,8 +218,11 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
         let narrow = inputGradient && stride == 1 && inputLeakyReLUSlope == nil
             && NarrowConvolution.applies(resultChannels: inChannels, reducedChannels: outChannels)
         if forwardUsedWinograd {
-            backwardWinogradMirror(x, dy, dx, weightGradients: weightGradients) {
-                let t = Tensor.reuse(winogradScratch, shape: x.shape); winogradScratch = t; return t
+            let scratch = { () -> Tensor in let t = Tensor.reuse(self.winogradScratch, shape: x.shape); self.winogradScratch = t; return t }
+            if kernelSize == 3 {
+                backwardWinograd3x3(x, dy, dx, weightGradients: weightGradients, filters: winograd3x3Filters(), scratch: scratch)
+            } else {
+                backwardWinogradMirror(x, dy, dx, weightGradients: weightGradients, scratch: scratch)
             }
             return dx
         }
