@@ -61,6 +61,26 @@ final class WinogradTests: XCTestCase {
         gradientCheck(conv, input: randomTensor([2, 8, 3, 3], &rng), "ConvTranspose2d by Winograd tiles")
     }
 
+    /// y, dx, dW and db of a `Conv2d` on Winograd tiles against the same layer on patch GEMMs (tiles off; the caller
+    /// forces BLAS), and y against the naive kernel; checks the path each run took.
+    func compareTilesWithPatchGEMMs(_ conv: Conv2d, _ x: Tensor, _ dy: Tensor, _ what: String,
+                                    file: StaticString = #filePath, line: UInt = #line) {
+        func run(winograd: Bool) -> [Tensor] {
+            KernelSettings.winograd = winograd
+            conv.weight.grad.fill(0); conv.bias!.grad.fill(0)
+            let y = conv.forward(x, training: true).clone()
+            XCTAssertEqual(conv.lastKernelPath, winograd ? .winograd : .patchGEMM, what, file: file, line: line)
+            let dx = conv.backward(dy, weightGradients: true, inputGradient: true)!.clone()
+            return [y, dx, conv.weight.grad.clone(), conv.bias!.grad.clone()]
+        }
+        let fast = run(winograd: true), reference = run(winograd: false)
+        for (i, name) in ["y", "dx", "dW", "db"].enumerated() {
+            assertClose(fast[i], reference[i], rtol: 1e-4, atol: 1e-5, "tiles vs patch GEMMs \(name), \(what)", file: file, line: line)
+        }
+        assertClose(fast[0], naiveConv2d(x: x, weight: conv.weight.value, bias: conv.bias?.value, stride: conv.stride, padding: conv.padding),
+                    rtol: 1e-4, atol: 1e-5, "tiles vs naive y, \(what)", file: file, line: line)
+    }
+
     /// A 4×4, stride-2 `Conv2d` with ≥ 64 input channels, where it would run on patch GEMMs, runs on its mirror's tiles
     /// (`Conv2d+Winograd.swift`): y, dx,
     /// dW and db against the same layer on patch GEMMs (Winograd off, BLAS) and y against the naive kernel.
@@ -75,21 +95,7 @@ final class WinogradTests: XCTestCase {
                 let x = randomTensor([n, c, h, h], &rng)
                 let (oh, ow) = conv.outputSize(h, h)
                 let dy = randomTensor([n, o, oh, ow], &rng)
-                func run(winograd: Bool) -> [Tensor] {
-                    KernelSettings.winograd = winograd
-                    conv.weight.grad.fill(0); conv.bias!.grad.fill(0)
-                    let y = conv.forward(x, training: true).clone()
-                    XCTAssertEqual(conv.lastKernelPath, winograd ? .winograd : .patchGEMM)
-                    let dx = conv.backward(dy, weightGradients: true, inputGradient: true)!.clone()
-                    return [y, dx, conv.weight.grad.clone(), conv.bias!.grad.clone()]
-                }
-                let fast = run(winograd: true), reference = run(winograd: false)
-                let what = "n\(n) c\(c) o\(o) p\(p) h\(h)"
-                for (i, name) in ["y", "dx", "dW", "db"].enumerated() {
-                    assertClose(fast[i], reference[i], rtol: 1e-4, atol: 1e-5, "Conv2d on tiles vs patch GEMMs \(name), \(what)")
-                }
-                assertClose(fast[0], naiveConv2d(x: x, weight: conv.weight.value, bias: conv.bias?.value, stride: 2, padding: p),
-                            rtol: 1e-4, atol: 1e-5, "Conv2d on tiles vs naive y, \(what)")
+                compareTilesWithPatchGEMMs(conv, x, dy, "n\(n) c\(c) o\(o) p\(p) h\(h)")
             }
         }
         KernelSettings.winograd = true
@@ -145,21 +151,7 @@ final class WinogradTests: XCTestCase {
             for n in [1, 3, 17] {
                 let conv = Conv2d(inChannels: c, outChannels: o, kernelSize: 3, stride: 1, padding: 1, rng: &rng)
                 let x = randomTensor([n, c, h, h], &rng), dy = randomTensor([n, o, h, h], &rng)
-                func run(winograd: Bool) -> [Tensor] {
-                    KernelSettings.winograd = winograd
-                    conv.weight.grad.fill(0); conv.bias!.grad.fill(0)
-                    let y = conv.forward(x, training: true).clone()
-                    XCTAssertEqual(conv.lastKernelPath, winograd ? .winograd : .patchGEMM)
-                    let dx = conv.backward(dy, weightGradients: true, inputGradient: true)!.clone()
-                    return [y, dx, conv.weight.grad.clone(), conv.bias!.grad.clone()]
-                }
-                let fast = run(winograd: true), reference = run(winograd: false)
-                let what = "n\(n) c\(c) o\(o) h\(h)"
-                for (i, name) in ["y", "dx", "dW", "db"].enumerated() {
-                    assertClose(fast[i], reference[i], rtol: 1e-4, atol: 1e-5, "3×3 on tiles vs patch GEMMs \(name), \(what)")
-                }
-                assertClose(fast[0], naiveConv2d(x: x, weight: conv.weight.value, bias: conv.bias?.value, stride: 1, padding: 1),
-                            rtol: 1e-4, atol: 1e-5, "3×3 on tiles vs naive y, \(what)")
+                compareTilesWithPatchGEMMs(conv, x, dy, "3×3, n\(n) c\(c) o\(o) h\(h)")
             }
         }
         KernelSettings.winograd = true

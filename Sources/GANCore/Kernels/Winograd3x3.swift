@@ -120,19 +120,10 @@ func winograd3x3OutputTiles(_ m: UnsafePointer<Float>, channels C: Int, tilesY: 
                                           load8(s, (8 &+ j) &* xiStride), load8(s, (12 &+ j) &* xiStride))
                 }
                 let k0 = column(0), k1 = column(1), k2 = column(2), k3 = column(3)
-                var (y00, y01) = winograd3x3OutputLine(k0.0, k1.0, k2.0, k3.0)
-                var (y10, y11) = winograd3x3OutputLine(k0.1, k1.1, k2.1, k3.1)
-                if let bias { let b = load8(bias, c); y00 += b; y01 += b; y10 += b; y11 += b }
-                if let slope {
-                    y00 = leakyReLU(y00, slope: slope); y01 = leakyReLU(y01, slope: slope)
-                    y10 = leakyReLU(y10, slope: slope); y11 = leakyReLU(y11, slope: slope)
-                }
-                store8(y00, d0, c)
-                if secondColumn { store8(y01, d0 + plane.columnStep, c) }
-                if secondRow {
-                    store8(y10, d0 + plane.rowStep, c)
-                    if secondColumn { store8(y11, d0 + (plane.rowStep &+ plane.columnStep), c) }
-                }
+                let (y00, y01) = winograd3x3OutputLine(k0.0, k1.0, k2.0, k3.0)
+                let (y10, y11) = winograd3x3OutputLine(k0.1, k1.1, k2.1, k3.1)
+                storeOutputTile((y00, y01, y10, y11), d0, c, plane: plane, secondRow: secondRow, secondColumn: secondColumn,
+                                bias: bias, slope: slope)
                 c &+= 8
             }
         }

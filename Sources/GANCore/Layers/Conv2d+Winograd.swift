@@ -67,6 +67,23 @@ extension Conv2d {
     /// Samples per group: about 128 tiles per GEMM, as for the transposed convolutions' tiles.
     private func winograd3x3Group(tilesPerImage: Int) -> Int { max(1, 128 / max(1, tilesPerImage)) }
 
+    /// The input tiles [16][nb · tiles per image][C] (workspace slot 0) of samples n..<n + nb of src [N][C][H][W],
+    /// via channels-last copies (slot 3).
+    private func winograd3x3GroupTiles(_ src: UnsafePointer<Float>, samples n: Int, count nb: Int, channels C: Int, height H: Int,
+                                       width W: Int, worker: Int, zeros: UnsafePointer<Float>,
+                                       pixels: UnsafeMutablePointer<UnsafePointer<Float>>) -> UnsafeMutablePointer<Float> {
+        let P = H * W, tilesY = (H + 1) / 2, tilesX = (W + 1) / 2, perImage = tilesY * tilesX, tiles = nb * perImage
+        let images = workspace.buffer(worker: worker, slot: 3, count: nb * P * C)
+        for j in 0..<nb { channelsLast(src + (n + j) * C * P, images + j * P * C, channels: C, positions: P) }
+        let v = workspace.buffer(worker: worker, slot: 0, count: 16 * tiles * C)
+        for j in 0..<nb {
+            winograd3x3InputTiles(WinogradPlane(base: images + j * P * C, rowStep: W * C, columnStep: C, rows: H, columns: W),
+                                  channels: C, tilesY: tilesY, tilesX: tilesX, zeros: zeros, pixels: pixels,
+                                  out: v, firstTile: j * perImage, tileStride: C, xiStride: tiles * C)
+        }
+        return v
+    }
+
     // src [N, Ci, H, W] → dst [N, Co, H, W]: the 3×3 correlation (padding 1) with the transformed filters
     // u [16][Ci][Co], + bias, then LeakyReLU; per group of samples: input tiles, 16 GEMMs, output tiles.
     func winograd3x3Correlate(_ src: Tensor, ins Ci: Int, outs Co: Int, filters u: UnsafePointer<Float>,
@@ -83,14 +100,8 @@ extension Conv2d {
                 var n = range.lowerBound
                 while n < range.upperBound {
                     let nb = min(group, range.upperBound - n), tiles = nb * perImage
-                    let images = ws.buffer(worker: worker, slot: 3, count: nb * P * Ci)
-                    for j in 0..<nb { channelsLast(sp + (n + j) * Ci * P, images + j * P * Ci, channels: Ci, positions: P) }
-                    let v = ws.buffer(worker: worker, slot: 0, count: 16 * tiles * Ci)
-                    for j in 0..<nb {
-                        winograd3x3InputTiles(WinogradPlane(base: images + j * P * Ci, rowStep: W * Ci, columnStep: Ci, rows: H, columns: W),
-                                              channels: Ci, tilesY: tilesY, tilesX: tilesX, zeros: zeros, pixels: px,
-                                              out: v, firstTile: j * perImage, tileStride: Ci, xiStride: tiles * Ci)
-                    }
+                    let v = self.winograd3x3GroupTiles(sp, samples: n, count: nb, channels: Ci, height: H, width: W,
+                                                       worker: worker, zeros: zeros, pixels: px)
                     let m = ws.buffer(worker: worker, slot: 1, count: 16 * tiles * Co)
                     for xi in 0..<16 {
                         gemm(transA: false, transB: false, m: tiles, n: Co, k: Ci, a: v + xi * tiles * Ci, lda: Ci,
@@ -133,18 +144,12 @@ extension Conv2d {
                     var n = range.lowerBound
                     while n < range.upperBound {
                         let nb = min(group, range.upperBound - n), tiles = nb * perImage
-                        let images = ws.buffer(worker: worker, slot: 3, count: nb * P * C)
+                        let v = self.winograd3x3GroupTiles(xp, samples: n, count: nb, channels: C, height: H, width: W,
+                                                           worker: worker, zeros: zeros, pixels: px)
                         let dyImages = ws.buffer(worker: worker, slot: 4, count: nb * P * O)
-                        for j in 0..<nb {
-                            channelsLast(xp + (n + j) * C * P, images + j * P * C, channels: C, positions: P)
-                            channelsLast(dyp + (n + j) * O * P, dyImages + j * P * O, channels: O, positions: P)
-                        }
-                        let v = ws.buffer(worker: worker, slot: 0, count: 16 * tiles * C)
+                        for j in 0..<nb { channelsLast(dyp + (n + j) * O * P, dyImages + j * P * O, channels: O, positions: P) }
                         let g = ws.buffer(worker: worker, slot: 1, count: 16 * tiles * O)
                         for j in 0..<nb {
-                            winograd3x3InputTiles(WinogradPlane(base: images + j * P * C, rowStep: W * C, columnStep: C, rows: H, columns: W),
-                                                  channels: C, tilesY: tilesY, tilesX: tilesX, zeros: zeros, pixels: px,
-                                                  out: v, firstTile: j * perImage, tileStride: C, xiStride: tiles * C)
                             winograd3x3GradientTiles(WinogradPlane(base: dyImages + j * P * O, rowStep: W * O, columnStep: O, rows: H, columns: W),
                                                      channels: O, tilesY: tilesY, tilesX: tilesX, zeros: zeros,
                                                      out: g, firstTile: j * perImage, tileStride: O, xiStride: tiles * O)
