@@ -1,6 +1,7 @@
 import Foundation
 
-// Winograd's minimal filtering F(2×2, 2×2) for the generator's transposed convolutions.
+// Winograd's minimal filtering F(2×2, 2×2) for the generator's transposed convolutions (and, as their mirrors, the
+// discriminator's 4×4 stride-2 convolutions: `Conv2d+Winograd.swift`).
 //
 // A 4×4, stride-2 transposed convolution is four ordinary 2×2 convolutions, one per output phase (see
 // `ConvTranspose2d`). For a 2-tap filter g, two outputs y0 = g0·d0 + g1·d1, y1 = g0·d1 + g1·d2 take three

@@ -14,8 +14,10 @@ final class BlockedHandoff {
 
 /// 2-d convolution, `torch.nn.Conv2d` semantics: weight [out, in, k, k], bias [out].
 ///
-/// Each core takes a slice of the batch; per group of samples it builds the patch matrix from channels-last
-/// copies of the images and runs one GEMM against the kernel in patch order.
+/// Which kernel runs depends on the input size (`kernelPath`): oneDNN for outputs of ≥ 64 positions, Winograd
+/// tiles for 4×4 stride-2 and 3×3 stride-1 layers below that (`Conv2d+Winograd.swift`), else the reference-order
+/// path here: each core takes a slice of the batch; per group of samples it builds the patch matrix from
+/// channels-last copies of the images and runs one GEMM against the kernel in patch order.
 ///
 /// ```swift
 /// let conv = Conv2d(inChannels: 3, outChannels: 64, kernelSize: 3, stride: 1, padding: 1, rng: &rng)
@@ -37,7 +39,7 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
     private var oneDNN: OneDNNConvolution?
     /// Whether the last forward ran on oneDNN (its backward then does too).
     private var forwardUsedOneDNN = false
-    /// Whether the last forward ran on the mirror's Winograd tiles (its backward then does too).
+    /// Whether the last forward ran on Winograd tiles, the mirror's or F(2×2, 3×3) (its backward then does too).
     private var forwardUsedWinograd = false
     /// The transposed convolution whose Winograd passes compute this layer's (`Conv2d+Winograd.swift`); it shares
     /// `weight`, so its weight gradient is this layer's.

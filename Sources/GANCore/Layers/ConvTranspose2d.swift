@@ -152,8 +152,8 @@ public final class ConvTranspose2d: Layer {
     /// The forward kernel for an input of h×w: oneDNN's mirror convolution where asked for everywhere
     /// (`CIFAR_GAN_CONVOLUTION=onednn`); the direct kernel for an image layer; oneDNN's mirror in bfloat16; else
     /// Winograd tiles (`hasWinogradShape`), phase GEMMs for wide outputs whose kernel the stride divides
-    /// (`usesPhases`), or one GEMM and row2im. A folded batch norm needs one of the first three but the direct
-    /// kernel, which `FusionPlan` checks through `foldsBatchNorm`.
+    /// (`usesPhases`), or one GEMM and row2im. Every path but the direct kernel and the GEMM with row2im folds a
+    /// batch norm, which `FusionPlan` checks through `foldsBatchNorm`.
     public func kernelPath(inputHeight h: Int, inputWidth w: Int) -> ConvolutionPath {
         let (oh, ow) = outputSize(h, w)
         let mirror = hasOneDNNMirror(inputHeight: h, inputWidth: w)
