@@ -542,7 +542,7 @@ private func docExample50() throws {
     _ = rng
 }
 
-// Sources/GANCore/Layers/Conv2d.swift:20
+// Sources/GANCore/Layers/Conv2d.swift:22
 private func docExample51() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)

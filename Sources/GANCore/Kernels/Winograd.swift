@@ -136,22 +136,34 @@ func storeOutputTile(_ y: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float
     }
 }
 
-/// Output-gradient tiles for the weight gradient: for tile (ty, tx), the 2×2 values dy at (2·ty + a, 2·tx + b)
-/// (zero where the plane ends) expanded to A·dy·Aᵀ, written like `winogradInputTiles`.
-func winogradGradientTiles(_ plane: WinogradPlane, channels C: Int, tilesY: Int, tilesX: Int, zeros: UnsafePointer<Float>,
-                           out: UnsafeMutablePointer<Float>, firstTile: Int, tileStride: Int, xiStride: Int) {
+/// For each 2×2 tile (ty, tx) of a plane's gradient: its four pixels (zero where the plane ends) and the address of
+/// its row in a tile matrix (out + tile·tileStride). Both Winograd kinds expand these the same way, each with its A.
+@inline(__always)
+func forEachGradientTile(_ plane: WinogradPlane, tilesY: Int, tilesX: Int, zeros: UnsafePointer<Float>,
+                         out: UnsafeMutablePointer<Float>, firstTile: Int, tileStride: Int,
+                         _ body: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
+                                  UnsafeMutablePointer<Float>) -> Void) {
     for ty in 0..<tilesY {
         let r = 2 &* ty
         for tx in 0..<tilesX {
             let q = 2 &* tx
-            let p00 = plane.pixel(r, q, zeros: zeros), p01 = plane.pixel(r, q &+ 1, zeros: zeros)
-            let p10 = plane.pixel(r &+ 1, q, zeros: zeros), p11 = plane.pixel(r &+ 1, q &+ 1, zeros: zeros)
-            let o = out + (firstTile &+ ty &* tilesX &+ tx) &* tileStride
-            var c = 0
-            while c < C {
-                store9(winogradExpand(load8(p00, c), load8(p01, c), load8(p10, c), load8(p11, c)), o, xiStride: xiStride, c)
-                c &+= 8
-            }
+            body(plane.pixel(r, q, zeros: zeros), plane.pixel(r, q &+ 1, zeros: zeros),
+                 plane.pixel(r &+ 1, q, zeros: zeros), plane.pixel(r &+ 1, q &+ 1, zeros: zeros),
+                 out + (firstTile &+ ty &* tilesX &+ tx) &* tileStride)
+        }
+    }
+}
+
+/// Output-gradient tiles for the weight gradient: for tile (ty, tx), the 2×2 values dy at (2·ty + a, 2·tx + b)
+/// (zero where the plane ends) expanded to A·dy·Aᵀ, written like `winogradInputTiles`.
+func winogradGradientTiles(_ plane: WinogradPlane, channels C: Int, tilesY: Int, tilesX: Int, zeros: UnsafePointer<Float>,
+                           out: UnsafeMutablePointer<Float>, firstTile: Int, tileStride: Int, xiStride: Int) {
+    forEachGradientTile(plane, tilesY: tilesY, tilesX: tilesX, zeros: zeros, out: out, firstTile: firstTile,
+                        tileStride: tileStride) { p00, p01, p10, p11, o in
+        var c = 0
+        while c < C {
+            store9(winogradExpand(load8(p00, c), load8(p01, c), load8(p10, c), load8(p11, c)), o, xiStride: xiStride, c)
+            c &+= 8
         }
     }
 }

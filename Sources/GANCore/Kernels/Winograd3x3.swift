@@ -134,25 +134,19 @@ func winograd3x3OutputTiles(_ m: UnsafePointer<Float>, channels C: Int, tilesY: 
 /// (zero where the plane ends) expanded to A·dy·Aᵀ, written like `winograd3x3InputTiles`.
 func winograd3x3GradientTiles(_ plane: WinogradPlane, channels C: Int, tilesY: Int, tilesX: Int, zeros: UnsafePointer<Float>,
                               out: UnsafeMutablePointer<Float>, firstTile: Int, tileStride: Int, xiStride: Int) {
-    for ty in 0..<tilesY {
-        let r = 2 &* ty
-        for tx in 0..<tilesX {
-            let q = 2 &* tx
-            let p00 = plane.pixel(r, q, zeros: zeros), p01 = plane.pixel(r, q &+ 1, zeros: zeros)
-            let p10 = plane.pixel(r &+ 1, q, zeros: zeros), p11 = plane.pixel(r &+ 1, q &+ 1, zeros: zeros)
-            let o = out + (firstTile &+ ty &* tilesX &+ tx) &* tileStride
-            var c = 0
-            while c < C {
-                let k0 = winograd3x3GradientLine(load8(p00, c), load8(p10, c))   // column 0, down its rows
-                let k1 = winograd3x3GradientLine(load8(p01, c), load8(p11, c))
-                @inline(__always) func row(_ i: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>) {
-                    let l = winograd3x3GradientLine(a, b), base = o + 4 &* i &* xiStride
-                    store8(l.0, base, c); store8(l.1, base + xiStride, c)
-                    store8(l.2, base + 2 &* xiStride, c); store8(l.3, base + 3 &* xiStride, c)
-                }
-                row(0, k0.0, k1.0); row(1, k0.1, k1.1); row(2, k0.2, k1.2); row(3, k0.3, k1.3)
-                c &+= 8
+    forEachGradientTile(plane, tilesY: tilesY, tilesX: tilesX, zeros: zeros, out: out, firstTile: firstTile,
+                        tileStride: tileStride) { p00, p01, p10, p11, o in
+        var c = 0
+        while c < C {
+            let k0 = winograd3x3GradientLine(load8(p00, c), load8(p10, c))   // column 0, down its rows
+            let k1 = winograd3x3GradientLine(load8(p01, c), load8(p11, c))
+            @inline(__always) func row(_ i: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>) {
+                let l = winograd3x3GradientLine(a, b), base = o + 4 &* i &* xiStride
+                store8(l.0, base, c); store8(l.1, base + xiStride, c)
+                store8(l.2, base + 2 &* xiStride, c); store8(l.3, base + 3 &* xiStride, c)
             }
+            row(0, k0.0, k1.0); row(1, k0.1, k1.1); row(2, k0.2, k1.2); row(3, k0.3, k1.3)
+            c &+= 8
         }
     }
 }
