@@ -33,7 +33,7 @@ final class BFloat16Tests: XCTestCase {
         var r = RandomGenerator(seed: 1)
         let probe = Conv2d(inChannels: 16, outChannels: 16, kernelSize: 4, stride: 2, padding: 1, rng: &r)
         _ = probe.forward(randomTensor([2, 16, 8, 8], &r), training: true)
-        try XCTSkipIf(probe.lastOneDNNVariant != "bf16", "this oneDNN has no bfloat16 convolution for this CPU")
+        try XCTSkipIf(probe.lastKernelVariant != "bf16", "this oneDNN has no bfloat16 convolution for this CPU")
         try body()
     }
 
@@ -114,7 +114,7 @@ final class BFloat16Tests: XCTestCase {
             var r = RandomGenerator(seed: 2)
             let conv = Conv2d(inChannels: 16, outChannels: 16, kernelSize: 3, stride: 1, padding: 1, rng: &r)
             _ = conv.forward(randomTensor([4, 16, 8, 8], &rng), training: true)
-            XCTAssertEqual(conv.lastOneDNNVariant, "bf16", "a 3×3 stride-1 convolution multiplies in bfloat16")
+            XCTAssertEqual(conv.lastKernelVariant, "bf16", "a 3×3 stride-1 convolution multiplies in bfloat16")
             let winogradShaped = ConvTranspose2d(inChannels: 64, outChannels: 64, kernelSize: 4, stride: 2, padding: 1, rng: &r)
             XCTAssertEqual(winogradShaped.kernelPath(inputHeight: 4, inputWidth: 4), .oneDNN)
             check("ConvTranspose2d 64→64 k4 s2 (Winograd-shaped)",

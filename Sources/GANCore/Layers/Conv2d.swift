@@ -142,8 +142,10 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
     /// The kernel path of the last forward pass (nil before the first), for `bench --profile`.
     public var lastKernelPath: ConvolutionPath? { input.map { kernelPath(inputHeight: $0.shape[2], inputWidth: $0.shape[3]) } }
 
-    /// How oneDNN ran the last forward pass, for `bench --profile`: "Winograd F(4×4, 3×3)", "bf16", or nil.
-    public var lastOneDNNVariant: String? {
+    /// How the last forward pass ran within its path, for `bench --profile`: oneDNN's "Winograd F(4×4, 3×3)" or "bf16",
+    /// which Winograd tiles, or nil.
+    public var lastKernelVariant: String? {
+        if forwardUsedWinograd { return kernelSize == 3 ? "F(2×2, 3×3)" : "F(2×2, 2×2), as its mirror transposed convolution" }
         guard forwardUsedOneDNN, let plan = oneDNN else { return nil }
         return plan.bf16 ? "bf16" : plan.winograd ? "Winograd F(4×4, 3×3)" : nil
     }

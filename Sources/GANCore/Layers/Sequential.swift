@@ -57,7 +57,7 @@ public final class Sequential: Layer {
         for (i, layer) in layers.enumerated() {
             let inner = (layer as? SpectralNorm)?.inner ?? layer
             if let conv = inner as? Conv2d, let path = conv.lastKernelPath {
-                let variant = conv.lastOneDNNVariant.map { " (\($0))" } ?? ""
+                let variant = conv.lastKernelVariant.map { " (\($0))" } ?? ""
                 lines.append("\(label).\(i) Conv2d \(conv.inChannels)→\(conv.outChannels): \(path.rawValue)\(variant)")
             }
             if let conv = inner as? ConvTranspose2d, let path = conv.lastKernelPath {
