@@ -97,6 +97,21 @@ func winogradInputTiles(_ plane: WinogradPlane, channels C: Int, originRow: Int,
 func winogradOutputTiles(_ m: UnsafePointer<Float>, channels C: Int, tilesY: Int, tilesX: Int, firstTile: Int,
                          tileStride: Int, xiStride: Int, bias: UnsafePointer<Float>?, slope: Float?,
                          into plane: WinogradPlane) {
+    writeOutputTiles(m, channels: C, tilesY: tilesY, tilesX: tilesX, firstTile: firstTile, tileStride: tileStride,
+                     bias: bias, slope: slope, into: plane) { s in
+        winogradReduce((load8(s, 0), load8(s, xiStride), load8(s, 2 &* xiStride),
+                        load8(s, 3 &* xiStride), load8(s, 4 &* xiStride), load8(s, 5 &* xiStride),
+                        load8(s, 6 &* xiStride), load8(s, 7 &* xiStride), load8(s, 8 &* xiStride)))
+    }
+}
+
+/// The output pass both Winograd kinds share: for tile (ty, tx) and each 8 channels c, `reduce` turns the tile's
+/// products (read from s = m + tile·tileStride + c onwards) into its 2×2 values (y00, y01, y10, y11); + bias, then
+/// LeakyReLU with `slope`, stored to the plane's pixels (2·ty + a, 2·tx + b) that exist.
+@inline(__always)
+func writeOutputTiles(_ m: UnsafePointer<Float>, channels C: Int, tilesY: Int, tilesX: Int, firstTile: Int, tileStride: Int,
+                      bias: UnsafePointer<Float>?, slope: Float?, into plane: WinogradPlane,
+                      _ reduce: (UnsafePointer<Float>) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)) {
     let out = UnsafeMutablePointer(mutating: plane.base)
     for ty in 0..<tilesY {
         let r = 2 &* ty, secondRow = r &+ 1 < plane.rows
@@ -106,33 +121,21 @@ func winogradOutputTiles(_ m: UnsafePointer<Float>, channels C: Int, tilesY: Int
             let d0 = out + (r &* plane.rowStep &+ q &* plane.columnStep)
             var c = 0
             while c < C {
-                let s = t + c
-                let y = winogradReduce((load8(s, 0), load8(s, xiStride), load8(s, 2 &* xiStride),
-                                        load8(s, 3 &* xiStride), load8(s, 4 &* xiStride), load8(s, 5 &* xiStride),
-                                        load8(s, 6 &* xiStride), load8(s, 7 &* xiStride), load8(s, 8 &* xiStride)))
-                storeOutputTile(y, d0, c, plane: plane, secondRow: secondRow, secondColumn: secondColumn, bias: bias, slope: slope)
+                var (y00, y01, y10, y11) = reduce(t + c)
+                if let bias { let b = load8(bias, c); y00 += b; y01 += b; y10 += b; y11 += b }
+                if let slope {
+                    y00 = leakyReLU(y00, slope: slope); y01 = leakyReLU(y01, slope: slope)
+                    y10 = leakyReLU(y10, slope: slope); y11 = leakyReLU(y11, slope: slope)
+                }
+                store8(y00, d0, c)
+                if secondColumn { store8(y01, d0 + plane.columnStep, c) }
+                if secondRow {
+                    store8(y10, d0 + plane.rowStep, c)
+                    if secondColumn { store8(y11, d0 + (plane.rowStep &+ plane.columnStep), c) }
+                }
                 c &+= 8
             }
         }
-    }
-}
-
-/// One 2×2 output tile's 8 channels at c, (y00, y01, y10, y11): + bias, then LeakyReLU with `slope`, stored to the
-/// pixels of the plane that exist (d0 is the tile's first pixel). Shared by both Winograd kinds' output passes.
-@inline(__always)
-func storeOutputTile(_ y: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>), _ d0: UnsafeMutablePointer<Float>, _ c: Int,
-                     plane: WinogradPlane, secondRow: Bool, secondColumn: Bool, bias: UnsafePointer<Float>?, slope: Float?) {
-    var (y00, y01, y10, y11) = y
-    if let bias { let b = load8(bias, c); y00 += b; y01 += b; y10 += b; y11 += b }
-    if let slope {
-        y00 = leakyReLU(y00, slope: slope); y01 = leakyReLU(y01, slope: slope)
-        y10 = leakyReLU(y10, slope: slope); y11 = leakyReLU(y11, slope: slope)
-    }
-    store8(y00, d0, c)
-    if secondColumn { store8(y01, d0 + plane.columnStep, c) }
-    if secondRow {
-        store8(y10, d0 + plane.rowStep, c)
-        if secondColumn { store8(y11, d0 + (plane.rowStep &+ plane.columnStep), c) }
     }
 }
 

@@ -105,28 +105,16 @@ func winograd3x3InputTiles(_ plane: WinogradPlane, channels C: Int, tilesY: Int,
 /// plane's pixels (2·ty + a, 2·tx + b) that exist; m[ξ] read at ξ·xiStride + tile·tileStride.
 func winograd3x3OutputTiles(_ m: UnsafePointer<Float>, channels C: Int, tilesY: Int, tilesX: Int, firstTile: Int,
                             tileStride: Int, xiStride: Int, bias: UnsafePointer<Float>?, slope: Float?, into plane: WinogradPlane) {
-    let out = UnsafeMutablePointer(mutating: plane.base)
-    for ty in 0..<tilesY {
-        let r = 2 &* ty, secondRow = r &+ 1 < plane.rows
-        for tx in 0..<tilesX {
-            let q = 2 &* tx, secondColumn = q &+ 1 < plane.columns
-            let t = m + (firstTile &+ ty &* tilesX &+ tx) &* tileStride
-            let d0 = out + (r &* plane.rowStep &+ q &* plane.columnStep)
-            var c = 0
-            while c < C {
-                let s = t + c
-                @inline(__always) func column(_ j: Int) -> (SIMD8<Float>, SIMD8<Float>) {
-                    winograd3x3OutputLine(load8(s, j &* xiStride), load8(s, (4 &+ j) &* xiStride),
-                                          load8(s, (8 &+ j) &* xiStride), load8(s, (12 &+ j) &* xiStride))
-                }
-                let k0 = column(0), k1 = column(1), k2 = column(2), k3 = column(3)
-                let (y00, y01) = winograd3x3OutputLine(k0.0, k1.0, k2.0, k3.0)
-                let (y10, y11) = winograd3x3OutputLine(k0.1, k1.1, k2.1, k3.1)
-                storeOutputTile((y00, y01, y10, y11), d0, c, plane: plane, secondRow: secondRow, secondColumn: secondColumn,
-                                bias: bias, slope: slope)
-                c &+= 8
-            }
+    writeOutputTiles(m, channels: C, tilesY: tilesY, tilesX: tilesX, firstTile: firstTile, tileStride: tileStride,
+                     bias: bias, slope: slope, into: plane) { s in
+        @inline(__always) func column(_ j: Int) -> (SIMD8<Float>, SIMD8<Float>) {
+            winograd3x3OutputLine(load8(s, j &* xiStride), load8(s, (4 &+ j) &* xiStride),
+                                  load8(s, (8 &+ j) &* xiStride), load8(s, (12 &+ j) &* xiStride))
         }
+        let k0 = column(0), k1 = column(1), k2 = column(2), k3 = column(3)
+        let (y00, y01) = winograd3x3OutputLine(k0.0, k1.0, k2.0, k3.0)
+        let (y10, y11) = winograd3x3OutputLine(k0.1, k1.1, k2.1, k3.1)
+        return (y00, y01, y10, y11)
     }
 }
 
