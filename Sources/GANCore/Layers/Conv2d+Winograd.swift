@@ -39,15 +39,24 @@ extension Conv2d {
         let mirror = winogradMirror
         if weightGradients {
             mirror.backwardWinograd(dy, x, nil, weightGradients: true)
-            if let db = bias?.grad.data {
-                let N = dy.shape[0], O = outChannels, P = dy.shape[2] * dy.shape[3], dyp = dy.data
-                for n in 0..<N { for o in 0..<O { db[o] += vectorSum(dyp + (n * O + o) * P, P) } }
-            }
+            addBiasGradient(dy)
         }
-        guard let dx else { return }
-        guard let slope = inputLeakyReLUSlope else { mirror.forwardWinograd(dy, dx, foldingBatchNorm: nil); return }
+        if let dx { writeInputGradient(x, dx, scratch: scratch) { mirror.forwardWinograd(dy, $0, foldingBatchNorm: nil) } }
+    }
+
+    /// db += Σ dy over the batch and the positions (the tiles' passes leave the bias to this).
+    func addBiasGradient(_ dy: Tensor) {
+        guard let db = bias?.grad.data else { return }
+        let N = dy.shape[0], O = outChannels, P = dy.shape[2] * dy.shape[3], dyp = dy.data
+        for n in 0..<N { for o in 0..<O { db[o] += vectorSum(dyp + (n * O + o) * P, P) } }
+    }
+
+    /// dx by `compute`, which writes the image gradient into the tensor it is given: straight into dx, or — with a
+    /// fused input LeakyReLU, whose dx overwrites x — into `scratch` first, then the LeakyReLU's rule over x.
+    func writeInputGradient(_ x: Tensor, _ dx: Tensor, scratch: () -> Tensor, _ compute: (Tensor) -> Void) {
+        guard let slope = inputLeakyReLUSlope else { compute(dx); return }
         let plain = scratch()
-        mirror.forwardWinograd(dy, plain, foldingBatchNorm: nil)
+        compute(plain)
         leakyReLUGradient(dy: plain.data, sign: x.data, into: dx.data, count: x.count, slope: slope)
     }
 }
@@ -66,6 +75,26 @@ extension Conv2d {
 
     /// Samples per group: about 128 tiles per GEMM, as for the transposed convolutions' tiles.
     private func winograd3x3Group(tilesPerImage: Int) -> Int { max(1, 128 / max(1, tilesPerImage)) }
+
+    /// Runs `body(worker, first sample, samples, zeros, pixels)` for the groups of ≤ `group` samples of a batch of
+    /// `N`, each worker its slice in order: `zeros` holds `zeroCount` zeros (workspace slot 2, which the caller may
+    /// use beyond what it reads as zeros), `pixels` is scratch for a tile's 16 pointers.
+    private func forEachTileGroup(count N: Int, group: Int, zeroCount: Int,
+                                  _ body: (Int, Int, Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<UnsafePointer<Float>>) -> Void) {
+        let ws = workspace
+        Parallel.forEachChunk(count: N) { range, worker in
+            let zeros = ws.buffer(worker: worker, slot: 2, count: zeroCount)
+            zeros.update(repeating: 0, count: zeroCount)
+            withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: 16) { pixels in
+                var n = range.lowerBound
+                while n < range.upperBound {
+                    let nb = min(group, range.upperBound - n)
+                    body(worker, n, nb, zeros, pixels.baseAddress!)
+                    n += nb
+                }
+            }
+        }
+    }
 
     /// The input tiles [16][nb · tiles per image][C] (workspace slot 0) of samples n..<n + nb of src [N][C][H][W],
     /// via channels-last copies (slot 3).
@@ -92,30 +121,21 @@ extension Conv2d {
         let tilesY = (H + 1) / 2, tilesX = (W + 1) / 2, perImage = tilesY * tilesX
         let group = winograd3x3Group(tilesPerImage: perImage)
         let sp = src.data, dp = dst.data, ws = workspace, CiCo = Ci * Co
-        Parallel.forEachChunk(count: N) { range, worker in
-            let zeros = ws.buffer(worker: worker, slot: 2, count: Ci)
-            zeros.update(repeating: 0, count: Ci)
-            withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: 16) { pixels in
-                let px = pixels.baseAddress!
-                var n = range.lowerBound
-                while n < range.upperBound {
-                    let nb = min(group, range.upperBound - n), tiles = nb * perImage
-                    let v = self.winograd3x3GroupTiles(sp, samples: n, count: nb, channels: Ci, height: H, width: W,
-                                                       worker: worker, zeros: zeros, pixels: px)
-                    let m = ws.buffer(worker: worker, slot: 1, count: 16 * tiles * Co)
-                    for xi in 0..<16 {
-                        gemm(transA: false, transB: false, m: tiles, n: Co, k: Ci, a: v + xi * tiles * Ci, lda: Ci,
-                             b: u + xi * CiCo, ldb: Co, c: m + xi * tiles * Co, ldc: Co)
-                    }
-                    let outImages = ws.buffer(worker: worker, slot: 4, count: nb * P * Co)
-                    for j in 0..<nb {
-                        winograd3x3OutputTiles(m, channels: Co, tilesY: tilesY, tilesX: tilesX, firstTile: j * perImage,
-                                               tileStride: Co, xiStride: tiles * Co, bias: bias, slope: slope,
-                                               into: WinogradPlane(base: outImages + j * P * Co, rowStep: W * Co, columnStep: Co, rows: H, columns: W))
-                        channelsFirst(outImages + j * P * Co, dp + (n + j) * Co * P, channels: Co, positions: P)
-                    }
-                    n += nb
-                }
+        forEachTileGroup(count: N, group: group, zeroCount: Ci) { worker, n, nb, zeros, px in
+            let tiles = nb * perImage
+            let v = self.winograd3x3GroupTiles(sp, samples: n, count: nb, channels: Ci, height: H, width: W,
+                                               worker: worker, zeros: zeros, pixels: px)
+            let m = ws.buffer(worker: worker, slot: 1, count: 16 * tiles * Co)
+            for xi in 0..<16 {
+                gemm(transA: false, transB: false, m: tiles, n: Co, k: Ci, a: v + xi * tiles * Ci, lda: Ci,
+                     b: u + xi * CiCo, ldb: Co, c: m + xi * tiles * Co, ldc: Co)
+            }
+            let outImages = ws.buffer(worker: worker, slot: 4, count: nb * P * Co)
+            for j in 0..<nb {
+                winograd3x3OutputTiles(m, channels: Co, tilesY: tilesY, tilesX: tilesX, firstTile: j * perImage,
+                                       tileStride: Co, xiStride: tiles * Co, bias: bias, slope: slope,
+                                       into: WinogradPlane(base: outImages + j * P * Co, rowStep: W * Co, columnStep: Co, rows: H, columns: W))
+                channelsFirst(outImages + j * P * Co, dp + (n + j) * Co * P, channels: Co, positions: P)
             }
         }
     }
@@ -134,54 +154,39 @@ extension Conv2d {
         if weightGradients {
             let tilesY = (H + 1) / 2, tilesX = (W + 1) / 2, perImage = tilesY * tilesX
             let group = winograd3x3Group(tilesPerImage: perImage), count = 16 * C * O
-            let xp = x.data, dyp = dy.data, ws = workspace
-            Parallel.forEachChunk(count: N) { range, worker in
-                let zeros = ws.buffer(worker: worker, slot: 2, count: max(C, O) + count)
-                zeros.update(repeating: 0, count: max(C, O) + count)
-                let dU = zeros + max(C, O)
-                withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: 16) { pixels in
-                    let px = pixels.baseAddress!
-                    var n = range.lowerBound
-                    while n < range.upperBound {
-                        let nb = min(group, range.upperBound - n), tiles = nb * perImage
-                        let v = self.winograd3x3GroupTiles(xp, samples: n, count: nb, channels: C, height: H, width: W,
-                                                           worker: worker, zeros: zeros, pixels: px)
-                        let dyImages = ws.buffer(worker: worker, slot: 4, count: nb * P * O)
-                        for j in 0..<nb { channelsLast(dyp + (n + j) * O * P, dyImages + j * P * O, channels: O, positions: P) }
-                        let g = ws.buffer(worker: worker, slot: 1, count: 16 * tiles * O)
-                        for j in 0..<nb {
-                            winograd3x3GradientTiles(WinogradPlane(base: dyImages + j * P * O, rowStep: W * O, columnStep: O, rows: H, columns: W),
-                                                     channels: O, tilesY: tilesY, tilesX: tilesX, zeros: zeros,
-                                                     out: g, firstTile: j * perImage, tileStride: O, xiStride: tiles * O)
-                        }
-                        for xi in 0..<16 {
-                            gemm(transA: true, transB: false, m: C, n: O, k: tiles, a: v + xi * tiles * C, lda: C,
-                                 b: g + xi * tiles * O, ldb: O, beta: 1, c: dU + xi * C * O, ldc: O)
-                        }
-                        n += nb
-                    }
+            let xp = x.data, dyp = dy.data, ws = workspace, offset = max(C, O)
+            // Slot 2 holds the zeros, then this worker's dU (zeroed with them).
+            forEachTileGroup(count: N, group: group, zeroCount: offset + count) { worker, n, nb, zeros, px in
+                let tiles = nb * perImage, dU = zeros + offset
+                let v = self.winograd3x3GroupTiles(xp, samples: n, count: nb, channels: C, height: H, width: W,
+                                                   worker: worker, zeros: zeros, pixels: px)
+                let dyImages = ws.buffer(worker: worker, slot: 4, count: nb * P * O)
+                for j in 0..<nb { channelsLast(dyp + (n + j) * O * P, dyImages + j * P * O, channels: O, positions: P) }
+                let g = ws.buffer(worker: worker, slot: 1, count: 16 * tiles * O)
+                for j in 0..<nb {
+                    winograd3x3GradientTiles(WinogradPlane(base: dyImages + j * P * O, rowStep: W * O, columnStep: O, rows: H, columns: W),
+                                             channels: O, tilesY: tilesY, tilesX: tilesX, zeros: zeros,
+                                             out: g, firstTile: j * perImage, tileStride: O, xiStride: tiles * O)
+                }
+                for xi in 0..<16 {
+                    gemm(transA: true, transB: false, m: C, n: O, k: tiles, a: v + xi * tiles * C, lda: C,
+                         b: g + xi * tiles * O, ldb: O, beta: 1, c: dU + xi * C * O, ldc: O)
                 }
             }
             // The workers' sums in worker order (a fixed order, so results do not depend on timing).
-            let workers = max(1, min(Parallel.workerCount, N)), offset = max(C, O)
+            let workers = max(1, min(Parallel.workerCount, N))
             let total = ws.buffer(worker: 0, slot: 2, count: offset + count) + offset
             for wk in 1..<workers {
                 let other = ws.buffer(worker: wk, slot: 2, count: offset + count) + offset
                 for i in 0..<count { total[i] += other[i] }
             }
             winograd3x3AddFilterGradients(total, outs: O, ins: C, into: weight.grad.data)
-            if let db = bias?.grad.data {
-                for n in 0..<N { for o in 0..<O { db[o] += vectorSum(dyp + (n * O + o) * P, P) } }
-            }
+            addBiasGradient(dy)
         }
         guard let dx else { return }
         winograd3x3Filters(weight.value.data, outs: O, ins: C, flipped: true, into: filters.data)
-        guard let slope = inputLeakyReLUSlope else {
-            winograd3x3Correlate(dy, ins: O, outs: C, filters: filters.data, bias: nil, slope: nil, into: dx)
-            return
+        writeInputGradient(x, dx, scratch: scratch) {
+            winograd3x3Correlate(dy, ins: O, outs: C, filters: filters.data, bias: nil, slope: nil, into: $0)
         }
-        let plain = scratch()
-        winograd3x3Correlate(dy, ins: O, outs: C, filters: filters.data, bias: nil, slope: nil, into: plain)
-        leakyReLUGradient(dy: plain.data, sign: x.data, into: dx.data, count: x.count, slope: slope)
     }
 }
