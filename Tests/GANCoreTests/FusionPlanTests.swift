@@ -24,10 +24,43 @@ final class FusionPlanTests: XCTestCase {
         XCTAssert(handoffs == [] || handoffs == [[0, 2]], "\(handoffs)")
         if !ConvolutionKernels.oneDNNAvailable { XCTAssertEqual(handoffs, []) }
         let layers = d.layers
-        XCTAssert((layers[1] as! LeakyReLU).inputArrivesActivated && (layers[1] as! LeakyReLU).gradientAppliedByNext)
+        XCTAssert((layers[1] as! LeakyReLU).inputArrivesActivated && (layers[1] as! LeakyReLU).gradientAppliedByNeighbour)
         XCTAssertEqual((layers[0] as! Conv2d).fusedLeakyReLUSlope, 0.1)
         XCTAssertEqual(((layers[2] as! SpectralNorm).inner as! Conv2d).inputLeakyReLUSlope, 0.1)
-        XCTAssertFalse((layers[3] as! LeakyReLU).gradientAppliedByNext)
+        XCTAssertFalse((layers[3] as! LeakyReLU).gradientAppliedByNeighbour)
+    }
+
+    /// A ReLU is a LeakyReLU of slope 0: batch norms write it and, where the next layer cannot take its gradient,
+    /// apply that too; a convolution before it keeps its unfused output (oneDNN's Winograd takes no activation)
+    /// but the convolution after it still applies the gradient.
+    func testReLUsFuseLikeLeakyReLUsOfSlopeZero() {
+        let labels = ClassLabels(classes: 3)
+        let g = Sequential([
+            BatchNorm(numFeatures: 8), ReLU(inPlace: true), Upsample2x(),
+            ConditionalBatchNorm(numFeatures: 8, labels: labels), ReLU(inPlace: true),
+            Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, padding: 1, rng: &rng), ReLU(inPlace: true),
+            Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, padding: 1, rng: &rng),
+            BatchNorm(numFeatures: 8), LeakyReLU(0.2, inPlace: true), Upsample2x(),
+        ])
+        XCTAssertEqual(g.plan.fusions, [
+            .activationIntoProducer(producer: 0, activation: 1, slope: 0),
+            .activationIntoProducer(producer: 3, activation: 4, slope: 0),
+            .activationGradientIntoConsumer(activation: 4, consumer: 5, slope: 0),
+            .activationGradientIntoConsumer(activation: 6, consumer: 7, slope: 0),
+            .activationIntoProducer(producer: 8, activation: 9, slope: 0.2),
+            .activationGradientIntoProducer(producer: 0, activation: 1),
+            .activationGradientIntoProducer(producer: 8, activation: 9),
+        ])
+        XCTAssert(g.plan.description.hasPrefix("0 writes ReLU of its output (1 passes it on)"), g.plan.description)
+        let layers = g.layers
+        XCTAssertEqual((layers[0] as! BatchNorm).fusedLeakyReLUSlope, 0)
+        XCTAssertEqual((layers[3] as! ConditionalBatchNorm).fusedLeakyReLUSlope, 0)
+        XCTAssertNil((layers[5] as! Conv2d).fusedLeakyReLUSlope, "a ReLU does not fuse into a convolution's output")
+        XCTAssertEqual((layers[7] as! Conv2d).inputLeakyReLUSlope, 0)
+        for i in [1, 4, 6] { XCTAssert((layers[i] as! ReLU).gradientAppliedByNeighbour, "ReLU \(i)") }
+        XCTAssert((layers[1] as! ReLU).inputArrivesActivated && !(layers[6] as! ReLU).inputArrivesActivated)
+        // Not in place: nothing fuses.
+        XCTAssertEqual(Sequential([BatchNorm(numFeatures: 8), ReLU(), Upsample2x()]).plan.fusions, [])
     }
 
     /// An activation that is not in place keeps its input for someone else to read: nothing may fuse across it.

@@ -98,6 +98,55 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Batch norm and conditional batch norm followed by an in-place ReLU or LeakyReLU write the activation and
+    /// apply its gradient themselves (`NormalizationPasses`); outputs, dx and every parameter gradient must equal
+    /// the layers run apart, in training and eval mode, for position counts that do and do not fill 8-wide vectors.
+    func testNormalizationWithFusedActivationMatchesSeparateLayers() {
+        let labels = ClassLabels(classes: 4)
+        for shape in [[17, 5, 3, 3], [6, 4, 16], [9, 3]] {
+            let N = shape[0], C = shape[1]
+            labels.labels = (0..<N).map { ($0 * 7) % 4 }
+            let makers: [(String, () -> Layer)] = [
+                ("batch norm", { BatchNorm(numFeatures: C) }),
+                ("conditional batch norm", { ConditionalBatchNorm(numFeatures: C, labels: labels) }),
+            ]
+            for (name, make) in makers {
+                for slope: Float in [0, 0.2] {
+                    for training in [true, false] {
+                        let fusedNorm = make(), apartNorm = make()
+                        // Random γ, β and running statistics, the same in both, so that both signs occur.
+                        for (a, b) in zip(fusedNorm.namedParameters + fusedNorm.namedBuffers.map { ($0.name, Parameter($0.tensor)) },
+                                          apartNorm.namedParameters + apartNorm.namedBuffers.map { ($0.name, Parameter($0.tensor)) })
+                        where !a.0.hasSuffix("num_batches_tracked") {
+                            let r = randomTensor(a.1.value.shape, &rng)
+                            for i in 0..<r.count { r[i] = a.0.hasSuffix("running_var") ? 0.5 + abs(r[i]) : r[i] }
+                            a.1.value.copy(from: r); b.1.value.copy(from: r)
+                        }
+                        let act: Layer = slope == 0 ? ReLU(inPlace: true) : LeakyReLU(slope, inPlace: true)
+                        let fused = Sequential([fusedNorm, act])
+                        XCTAssertEqual(fused.plan.fusions.count, 2, "\(name): written and its gradient applied")
+                        let apartAct: Layer = slope == 0 ? ReLU() : LeakyReLU(slope)
+                        let x = randomTensor(shape, &rng)
+                        let y1 = fused.forward(x, training: training).clone()
+                        let y2 = apartAct.forward(apartNorm.forward(x, training: training), training: training)
+                        let what = "\(name) \(shape) slope \(slope) \(training ? "train" : "eval")"
+                        assertClose(y1, y2, rtol: 1e-5, atol: 1e-6, "\(what) forward")
+                        let zeros = y1.toArray().filter { $0 == 0 }.count
+                        XCTAssert(slope > 0 || (zeros > 0 && zeros < y1.count), "\(what): some outputs clipped, not all")
+                        let dy = randomTensor(y1.shape, &rng)
+                        let dx1 = fused.backward(dy.clone(), weightGradients: true, inputGradient: true)!
+                        let dx2 = apartNorm.backward(apartAct.backward(dy, weightGradients: true, inputGradient: true)!,
+                                                     weightGradients: true, inputGradient: true)!
+                        assertClose(dx1, dx2, rtol: 1e-4, atol: 1e-5, "\(what) dx")
+                        for ((pn, p1), (_, p2)) in zip(fusedNorm.namedParameters, apartNorm.namedParameters) {
+                            assertClose(p1.grad, p2.grad, rtol: 1e-4, atol: 1e-5, "\(what) d\(pn)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// conv → in-place LeakyReLU → conv: the first writes the activation, the second applies its gradient rule;
     /// everything must equal the three layers run apart (both kernels, plain and spectrally normalised).
     func testLeakyReLUBetweenConvolutionsMatchesSeparateLayers() {

@@ -7,18 +7,18 @@ import Foundation
 /// let act = LeakyReLU(0.2)
 /// let y = act.forward(x, training: true)
 /// ```
-public final class LeakyReLU: Layer {
+public final class LeakyReLU: FusableActivation {
     public let negativeSlope: Float
     /// Like PyTorch's `inplace=True`: the output overwrites the input and dx overwrites dy, saving two
     /// activation-sized buffers. The gradient rule reads the sign from the output, which equals the input's
     /// sign for a non-negative slope. Only for inputs that nothing else reads afterwards.
     public let inPlace: Bool
     /// Set by the model's `FusionPlan` when the layer before applies this activation to its own output
-    /// (`LeakyReLUFusing`): the forward pass then only records its output; the backward pass is unchanged.
+    /// (`LeakyReLUFusing`): the forward pass then only records its output.
     public internal(set) var inputArrivesActivated = false
-    /// Set by the model's `FusionPlan` when the layer after reads this activation's output as its input and
-    /// applies the gradient rule itself (`LeakyReLUGradientFusing`): the backward pass then passes dy through.
-    public internal(set) var gradientAppliedByNext = false
+    /// Set by the model's `FusionPlan` when the layer after (`LeakyReLUGradientFusing`) or the one before
+    /// (`OutputLeakyReLUGradientFusing`) applies the gradient rule: the backward pass then passes dy through.
+    public internal(set) var gradientAppliedByNeighbour = false
     private var input: Tensor?, output: Tensor?, inputGrad: Tensor?
     public init(_ negativeSlope: Float = 0.01, inPlace: Bool = false) {
         precondition(negativeSlope >= 0, "LeakyReLU: negative slope must be ≥ 0")
@@ -41,7 +41,7 @@ public final class LeakyReLU: Layer {
         guard inputGradient, let x = input, let y = output else { return nil }
         let dx = inPlace ? dy : Tensor.reuse(inputGrad, shape: x.shape)
         if !inPlace { inputGrad = dx }
-        if gradientAppliedByNext { return dy }
+        if gradientAppliedByNeighbour { return dy }
         let a = negativeSlope, sp = (inPlace ? y : x).data, dp = dy.data, op = dx.data
         Parallel.forEachChunk(count: x.count, minimumPerWorker: 1 << 15) { r, _ in
             leakyReLUGradient(dy: dp + r.lowerBound, sign: sp + r.lowerBound, into: op + r.lowerBound, count: r.count, slope: a)
@@ -88,6 +88,32 @@ extension LeakyReLUGradientFusing {
     public var canFuseInputLeakyReLUGradient: Bool { true }
 }
 
+/// A layer that writes a fused LeakyReLU (`LeakyReLUFusing`) and can also apply that LeakyReLU's gradient rule to
+/// dy in its own backward pass, recomputing the sign from what it kept of the forward pass — for where the layer
+/// after the activation cannot (`LeakyReLUGradientFusing`). `FusionPlan` arranges it; batch norms do it.
+///
+/// ```swift
+/// let g = Sequential([BatchNorm(numFeatures: 8), ReLU(inPlace: true), Upsample2x()])
+/// // g.layers[0] writes ReLU(bn(x)) and its backward pass takes the gradient with respect to that output.
+/// ```
+public protocol OutputLeakyReLUGradientFusing: LeakyReLUFusing {
+    /// Applies the fused LeakyReLU's gradient to every later dy (call after `fuseLeakyReLU`).
+    func fuseOutputLeakyReLUGradient()
+}
+
+/// LeakyReLU and ReLU (a LeakyReLU of slope 0) as `FusionPlan` sees them: what may fuse into a neighbour, and the
+/// flags through which the plan tells the activation its part.
+protocol FusableActivation: Layer {
+    var negativeSlope: Float { get }
+    /// Only in-place activations fuse: then nothing else can read the pre-activation values or dy.
+    var inPlace: Bool { get }
+    /// The layer before applies the activation to its own output; the forward pass only records it.
+    var inputArrivesActivated: Bool { get set }
+    /// A neighbour (the consumer's dx, or the producer's backward pass) applies the gradient rule; the backward
+    /// pass passes dy through.
+    var gradientAppliedByNeighbour: Bool { get set }
+}
+
 /// LeakyReLU of one value: the rule every fused output pass (convolution, batch norm, phase write) applies.
 @inline(__always)
 func leakyReLU(_ v: Float, slope a: Float) -> Float { v > 0 ? v : v * a }
@@ -103,12 +129,17 @@ func leakyReLUGradient(dy: UnsafePointer<Float>, sign: UnsafePointer<Float>, int
     for i in 0..<count { dx[i] = sign[i] > 0 ? dy[i] : dy[i] * a }
 }
 
-/// `torch.nn.ReLU`: y = max(x, 0); the gradient at 0 is 0, as in PyTorch. `inPlace` as for `LeakyReLU`.
-public final class ReLU: Layer {
+/// `torch.nn.ReLU`: y = max(x, 0); the gradient at 0 is 0, as in PyTorch. `inPlace` and the fusion flags as for
+/// `LeakyReLU`, whose slope-0 case it is for `FusionPlan`.
+public final class ReLU: FusableActivation {
     public let inPlace: Bool
+    public var negativeSlope: Float { 0 }
+    public internal(set) var inputArrivesActivated = false
+    public internal(set) var gradientAppliedByNeighbour = false
     private var output: Tensor?, inputGrad: Tensor?
     public init(inPlace: Bool = false) { self.inPlace = inPlace }
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        if inputArrivesActivated { output = x; return x }
         let y = inPlace ? x : Tensor.reuse(output, shape: x.shape); output = y
         let xp = x.data, yp = y.data
         Parallel.forEachChunk(count: x.count, minimumPerWorker: 1 << 15) { r, _ in
@@ -119,6 +150,7 @@ public final class ReLU: Layer {
     // dx = dy · (y > 0), the output's sign being the input's
     public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
         guard inputGradient, let y = output else { return nil }
+        if gradientAppliedByNeighbour { return dy }
         let dx = inPlace ? dy : Tensor.reuse(inputGrad, shape: y.shape)
         if !inPlace { inputGrad = dx }
         let yp = y.data, dp = dy.data, op = dx.data

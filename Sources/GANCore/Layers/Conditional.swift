@@ -29,15 +29,21 @@ public final class ClassLabels {
 /// let cbn = ConditionalBatchNorm(numFeatures: 128, labels: labels)
 /// let y = cbn.forward(x, training: true)   // [N, 128, H, W], labels.labels has N entries
 /// ```
-public final class ConditionalBatchNorm: Layer {
+public final class ConditionalBatchNorm: OutputLeakyReLUGradientFusing {
     public let numFeatures: Int
     public let labelSource: ClassLabels
     public let weight: Parameter
     public let bias: Parameter
-    /// Normalisation only: its own weight and bias stay 1 and 0 and are not trained.
+    /// Normalisation only: its statistics and running buffers; its own weight and bias stay 1 and 0 and are not
+    /// trained.
     public let norm: BatchNorm
     private var labels: [Int] = []
-    private var normalized: Tensor?, output: Tensor?, normGrad: Tensor?
+    private var input: Tensor?, output: Tensor?
+    /// γ[label] and β[label] of each sample, [2, N, C]: the rows `NormalizationPasses` scales with.
+    private var rows: Tensor?
+    /// The slope of a LeakyReLU applied to the output, and whether its gradient is applied here too (`FusionPlan`).
+    public private(set) var fusedLeakyReLUSlope: Float?
+    private var fusedGradientSlope: Float?
 
     public init(numFeatures: Int, labels: ClassLabels) {
         self.numFeatures = numFeatures; labelSource = labels
@@ -51,56 +57,51 @@ public final class ConditionalBatchNorm: Layer {
         norm.namedBuffers.map { StateEntry(name: "bn.\($0.name)", tensor: $0.tensor, isInteger: $0.isInteger) }
     }
 
-    // x [N, C, S…] → y [N, C, S…]
+    public func fuseLeakyReLU(negativeSlope: Float) { fusedLeakyReLUSlope = negativeSlope }
+    public func fuseOutputLeakyReLUGradient() { fusedGradientSlope = fusedLeakyReLUSlope }
+
+    // x [N, C, S…] → y [N, C, S…] = act(x̂·γ[label] + β[label])
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C)
         labels = labelSource.current(batch: N, "ConditionalBatchNorm")
-        let h = norm.forward(x, training: training)
-        normalized = h
-        let y = Tensor.reuse(output, shape: x.shape); output = y
-        let hp = h.data, yp = y.data, gp = weight.value.data, bp = bias.value.data
+        norm.computeStatistics(x, training: training)
+        let table = Tensor.reuse(rows, shape: [2, N, C]); rows = table
+        let gp = weight.value.data, bp = bias.value.data, rg = table.data, rb = table.data + N * C
         let blend = labelSource.blend
         precondition(blend == nil || (!training && blend!.count == N), "ConditionalBatchNorm: class blends are for inference, one per image")
         for n in 0..<N {
             let k = labels[n] * C
             let (k2, w) = blend.map { ($0[n].label * C, $0[n].weight) } ?? (k, 0)
             for c in 0..<C {
-                let g = (1 - w) * gp[k + c] + w * gp[k2 + c], b = (1 - w) * bp[k + c] + w * bp[k2 + c]
-                let src = hp + (n * C + c) * S, dst = yp + (n * C + c) * S
-                for q in 0..<S { dst[q] = src[q] * g + b }
+                rg[n * C + c] = (1 - w) * gp[k + c] + w * gp[k2 + c]
+                rb[n * C + c] = (1 - w) * bp[k + c] + w * bp[k2 + c]
             }
         }
+        let y = Tensor.reuse(output, shape: x.shape); output = y; input = x
+        NormalizationPasses.forward(x: x.data, y: y.data, N: N, C: C, S: S, mean: norm.mean.data, invStd: norm.invStd.data,
+                                    affine: affine(N), slope: fusedLeakyReLUSlope)
         return y
     }
 
-    // dγ[label] += Σ dy·x̂, dβ[label] += Σ dy, dx̂ = dy·γ[label], then the normalisation's backward
+    /// This batch's rows of γ and β.
+    private func affine(_ N: Int) -> NormalizationPasses.Affine {
+        NormalizationPasses.Affine(gamma: rows!.data, beta: rows!.data + N * numFeatures, rowStride: numFeatures)
+    }
+
+    // dγ[label] += Σ dy′·x̂, dβ[label] += Σ dy′, then dx through the normalisation with γ[label] as its scale
     public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
-        guard let h = normalized else { preconditionFailure("ConditionalBatchNorm.backward before forward") }
-        let N = h.shape[0], C = numFeatures, S = h.count / max(1, N * C)
-        let hp = h.data, dp = dy.data, gp = weight.value.data
+        guard let x = input else { preconditionFailure("ConditionalBatchNorm.backward before forward") }
+        let N = x.shape[0], C = numFeatures
+        let (sumDy, sumDyXhat) = norm.gradientSums(dy, x, affine: affine(N), slope: fusedGradientSlope)
         if weightGradients {
             let gw = weight.grad.data, gb = bias.grad.data
             for n in 0..<N {
                 let k = labels[n] * C
-                for c in 0..<C {
-                    let src = hp + (n * C + c) * S, d = dp + (n * C + c) * S
-                    var sw: Float = 0, sb: Float = 0
-                    for q in 0..<S { sw += d[q] * src[q]; sb += d[q] }
-                    gw[k + c] += sw; gb[k + c] += sb
-                }
+                for c in 0..<C { gw[k + c] += sumDyXhat[n * C + c]; gb[k + c] += sumDy[n * C + c] }
             }
         }
         guard inputGradient else { return nil }
-        let dh = Tensor.reuse(normGrad, shape: h.shape); normGrad = dh
-        let op = dh.data
-        for n in 0..<N {
-            let k = labels[n] * C
-            for c in 0..<C {
-                let g = gp[k + c], d = dp + (n * C + c) * S, o = op + (n * C + c) * S
-                for q in 0..<S { o[q] = d[q] * g }
-            }
-        }
-        return norm.backward(dh, weightGradients: false, inputGradient: true)
+        return norm.inputGradient(dy, x, affine: affine(N), slope: fusedGradientSlope, sumDy: sumDy, sumDyXhat: sumDyXhat)
     }
 }
 

@@ -9,7 +9,7 @@
 /// let bn = BatchNorm(numFeatures: 128)
 /// let y = bn.forward(x, training: true)   // [N, 128, 4, 4] → same shape
 /// ```
-public final class BatchNorm: LeakyReLUFusing {
+public final class BatchNorm: OutputLeakyReLUGradientFusing {
     public let numFeatures: Int
     public let eps: Float
     public var momentum: Float
@@ -38,8 +38,13 @@ public final class BatchNorm: LeakyReLUFusing {
     public var crossReplica: Communicator?
     /// Per-channel sums exchanged with the other ranks, [2C].
     private let replicaSums: UnsafeMutablePointer<Double>
-    private let mean: Tensor
-    private let invStd: Tensor
+    /// μ and 1/σ of each channel from the last forward pass (`computeStatistics`).
+    let mean: Tensor, invStd: Tensor
+    /// The per-channel a and b of `inputGradient`, [2C].
+    private let centreTerms: Tensor
+    private var perSampleSums: Tensor?
+    /// The slope of the fused activation whose gradient this layer applies to dy (`fuseOutputLeakyReLUGradient`).
+    private(set) var fusedGradientSlope: Float?
 
     public init(numFeatures: Int, eps: Float = 1e-5, momentum: Float = 0.1) {
         self.numFeatures = numFeatures; self.eps = eps; self.momentum = momentum
@@ -48,6 +53,7 @@ public final class BatchNorm: LeakyReLUFusing {
         runningMean = Tensor(shape: [numFeatures])
         runningVar = Tensor(shape: [numFeatures], repeating: 1)
         mean = Tensor(shape: [numFeatures]); invStd = Tensor(shape: [numFeatures])
+        centreTerms = Tensor(shape: [2 * numFeatures])
         replicaSums = .allocate(capacity: 2 * numFeatures)
     }
 
@@ -61,53 +67,56 @@ public final class BatchNorm: LeakyReLUFusing {
 
     // x [N, C, S…] → y [N, C, S…]
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        passedThrough = !training && appliedByPreviousLayerInEval
+        if passedThrough { wasTraining = false; return x }
+        computeStatistics(x, training: training)
+        let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C)
+        let y = Tensor.reuse(output, shape: x.shape)
+        output = y; input = x
+        NormalizationPasses.forward(x: x.data, y: y.data, N: N, C: C, S: S, mean: mean.data, invStd: invStd.data,
+                                    affine: ownAffine, slope: fusedLeakyReLUSlope)
+        return y
+    }
+
+    /// This layer's own γ and β, one per channel.
+    private var ownAffine: NormalizationPasses.Affine {
+        NormalizationPasses.Affine(gamma: weight.value.data, beta: bias.value.data, rowStride: 0)
+    }
+
+    /// μ and 1/σ of each channel into `mean` and `invStd`: the batch's (moving the running statistics, and
+    /// counting the batch) in training mode, synchronised across `crossReplica`'s ranks; the running ones in eval
+    /// mode. `ConditionalBatchNorm` normalises with these too.
+    func computeStatistics(_ x: Tensor, training: Bool) {
         precondition(x.shape.count >= 2 && x.shape[1] == numFeatures, "BatchNorm expects [N, \(numFeatures), …], got \(x.shape)")
         let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C), M = N * S
         precondition(!training || M > 1, "BatchNorm in training mode needs more than one value per channel, got input \(x.shape)")
-        passedThrough = !training && appliedByPreviousLayerInEval
-        if passedThrough { wasTraining = false; return x }
-        let y = Tensor.reuse(output, shape: x.shape)
-        output = y; input = x; wasTraining = training
-        let xp = x.data, yp = y.data, gp = weight.value.data, bp = bias.value.data
-        let mp = mean.data, ip = invStd.data, rm = runningMean.data, rv = runningVar.data
-        let eps = self.eps, mom = cumulative ? 1 / (numBatchesTracked[0] + 1) : momentum, slope = fusedLeakyReLUSlope
-        // Synchronised: the statistics of every rank's rows first (two exchanges, the same two passes as below),
-        // then the normalisation with them.
-        var synchronised = false
-        if training, let world = crossReplica { synchroniseStatistics(x, world, momentum: mom); synchronised = true }
-        Parallel.forEachChunk(count: C) { channels, _ in
-            for c in channels {
-                var mu: Float, istd: Float
-                if synchronised {
-                    mu = mp[c]; istd = ip[c]
-                } else if training {
-                    var s = 0.0, ss = 0.0
-                    for n in 0..<N { s += Double(vectorSum(xp + (n * C + c) * S, S)) }
-                    let m = s / Double(M)
-                    for n in 0..<N { ss += Double(vectorSumOfSquaredDeviations(xp + (n * C + c) * S, S, from: Float(m))) }
-                    (mu, istd) = Self.statistics(sum: s, squaredDeviations: ss, count: M, eps: eps,
-                                                  momentum: mom, runningMean: rm + c, runningVar: rv + c)
-                } else {
-                    mu = rm[c]
-                    istd = 1 / (rv[c] + eps).squareRoot()
-                }
-                mp[c] = mu; ip[c] = istd
-                let scale = gp[c] * istd, shift = bp[c] - mu * scale
-                for n in 0..<N {
-                    let p = xp + (n * C + c) * S, o = yp + (n * C + c) * S
-                    if let a = slope {
-                        for q in 0..<S { o[q] = leakyReLU(p[q] * scale + shift, slope: a) }
+        let xp = x.data, mp = mean.data, ip = invStd.data, rm = runningMean.data, rv = runningVar.data
+        let eps = self.eps, mom = cumulative ? 1 / (numBatchesTracked[0] + 1) : momentum
+        if training, let world = crossReplica {
+            synchroniseStatistics(x, world, momentum: mom)
+        } else {
+            Parallel.forEachChunk(count: C) { channels, _ in
+                for c in channels {
+                    if training {
+                        var s = 0.0, ss = 0.0
+                        for n in 0..<N { s += Double(vectorSum(xp + (n * C + c) * S, S)) }
+                        let m = s / Double(M)
+                        for n in 0..<N { ss += Double(vectorSumOfSquaredDeviations(xp + (n * C + c) * S, S, from: Float(m))) }
+                        (mp[c], ip[c]) = Self.statistics(sum: s, squaredDeviations: ss, count: M, eps: eps,
+                                                         momentum: mom, runningMean: rm + c, runningVar: rv + c)
                     } else {
-                        for q in 0..<S { o[q] = p[q] * scale + shift }
+                        mp[c] = rm[c]
+                        ip[c] = 1 / (rv[c] + eps).squareRoot()
                     }
                 }
             }
         }
         if training { numBatchesTracked[0] += 1 }
-        return y
+        wasTraining = training
     }
 
     public func fuseLeakyReLU(negativeSlope: Float) { fusedLeakyReLUSlope = negativeSlope }
+    public func fuseOutputLeakyReLUGradient() { fusedGradientSlope = fusedLeakyReLUSlope }
 
     /// μ and 1/σ of one channel from its sum and sum of squared deviations over `count` values; the running
     /// statistics move towards μ and the unbiased variance.
@@ -150,50 +159,60 @@ public final class BatchNorm: LeakyReLUFusing {
         }
     }
 
-    // dy → dx = γ·istd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)) in training mode, γ·istd·dy in eval mode
+    // dy → dx = γ·istd/M·(M·dy′ − Σdy′ − x̂·Σ(dy′·x̂)) in training mode, γ·istd·dy′ in eval mode, where dy′ is dy
+    // through the fused activation's gradient (`fuseOutputLeakyReLUGradient`), else dy
     public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
         guard let x = input else { preconditionFailure("BatchNorm.backward before forward") }
         precondition(!passedThrough, "BatchNorm.backward after an eval-mode forward that the layer before applied; run that pass in training mode")
-        let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C), M = Float(N * S)
-        let dx: Tensor? = inputGradient ? Tensor.reuse(inputGrad, shape: x.shape) : nil
-        if let dx { inputGrad = dx }
-        let xp = x.data, dyp = dy.data, dxp = dx?.data, gp = weight.value.data
-        let gw = weight.grad.data, gb = bias.grad.data, mp = mean.data, ip = invStd.data
-        let training = wasTraining
-        // Synchronised (training mode across ranks): this rank's Σdy and Σdy·x̂ go into its weight gradients (the
-        // gradient average sums them over the ranks), the sums over every rank's rows into dx.
-        let world = training && inputGradient ? crossReplica : nil
-        let sums = replicaSums, totalM = M * Float(world?.size ?? 1)
-        Parallel.forEachChunk(count: C) { channels, _ in
-            for c in channels {
-                var sumDy: Float = 0, sumDyXhat: Float = 0
+        let N = x.shape[0], C = numFeatures
+        let (sumDy, sumDyXhat) = gradientSums(dy, x, affine: ownAffine, slope: fusedGradientSlope)
+        if weightGradients {
+            let gw = weight.grad.data, gb = bias.grad.data
+            for c in 0..<C {
+                var s: Float = 0, dot: Float = 0
+                for n in 0..<N { s += sumDy[n * C + c]; dot += sumDyXhat[n * C + c] }
+                gw[c] += dot; gb[c] += s
+            }
+        }
+        return inputGradient ? self.inputGradient(dy, x, affine: ownAffine, slope: fusedGradientSlope,
+                                                  sumDy: sumDy, sumDyXhat: sumDyXhat) : nil
+    }
+
+    /// Per (sample, channel): Σ dy′ and Σ dy′·x̂ over the positions, [N·C] each; dy′ is dy through the gradient of a
+    /// LeakyReLU(`slope`) applied after the normalisation (nil: none).
+    func gradientSums(_ dy: Tensor, _ x: Tensor, affine: NormalizationPasses.Affine, slope: Float?)
+        -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
+        let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C)
+        let sums = Tensor.reuse(perSampleSums, shape: [2, N * C]); perSampleSums = sums
+        NormalizationPasses.gradientSums(dy: dy.data, x: x.data, N: N, C: C, S: S, mean: mean.data, invStd: invStd.data,
+                                         affine: affine, slope: slope, sumDy: sums.data,
+                                         sumDyXhat: sums.data + N * C)
+        return (sums.data, sums.data + N * C)
+    }
+
+    /// dx from `gradientSums`' sums: the centring terms a = Σ γ·Σdy′ / M and b = Σ γ·Σdy′x̂ / M per channel,
+    /// summed over every rank's rows when synchronised; none after an eval-mode forward.
+    func inputGradient(_ dy: Tensor, _ x: Tensor, affine: NormalizationPasses.Affine, slope: Float?,
+                       sumDy: UnsafePointer<Float>, sumDyXhat: UnsafePointer<Float>) -> Tensor {
+        let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C)
+        let dx = Tensor.reuse(inputGrad, shape: x.shape); inputGrad = dx
+        let sums = replicaSums, training = wasTraining
+        if training {
+            for c in 0..<C {
+                var a = 0.0, b = 0.0
                 for n in 0..<N {
-                    let (s, dot) = vectorSumAndCenteredDot(dyp + (n * C + c) * S, xp + (n * C + c) * S, S, mean: mp[c])
-                    sumDy += s; sumDyXhat += dot * ip[c]
+                    let g = Double(affine.gamma[n * affine.rowStride + c])
+                    a += g * Double(sumDy[n * C + c]); b += g * Double(sumDyXhat[n * C + c])
                 }
-                if weightGradients { gw[c] += sumDyXhat; gb[c] += sumDy }
-                sums[c] = Double(sumDy); sums[C + c] = Double(sumDyXhat)
+                sums[c] = a; sums[C + c] = b
             }
+            crossReplica?.allreduceSum(sums, count: 2 * C)
+            let total = Double(N * S * (crossReplica?.size ?? 1)), centre = centreTerms.data
+            for c in 0..<2 * C { centre[c] = Float(sums[c] / total) }
         }
-        world?.allreduceSum(sums, count: 2 * C)
-        guard let dxp else { return dx }
-        Parallel.forEachChunk(count: C) { channels, _ in
-            for c in channels {
-                let mu = mp[c], istd = ip[c], k = gp[c] * istd
-                if training {
-                    let a = Float(sums[c]) / totalM, b = Float(sums[C + c]) / totalM
-                    for n in 0..<N {
-                        let p = xp + (n * C + c) * S, d = dyp + (n * C + c) * S, o = dxp + (n * C + c) * S
-                        for q in 0..<S { o[q] = k * (d[q] - a - (p[q] - mu) * istd * b) }
-                    }
-                } else {
-                    for n in 0..<N {
-                        let d = dyp + (n * C + c) * S, o = dxp + (n * C + c) * S
-                        for q in 0..<S { o[q] = k * d[q] }
-                    }
-                }
-            }
-        }
+        NormalizationPasses.inputGradient(dy: dy.data, x: x.data, dx: dx.data, N: N, C: C, S: S, mean: mean.data,
+                                          invStd: invStd.data, affine: affine, slope: slope,
+                                          centre: training ? (UnsafePointer(centreTerms.data), UnsafePointer(centreTerms.data + C)) : nil)
         return dx
     }
 }
