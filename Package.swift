@@ -37,9 +37,11 @@ let package = Package(
         .target(name: "CNarrowConvolution"),
         // Matrix transposes for layout changes (AVX2 8×8 blocks, chosen at run time); see its header.
         .target(name: "CTranspose"),
+        // Passes over bfloat16 activations outside oneDNN (AVX-512, chosen at run time); see its header.
+        .target(name: "CBFloat16"),
         .target(
             name: "GANCore",
-            dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux])), "COneDNN", "CMPI", "CNarrowConvolution", "CTranspose"],
+            dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux])), "COneDNN", "CMPI", "CNarrowConvolution", "CTranspose", "CBFloat16"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .target(
@@ -53,7 +55,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GANCoreTests",
-            dependencies: ["GANCore", "CIFARGAN", "CNarrowConvolution", "CTranspose"],
+            dependencies: ["GANCore", "CIFARGAN", "CNarrowConvolution", "CTranspose", "CBFloat16"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

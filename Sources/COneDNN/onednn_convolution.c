@@ -210,8 +210,10 @@ onednn_convolution *onednn_convolution_create_general(int batch, int in_channels
                                                       int input_block, int output_block, unsigned options) {
     if (!onednn_available(0)) return NULL;
     const int training = (options & ONEDNN_TRAINING) != 0, bf16 = (options & ONEDNN_BF16) != 0;
+    const int x_bf16 = (options & ONEDNN_BF16_INPUT_HANDOFF) != 0, y_bf16 = (options & ONEDNN_BF16_OUTPUT_HANDOFF) != 0;
     dnnl_format_tag_t x_tag = activation_tag(input_block), y_tag = activation_tag(output_block);
     if (x_tag == dnnl_format_tag_undef || y_tag == dnnl_format_tag_undef) return NULL;
+    if ((x_bf16 && (!bf16 || input_block == 0)) || (y_bf16 && (!bf16 || output_block == 0))) return NULL;
     int oh = (height + 2 * padding_height - kernel_height) / stride + 1;
     int ow = (width + 2 * padding_width - kernel_width) / stride + 1;
     if (oh <= 0 || ow <= 0) return NULL;
@@ -228,12 +230,14 @@ onednn_convolution *onednn_convolution_create_general(int batch, int in_channels
     dnnl_dims_t w_dims = {out_channels, in_channels, kernel_height, kernel_width}, b_dims = {out_channels};
     dnnl_dims_t strides = {stride, stride}, pad = {padding_height, padding_width};
     dnnl_memory_desc_t x_user, y_user, w_user, b_md, x_any, y_any, w_any, x_in, y_in, w_in;
-    TRY(D(dnnl_memory_desc_init_by_tag)(&x_user, 4, x_dims, dnnl_f32, x_tag));
-    TRY(D(dnnl_memory_desc_init_by_tag)(&y_user, 4, y_dims, dnnl_f32, y_tag));
+    // A bfloat16 hand-over: the caller's buffer is bfloat16, and the pass that writes it (y forward, dx
+    // backward-data) writes bfloat16, so no port converts anything.
+    TRY(D(dnnl_memory_desc_init_by_tag)(&x_user, 4, x_dims, x_bf16 ? dnnl_bf16 : dnnl_f32, x_tag));
+    TRY(D(dnnl_memory_desc_init_by_tag)(&y_user, 4, y_dims, y_bf16 ? dnnl_bf16 : dnnl_f32, y_tag));
     TRY(D(dnnl_memory_desc_init_by_tag)(&w_user, 4, w_dims, dnnl_f32, dnnl_oihw));
     TRY(D(dnnl_memory_desc_init_by_tag)(&b_md, 1, b_dims, dnnl_f32, dnnl_x));
-    TRY(D(dnnl_memory_desc_init_by_tag)(&x_any, 4, x_dims, dnnl_f32, dnnl_format_tag_any));
-    TRY(D(dnnl_memory_desc_init_by_tag)(&y_any, 4, y_dims, dnnl_f32, dnnl_format_tag_any));
+    TRY(D(dnnl_memory_desc_init_by_tag)(&x_any, 4, x_dims, x_bf16 ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any));
+    TRY(D(dnnl_memory_desc_init_by_tag)(&y_any, 4, y_dims, y_bf16 ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any));
     TRY(D(dnnl_memory_desc_init_by_tag)(&w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
     // What each pass multiplies: in bfloat16 its two inputs (x and w forward, dy and w backward-data, x and dy
     // backward-weights) are bfloat16 copies made by the ports' reorders, while what it writes (y, dx, dw, db) and

@@ -78,7 +78,9 @@ struct Bench: ParsableCommand {
             return
         }
         Profiler.enabled = profile
-        if let message = Precision.resolve(precision).1 { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+        let (resolved, message) = Precision.resolve(precision)
+        if let message { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+        KernelSettings.precision = resolved   // (so that the summary printed below names what ran)
         // Under mpirun: data-parallel training of one model, each rank with its share of every batch.
         let dataParallel = Communicator.world.map(DataParallel.init(world:))
         _ = try dataParallel?.rowsPerRank(batchSize: batchSize)

@@ -394,8 +394,18 @@ private func docExample36() throws {
     _ = zip
 }
 
-// Sources/GANCore/Kernels/BLAS.swift:10
+// Sources/GANCore/Kernels/BFloat16.swift:9
 private func docExample37() throws {
+    let x = Tensor(shape: [4])                       // room for 8 bfloat16 values
+    let bits = BFloat16.pointer(x.data)
+    bits[0] = BFloat16.bits(1.5)
+    print(BFloat16.float(bits[0]))                   // 1.5
+    _ = bits
+    _ = x
+}
+
+// Sources/GANCore/Kernels/BLAS.swift:10
+private func docExample38() throws {
     let a = Tensor(shape: [2, 2])
     let b = Tensor(shape: [2, 2])
     let c = Tensor(shape: [2, 2])
@@ -406,25 +416,25 @@ private func docExample37() throws {
 }
 
 // Sources/GANCore/Kernels/KernelSettings.swift:10
-private func docExample38() throws {
+private func docExample39() throws {
     KernelSettings.convolution = .blas    // patch-matrix GEMMs only
     KernelSettings.winograd = false       // phase GEMMs for transposed convolutions
     print(KernelSettings.summary)
 }
 
 // Sources/GANCore/Kernels/NarrowConvolution.swift:14
-private func docExample39() throws {
+private func docExample40() throws {
     let onThisCPU = NarrowConvolution.available
     _ = onThisCPU
 }
 
 // Sources/GANCore/Kernels/OneDNN.swift:12
-private func docExample40() throws {
+private func docExample41() throws {
     KernelSettings.convolution = .blas
 }
 
 // Sources/GANCore/Kernels/OneDNN.swift:43
-private func docExample41() throws {
+private func docExample42() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let weight = Tensor(shape: [192, 768, 1, 7])
     let bias = Tensor(shape: [192])
@@ -440,7 +450,7 @@ private func docExample41() throws {
 }
 
 // Sources/GANCore/Kernels/Precision.swift:13
-private func docExample42() throws {
+private func docExample43() throws {
     let (precision, message) = Precision.resolve(.bf16)
     if let message { print(message) }
     KernelSettings.precision = precision
@@ -449,7 +459,7 @@ private func docExample42() throws {
 }
 
 // Sources/GANCore/Layers/Activations.swift:6
-private func docExample43() throws {
+private func docExample44() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let act = LeakyReLU(0.2)
     let y = act.forward(x, training: true)
@@ -459,7 +469,7 @@ private func docExample43() throws {
 }
 
 // Sources/GANCore/Layers/Activations.swift:57
-private func docExample44() throws {
+private func docExample45() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
     let d = Sequential([Conv2d(inChannels: 3, outChannels: 8, kernelSize: 3, rng: &rng), LeakyReLU(0.2, inPlace: true)])
@@ -470,7 +480,7 @@ private func docExample44() throws {
 }
 
 // Sources/GANCore/Layers/Activations.swift:76
-private func docExample45() throws {
+private func docExample46() throws {
     var rng = RandomGenerator(seed: 0)
     let d = Sequential([LeakyReLU(0.2, inPlace: true), Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, rng: &rng)])
     // d.layers[1]'s dx is already the gradient with respect to d.layers[0]'s input.
@@ -479,7 +489,7 @@ private func docExample45() throws {
 }
 
 // Sources/GANCore/Layers/Activations.swift:95
-private func docExample46() throws {
+private func docExample47() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let g = Sequential([BatchNorm(numFeatures: 8), ReLU(inPlace: true), Upsample2x()])
     // g.layers[0] writes ReLU(bn(x)) and its backward pass takes the gradient with respect to that output.
@@ -488,13 +498,13 @@ private func docExample46() throws {
 }
 
 // Sources/GANCore/Layers/Activations.swift:216
-private func docExample47() throws {
+private func docExample48() throws {
     let drop = Dropout(0.4, seed: 7)
     _ = drop
 }
 
 // Sources/GANCore/Layers/Activations.swift:317
-private func docExample48() throws {
+private func docExample49() throws {
     let dy = Tensor(shape: [2, 2])
     let a = Tensor(shape: [2, 2])
     let b = Tensor(shape: [2, 2])
@@ -511,7 +521,7 @@ private func docExample48() throws {
 }
 
 // Sources/GANCore/Layers/Conditional.swift:4
-private func docExample49() throws {
+private func docExample50() throws {
     let z = Tensor(shape: [2, 100])
     let generator = Sequential([])
     let classes = [Int]()
@@ -526,7 +536,7 @@ private func docExample49() throws {
 }
 
 // Sources/GANCore/Layers/Conditional.swift:28
-private func docExample50() throws {
+private func docExample51() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let labels = ClassLabels(classes: 10)
     let cbn = ConditionalBatchNorm(numFeatures: 128, labels: labels)
@@ -538,7 +548,7 @@ private func docExample50() throws {
 }
 
 // Sources/GANCore/Layers/Conditional.swift:114
-private func docExample51() throws {
+private func docExample52() throws {
     let features = Tensor(shape: [2, 128])
     var rng = RandomGenerator(seed: 0)
     let labels = ClassLabels(classes: 10)
@@ -551,8 +561,8 @@ private func docExample51() throws {
     _ = rng
 }
 
-// Sources/GANCore/Layers/Conv2d.swift:22
-private func docExample52() throws {
+// Sources/GANCore/Layers/Conv2d.swift:25
+private func docExample53() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
     let conv = Conv2d(inChannels: 3, outChannels: 64, kernelSize: 3, stride: 1, padding: 1, rng: &rng)
@@ -564,7 +574,7 @@ private func docExample52() throws {
 }
 
 // Sources/GANCore/Layers/ConvTranspose2d.swift:23
-private func docExample53() throws {
+private func docExample54() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
     let up = ConvTranspose2d(inChannels: 128, outChannels: 64, kernelSize: 4, stride: 2, padding: 1, rng: &rng)
@@ -576,7 +586,7 @@ private func docExample53() throws {
 }
 
 // Sources/GANCore/Layers/FusionPlan.swift:9
-private func docExample54() throws {
+private func docExample55() throws {
     var rng = RandomGenerator(seed: 0)
     let d = Sequential([Conv2d(inChannels: 3, outChannels: 8, kernelSize: 3, rng: &rng), LeakyReLU(0.2, inPlace: true),
                         Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, rng: &rng)])
@@ -586,7 +596,7 @@ private func docExample54() throws {
 }
 
 // Sources/GANCore/Layers/Layer.swift:30
-private func docExample55() throws {
+private func docExample56() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let dy = Tensor(shape: [2, 2])
     var rng = RandomGenerator(seed: 0)
@@ -602,7 +612,7 @@ private func docExample55() throws {
 }
 
 // Sources/GANCore/Layers/Linear.swift:3
-private func docExample56() throws {
+private func docExample57() throws {
     let z = Tensor(shape: [2, 100])
     var rng = RandomGenerator(seed: 0)
     let fc = Linear(inFeatures: 100, outFeatures: 2048, rng: &rng)
@@ -614,7 +624,7 @@ private func docExample56() throws {
 }
 
 // Sources/GANCore/Layers/Normalization.swift:8
-private func docExample57() throws {
+private func docExample58() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let bn = BatchNorm(numFeatures: 128)
     let y = bn.forward(x, training: true)   // [N, 128, 4, 4] → same shape
@@ -624,7 +634,7 @@ private func docExample57() throws {
 }
 
 // Sources/GANCore/Layers/NormalizationPasses.swift:15
-private func docExample58() throws {
+private func docExample59() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let a = Tensor(shape: [2, 2])
     let y = Tensor(shape: [8, 192, 17, 17])
@@ -644,7 +654,7 @@ private func docExample58() throws {
 }
 
 // Sources/GANCore/Layers/Pooling.swift:3
-private func docExample59() throws {
+private func docExample60() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let pool = GlobalAvgPool2d()
     let features = pool.forward(x, training: true)   // [N, 128, 8, 8] → [N, 128]
@@ -654,7 +664,7 @@ private func docExample59() throws {
 }
 
 // Sources/GANCore/Layers/Pooling.swift:40
-private func docExample60() throws {
+private func docExample61() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let features = GlobalSumPool2d().forward(x, training: true)   // [N, 64, 8, 8] → [N, 64]
     _ = features
@@ -662,7 +672,7 @@ private func docExample60() throws {
 }
 
 // Sources/GANCore/Layers/Pooling.swift:65
-private func docExample61() throws {
+private func docExample62() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let down = AvgPool2x2().forward(x, training: true)   // [N, 64, 32, 32] → [N, 64, 16, 16]
     _ = down
@@ -670,7 +680,7 @@ private func docExample61() throws {
 }
 
 // Sources/GANCore/Layers/Pooling.swift:92
-private func docExample62() throws {
+private func docExample63() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let up = Upsample2x().forward(x, training: true)   // [N, 64, 8, 8] → [N, 64, 16, 16]
     _ = up
@@ -678,7 +688,7 @@ private func docExample62() throws {
 }
 
 // Sources/GANCore/Layers/Residual.swift:6
-private func docExample63() throws {
+private func docExample64() throws {
     var rng1 = RandomGenerator(seed: 0); let conv1 = Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, padding: 1, rng: &rng1)
     var rng2 = RandomGenerator(seed: 0); let conv2 = Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, padding: 1, rng: &rng2)
     let bn1 = BatchNorm(numFeatures: 8)
@@ -692,7 +702,7 @@ private func docExample63() throws {
 }
 
 // Sources/GANCore/Layers/Sequential.swift:6
-private func docExample64() throws {
+private func docExample65() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
     let net = Sequential([Linear(inFeatures: 2, outFeatures: 8, rng: &rng), LeakyReLU(0.2)])
@@ -704,7 +714,7 @@ private func docExample64() throws {
 }
 
 // Sources/GANCore/Layers/SpectralNorm.swift:3
-private func docExample65() throws {
+private func docExample66() throws {
     var rng = RandomGenerator(seed: 0)
     let layer: WeightedLayer = Linear(inFeatures: 4, outFeatures: 2, rng: &rng)
     let sn = SpectralNorm(layer, rng: &rng)
@@ -714,7 +724,7 @@ private func docExample65() throws {
 }
 
 // Sources/GANCore/Layers/SpectralNorm.swift:37
-private func docExample66() throws {
+private func docExample67() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
     let bias = Tensor(shape: [192])
@@ -728,7 +738,7 @@ private func docExample66() throws {
 }
 
 // Sources/GANCore/Tensors/LinearAlgebra.swift:10
-private func docExample67() throws {
+private func docExample68() throws {
     let (values, vectors) = try symmetricEigen([2, 1, 1, 2], n: 2)   // values [1, 3]
     _ = values
     _ = vectors
@@ -737,7 +747,7 @@ private func docExample67() throws {
 // Sources/GANCore/Tensors/Memory.swift:13: an example of internal API, not compiled here
 
 // Sources/GANCore/Tensors/Parallel.swift:12
-private func docExample69() throws {
+private func docExample70() throws {
     let batch = 64
     func process(sample: Int, scratch: Int) {}
     Parallel.forEachChunk(count: batch) { range, worker in for n in range { process(sample: n, scratch: worker) } }
@@ -746,14 +756,14 @@ private func docExample69() throws {
 }
 
 // Sources/GANCore/Tensors/Profiler.swift:5
-private func docExample70() throws {
+private func docExample71() throws {
     Profiler.enabled = true
 
     for row in Profiler.report() { print(row) }
 }
 
 // Sources/GANCore/Tensors/Random.swift:6
-private func docExample71() throws {
+private func docExample72() throws {
     var rng = RandomGenerator(seed: 42)
     let z = Tensor(shape: [64, 100]); rng.fillNormal(z)
     _ = rng
@@ -761,7 +771,7 @@ private func docExample71() throws {
 }
 
 // Sources/GANCore/Tensors/Tensor.swift:6
-private func docExample72() throws {
+private func docExample73() throws {
     let x = Tensor(shape: [2, 3], values: [1, 2, 3, 4, 5, 6])
     x[1 * 3 + 2] = 0      // flat index
     print(x.shape, x.toArray())
@@ -769,7 +779,7 @@ private func docExample72() throws {
 }
 
 // Sources/GANCore/Tensors/UserFacingError.swift:5
-private func docExample73() throws {
+private func docExample74() throws {
     let a = Tensor(shape: [2, 2])
     let run = URL(fileURLWithPath: "runs/cat")
     let config = RunConfig()
@@ -783,7 +793,7 @@ private func docExample73() throws {
 }
 
 // Sources/GANCore/Training/AdaptiveAugmentation.swift:12
-private func docExample74() throws {
+private func docExample75() throws {
     let a = Tensor(shape: [2, 2])
     let logits = Tensor(shape: [2, 1])
     let realLogits = Tensor(shape: [2, 1])
@@ -798,7 +808,7 @@ private func docExample74() throws {
 }
 
 // Sources/GANCore/Training/Augment.swift:11
-private func docExample75() throws {
+private func docExample76() throws {
     let images = Tensor(shape: [2, 3, 32, 32])
     let augment = DiffAugment(policy: [.color, .translation, .cutout], seed: 1)
     let seen = augment.forward(images, training: true)   // [N, C, H, W] → same shape
@@ -808,7 +818,7 @@ private func docExample75() throws {
 }
 
 // Sources/GANCore/Training/LeCam.swift:13
-private func docExample76() throws {
+private func docExample77() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let logits = Tensor(shape: [2, 1])
     let realLogits = Tensor(shape: [2, 1])
@@ -827,7 +837,7 @@ private func docExample76() throws {
 }
 
 // Sources/GANCore/Training/Losses.swift:6
-private func docExample77() throws {
+private func docExample78() throws {
     let logits = Tensor(shape: [2, 1])
     let targets = Tensor(shape: [2, 1])
     let loss = BCEWithLogitsLoss()
@@ -841,7 +851,7 @@ private func docExample77() throws {
 }
 
 // Sources/GANCore/Training/Losses.swift:40
-private func docExample78() throws {
+private func docExample79() throws {
     let logits = Tensor(shape: [2, 1])
     let indices: ArraySlice<Int> = [0, 1][...]
     let classes = [Int]()
@@ -857,7 +867,7 @@ private func docExample78() throws {
 }
 
 // Sources/GANCore/Training/Losses.swift:93
-private func docExample79() throws {
+private func docExample80() throws {
     let logits = Tensor(shape: [2, 1])
     let loss = HingeLoss()
     let value = loss.forward(logits, .real)
@@ -869,7 +879,7 @@ private func docExample79() throws {
 }
 
 // Sources/GANCore/Training/Optimizers.swift:18
-private func docExample80() throws {
+private func docExample81() throws {
     let net = Sequential([])
     let opt = Adam(parameters: net.parameters, lr: 2e-4, betas: (0.5, 0.999))
     opt.zeroGrad()

@@ -174,6 +174,70 @@ final class BFloat16Tests: XCTestCase {
         }
     }
 
+    /// A bfloat16 hand-over (`KernelSettings.bf16Handoff`) against a float32 one, both multiplying in bfloat16, on a
+    /// chain whose middle layer receives and passes on bfloat16 (its dx then applies the LeakyReLU rule in
+    /// bfloat16) and whose first layer's image gradient reads a bfloat16 dy. Forward: the consumer rounded the
+    /// float32 hand-over to bfloat16 anyway, so y agrees to float32 rounding. Backward: dx is now rounded to
+    /// bfloat16 before the LeakyReLU's slope (rounded again) rather than after, and the image gradient reads the
+    /// rounded dy: differences of bfloat16's rounding, well under 1% in relative L2.
+    func testBFloat16HandoffAgreesWithFloat32Handoff() throws {
+        try withBF16 {
+            func make(_ r: inout RandomGenerator) -> Sequential {
+                Sequential([Conv2d(inChannels: 3, outChannels: 16, kernelSize: 3, stride: 1, padding: 1, rng: &r), LeakyReLU(0.1, inPlace: true),
+                            Conv2d(inChannels: 16, outChannels: 32, kernelSize: 4, stride: 2, padding: 1, rng: &r), LeakyReLU(0.2, inPlace: true),
+                            Conv2d(inChannels: 32, outChannels: 32, kernelSize: 3, stride: 1, padding: 1, rng: &r)])
+            }
+            let saved = KernelSettings.bf16Handoff
+            defer { KernelSettings.bf16Handoff = saved }
+            let x = randomTensor([19, 3, 16, 16], &rng), dy = randomTensor([19, 32, 8, 8], &rng)
+            var results: [[Tensor]] = []
+            for handoff in [true, false] {
+                KernelSettings.bf16Handoff = handoff
+                var r = RandomGenerator(seed: 8)
+                let model = make(&r)
+                results.append(pass(model, x, dy))
+                for i in [0, 2] {
+                    XCTAssertTrue((model.layers[i] as! Conv2d).handedOutputInBlockedLayout, "activation \(i + 1) blocked")
+                    XCTAssertEqual((model.layers[i] as! Conv2d).handedOutputInBFloat16, handoff, "activation \(i + 1) in bfloat16")
+                }
+            }
+            XCTAssertLessThan(relativeError(results[0][0], results[1][0]), 1e-6, "y")
+            let names = ["dx", "0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]
+            for i in 1..<results[0].count {
+                let e = relativeError(results[0][i], results[1][i])
+                XCTAssertLessThan(e, 5e-3, names[i - 1])
+            }
+            XCTAssertGreaterThan(relativeError(results[0][1], results[1][1]), 1e-6, "dx: the hand-over visibly ran in bfloat16")
+        }
+    }
+
+    /// The helpers for bfloat16 hand-overs outside oneDNN: rounding like oneDNN's reorders (ties to even), and a
+    /// LeakyReLU gradient over bfloat16 values (vector body and scalar tail, zero and negative zero taking the slope).
+    func testBFloat16HelpersRoundToNearestEven() {
+        for x: Float in [1, 1.5, -2.75, 3.14159, 1e-30, -0, 65504, 1 + 1.0 / 256, 1 + 3.0 / 256] {
+            XCTAssertEqual(BFloat16.float(BFloat16.bits(x)), bf16(x), "\(x)")
+        }
+        XCTAssertEqual(BFloat16.float(BFloat16.bits(1 + 1.0 / 256)), 1, "a tie rounds to the even neighbour")
+        let n = 21, slope: Float = 0.2
+        var dyValues: [Float] = [], signValues: [Float] = []
+        for i in 0..<n {
+            dyValues.append(Float(i) * 0.37 - 3)
+            signValues.append(i % 3 == 0 ? -Float(i) : (i % 5 == 0 ? 0 : Float(i)))
+        }
+        let dy = Tensor(shape: [n]), sign = Tensor(shape: [n]), out = Tensor(shape: [n]), wide = Tensor(shape: [n])
+        for i in 0..<n {
+            BFloat16.pointer(dy.data)[i] = BFloat16.bits(dyValues[i]); BFloat16.pointer(sign.data)[i] = BFloat16.bits(signValues[i])
+        }
+        BFloat16.pointer(sign.data)[7] = 0x8000   // −0
+        BFloat16.leakyReLUGradient(dy: BFloat16.pointer(dy.data), sign: BFloat16.pointer(sign.data), into: BFloat16.pointer(out.data),
+                                   count: n, slope: slope)
+        BFloat16.widen(BFloat16.pointer(out.data), into: wide.data, count: n)
+        for i in 0..<n {
+            let positive = i != 7 && signValues[i] > 0
+            XCTAssertEqual(wide[i], positive ? bf16(dyValues[i]) : bf16(bf16(dyValues[i]) * slope), "value \(i)")
+        }
+    }
+
     /// ‖a − b‖ / ‖b‖.
     func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
         var d = 0.0, n = 0.0

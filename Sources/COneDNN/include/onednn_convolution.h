@@ -40,7 +40,12 @@ onednn_convolution *onednn_convolution_create(int batch, int in_channels, int he
 /// writes float32 (the caller's buffers stay float32; NULL where this oneDNN has no bfloat16 kernel for the CPU);
 /// ONEDNN_WINOGRAD asks for Winograd F(4×4, 3×3) on 3×3 stride-1 kernels, which oneDNN has for float32 on AVX-512
 /// without post-ops (elsewhere the direct algorithm runs: `onednn_convolution_is_winograd` says which).
-enum { ONEDNN_TRAINING = 1, ONEDNN_BF16 = 2, ONEDNN_WINOGRAD = 4 };
+///
+/// ONEDNN_BF16_INPUT_HANDOFF / ONEDNN_BF16_OUTPUT_HANDOFF (with ONEDNN_BF16 and a blocked `input_block` /
+/// `output_block`): the caller's x and dx / y and dy are bfloat16 in that blocked layout (2 bytes a value, behind
+/// the same `float *` pointers), so that two bfloat16 convolutions hand an activation and its gradient to each
+/// other without converting them: the producer writes y in bfloat16, the consumer writes dx in bfloat16.
+enum { ONEDNN_TRAINING = 1, ONEDNN_BF16 = 2, ONEDNN_WINOGRAD = 4, ONEDNN_BF16_INPUT_HANDOFF = 8, ONEDNN_BF16_OUTPUT_HANDOFF = 16 };
 onednn_convolution *onednn_convolution_create_general(int batch, int in_channels, int height, int width,
                                                       int out_channels, int kernel_height, int kernel_width, int stride,
                                                       int padding_height, int padding_width,

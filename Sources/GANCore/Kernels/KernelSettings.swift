@@ -31,6 +31,10 @@ public enum KernelSettings {
     /// to float32 where the CPU cannot run bfloat16 natively.
     nonisolated(unsafe) public static var precision: Precision = .fp32
 
+    /// In bfloat16, whether two convolutions joined by a `BlockedHandoff` pass the activation and its gradient as
+    /// bfloat16 (`CIFAR_GAN_BF16_HANDOFF=0`: as float32, each converting on the way in, as before session 12).
+    nonisolated(unsafe) public static var bf16Handoff: Bool = environment("CIFAR_GAN_BF16_HANDOFF") != "0"
+
     /// Samples per oneDNN call (`CIFAR_GAN_ONEDNN_CHUNK` overrides both): 16 in float32, measured on the original
     /// models; 64 in bfloat16, where each call multiplies twice as fast, so what every call costs besides the products
     /// (converting the weights to bfloat16, starting the threads) weighs twice as much — 64 measured +11–23% for

@@ -60,6 +60,9 @@ public final class OneDNNConvolution {
 
     /// The layouts of x/dx and y/dy: 0 for NCHW, else oneDNN's channel block (see `BlockedHandoff`).
     let inputBlock: Int, outputBlock: Int
+    /// Whether x/dx and y/dy are bfloat16 in that blocked layout (a bfloat16 `BlockedHandoff`): 2 bytes a value
+    /// behind the `Float` pointers.
+    let inputBF16: Bool, outputBF16: Bool
 
     /// The channel block of oneDNN's preferred activation layout on this CPU, or 0.
     static let preferredChannelBlock: Int = Int(onednn_preferred_channel_block())
@@ -67,11 +70,12 @@ public final class OneDNNConvolution {
     /// Training primitives (forward and both backward passes); in bfloat16 unless `bf16` says otherwise, when
     /// `KernelSettings.precision` is `.bf16`.
     convenience init?(inputShape: [Int], outChannels: Int, kernel: Int, stride: Int, padding: Int, leakyReLUSlope: Float?,
-                      inputBlock: Int = 0, outputBlock: Int = 0, bf16: Bool? = nil) {
+                      inputBlock: Int = 0, outputBlock: Int = 0, bf16: Bool? = nil,
+                      inputBF16: Bool = false, outputBF16: Bool = false) {
         self.init(inputShape: inputShape, outChannels: outChannels, kernelHeight: kernel, kernelWidth: kernel, stride: stride,
                   paddingHeight: padding, paddingWidth: padding, leakyReLUSlope: leakyReLUSlope,
                   inputBlock: inputBlock, outputBlock: outputBlock, training: true,
-                  bf16: bf16 ?? (KernelSettings.precision == .bf16))
+                  bf16: bf16 ?? (KernelSettings.precision == .bf16), inputBF16: inputBF16, outputBF16: outputBF16)
     }
 
     /// An inference-only convolution, NCHW in and out, ReLU fused when `reluAfter`; nil where oneDNN is missing
@@ -84,7 +88,8 @@ public final class OneDNNConvolution {
     }
 
     init?(inputShape: [Int], outChannels: Int, kernelHeight: Int, kernelWidth: Int, stride: Int, paddingHeight: Int,
-          paddingWidth: Int, leakyReLUSlope: Float?, inputBlock: Int, outputBlock: Int, training: Bool, bf16: Bool) {
+          paddingWidth: Int, leakyReLUSlope: Float?, inputBlock: Int, outputBlock: Int, training: Bool, bf16: Bool,
+          inputBF16: Bool = false, outputBF16: Bool = false) {
         guard ConvolutionKernels.oneDNNAvailable, inputShape.count == 4, inputShape[0] > 0 else { return nil }
         let n = inputShape[0], c = inputShape[1], h = inputShape[2], w = inputShape[3]
         func create(_ batch: Int) -> OpaquePointer? {
@@ -94,7 +99,9 @@ public final class OneDNNConvolution {
                                               leakyReLUSlope == nil ? 0 : 1, leakyReLUSlope ?? 0,
                                               Int32(inputBlock), Int32(outputBlock),
                                               UInt32((training ? ONEDNN_TRAINING : 0) | (bf16 ? ONEDNN_BF16 : 0)
-                                                     | (KernelSettings.oneDNNWinograd ? ONEDNN_WINOGRAD : 0)))
+                                                     | (KernelSettings.oneDNNWinograd ? ONEDNN_WINOGRAD : 0)
+                                                     | (inputBF16 ? ONEDNN_BF16_INPUT_HANDOFF : 0)
+                                                     | (outputBF16 ? ONEDNN_BF16_OUTPUT_HANDOFF : 0)))
         }
         chunk = min(n, max(1, KernelSettings.oneDNNChunk(bf16: bf16)))
         guard let full = create(chunk) else { return nil }
@@ -105,12 +112,15 @@ public final class OneDNNConvolution {
         } else { remainder = nil }
         shape = inputShape
         self.inputBlock = inputBlock; self.outputBlock = outputBlock; self.bf16 = bf16
+        self.inputBF16 = inputBF16; self.outputBF16 = outputBF16
         winograd = onednn_convolution_is_winograd(full) != 0
         winogradRequested = KernelSettings.oneDNNWinograd
         // Per-sample strides hold for the blocked layouts too: a sample is contiguous in nChw8c/nChw16c, and
-        // blocked layouts are only used when the channels fill whole blocks.
-        inputStride = c * h * w
+        // blocked layouts are only used when the channels fill whole blocks (so a bfloat16 sample, half as many
+        // `Float`s, is a whole number of them).
+        inputStride = c * h * w / (inputBF16 ? 2 : 1)
         outputStride = outChannels * Int(onednn_convolution_output_height(full)) * Int(onednn_convolution_output_width(full))
+            / (outputBF16 ? 2 : 1)
     }
     deinit {
         onednn_convolution_destroy(full)
@@ -145,7 +155,7 @@ public final class OneDNNConvolution {
     /// both are in cache. x then holds the gradient with respect to the LeakyReLU's input.
     func backwardDataOverwritingLeakyReLUInput(dy: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                                x: UnsafeMutablePointer<Float>, slope a: Float) {
-        let xs = inputStride, ys = outputStride, chunk = self.chunk, total = shape[0] * xs
+        let xs = inputStride, ys = outputStride, chunk = self.chunk, total = shape[0] * xs, bf16 = inputBF16
         if scratch == nil { scratch = FloatStorage.allocate(chunk * xs) }
         let scratch = self.scratch!
         forEachChunk("backward-data") { h, n in
@@ -154,7 +164,12 @@ public final class OneDNNConvolution {
             let first = n * xs, count = min(chunk * xs, total - first)
             Parallel.forEachChunk(count: count, minimumPerWorker: 1 << 14) { r, _ in
                 let i = first + r.lowerBound
-                leakyReLUGradient(dy: scratch + r.lowerBound, sign: x + i, into: x + i, count: r.count, slope: a)
+                if bf16 {   // x and dx hold 2 bfloat16 values per `Float`
+                    BFloat16.leakyReLUGradient(dy: BFloat16.pointer(scratch + r.lowerBound), sign: BFloat16.pointer(x + i),
+                                               into: BFloat16.pointer(x + i), count: 2 * r.count, slope: a)
+                } else {
+                    leakyReLUGradient(dy: scratch + r.lowerBound, sign: x + i, into: x + i, count: r.count, slope: a)
+                }
             }
             return status
         }

@@ -2,13 +2,16 @@ import CTranspose
 import Foundation
 
 /// The link between two convolutions that may pass an activation in oneDNN's blocked layout (see
-/// `Conv2d.outputHandoff`). The producer decides per forward pass and records it in `activeBlock`.
+/// `Conv2d.outputHandoff`). The producer decides per forward pass and records it in `activeBlock` and `activeBF16`.
 final class BlockedHandoff {
     /// 8 or 16: the channel block of oneDNN's preferred activation layout (nChw8c / nChw16c).
     let block: Int
     weak var consumer: Conv2d?
     /// The block in use for the current forward pass, 0 for NCHW.
     var activeBlock = 0
+    /// Whether the activation and its gradient pass as bfloat16 (both layers multiply in bfloat16 anyway): the
+    /// producer writes y and the consumer dx in bfloat16, and neither converts its input.
+    var activeBF16 = false
     init(block: Int, consumer: Conv2d) { self.block = block; self.consumer = consumer }
 }
 
@@ -58,6 +61,8 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
     var inputHandoff: BlockedHandoff?
     /// Whether the last forward pass handed its output to the next convolution in oneDNN's blocked layout.
     public var handedOutputInBlockedLayout: Bool { (outputHandoff?.activeBlock ?? 0) > 0 }
+    /// Whether it handed it over in bfloat16 (`BlockedHandoff.activeBF16`).
+    public var handedOutputInBFloat16: Bool { outputHandoff?.activeBF16 ?? false }
     /// The slope of a LeakyReLU applied to the output (set by `Sequential`, see `LeakyReLUFusing`).
     public private(set) var fusedLeakyReLUSlope: Float?
     /// The slope of the LeakyReLU whose output is this layer's input, when dx applies its gradient rule
@@ -100,10 +105,10 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
     /// oneDNN's primitives for this input shape, or nil to run the BLAS kernels.
     private func oneDNNPlan(for x: Tensor) -> OneDNNConvolution? {
         let (oh, ow) = outputSize(x.shape[2], x.shape[3])
-        let inputBlock = inputHandoff?.activeBlock ?? 0
+        let inputBlock = inputHandoff?.activeBlock ?? 0, inputBF16 = inputHandoff?.activeBF16 ?? false
         guard willUseOneDNN(inputHeight: x.shape[2], inputWidth: x.shape[3]) else {
             precondition(inputBlock == 0, "Conv2d: input arrived in oneDNN's layout but this layer runs on BLAS")
-            outputHandoff?.activeBlock = 0
+            outputHandoff?.activeBlock = 0; outputHandoff?.activeBF16 = false
             return nil
         }
         var outputBlock = 0
@@ -111,8 +116,10 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
            handoff.consumer?.willUseOneDNN(inputHeight: oh, inputWidth: ow) == true {
             outputBlock = handoff.block
         }
-        outputHandoff?.activeBlock = outputBlock
+        let outputBF16 = outputBlock > 0 && KernelSettings.precision == .bf16 && KernelSettings.bf16Handoff
+        outputHandoff?.activeBlock = outputBlock; outputHandoff?.activeBF16 = outputBF16
         if let plan = oneDNN, plan.shape == x.shape, plan.inputBlock == inputBlock, plan.outputBlock == outputBlock,
+           plan.inputBF16 == inputBF16, plan.outputBF16 == outputBF16,
            planPrecision == KernelSettings.precision, plan.winogradRequested == KernelSettings.oneDNNWinograd {
             return plan
         }
@@ -121,7 +128,8 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
         // training on the residual models (docs/performance.md), where with 16-sample chunks Winograd had won.
         oneDNN = OneDNNConvolution(inputShape: x.shape, outChannels: outChannels, kernel: kernelSize, stride: stride,
                                    padding: padding, leakyReLUSlope: fusedLeakyReLUSlope,
-                                   inputBlock: inputBlock, outputBlock: outputBlock, bf16: KernelSettings.precision == .bf16)
+                                   inputBlock: inputBlock, outputBlock: outputBlock, bf16: KernelSettings.precision == .bf16,
+                                   inputBF16: inputBF16, outputBF16: outputBF16)
         planPrecision = KernelSettings.precision
         precondition(oneDNN != nil || (inputBlock == 0 && outputBlock == 0), "oneDNN refused a blocked-layout convolution")
         return oneDNN
@@ -236,7 +244,7 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
             }
             if let dx {
                 if narrow {
-                    narrowInputGradient(dy, dyBlock: plan.outputBlock, dx)
+                    narrowInputGradient(dy, dyBlock: plan.outputBlock, dyBF16: plan.outputBF16, dx)
                 } else if let a = inputLeakyReLUSlope {
                     plan.backwardDataOverwritingLeakyReLUInput(dy: dy.data, weight: weight.value.data, x: x.data, slope: a)
                 } else {
@@ -248,7 +256,7 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
         let group = samplesPerGroup(positions: P)
         let xp = x.data, dyp = dy.data, wp = patchWeight.data, dxp = narrow ? nil : dx?.data, ws = workspace
         let hasBias = bias != nil, HW = g.height * g.width, inputSlope = inputLeakyReLUSlope
-        if let dx, narrow { narrowInputGradient(dy, dyBlock: 0, dx) }
+        if let dx, narrow { narrowInputGradient(dy, dyBlock: 0, dyBF16: false, dx) }
         guard weightGradients || dxp != nil else { return dx }
         Parallel.forEachChunk(count: N) { range, worker in
             let dW = ws.buffer(worker: worker, slot: 2, count: O * K + O)
@@ -298,8 +306,8 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
     /// dx by `NarrowConvolution`'s kernel (stride 1, ≤ 3 input channels): dx[c][y][x] = Σ_{o, a, b}
     /// dy[o][y + p − (k−1) + a][x + p − (k−1) + b] · w[o][c][k−1−a][k−1−b], a correlation of dy with the flipped
     /// kernel. dy is NCHW (`dyBlock` 0; each sample is blocked into scratch first) or already in oneDNN's
-    /// blocked layout with that channel block.
-    private func narrowInputGradient(_ dy: Tensor, dyBlock: Int, _ dx: Tensor) {
+    /// blocked layout with that channel block, in float32 or (`dyBF16`, widened into scratch first) bfloat16.
+    private func narrowInputGradient(_ dy: Tensor, dyBlock: Int, dyBF16: Bool, _ dx: Tensor) {
         let N = dy.shape[0], O = outChannels, C = inChannels, k = kernelSize
         let OH = dy.shape[2], OW = dy.shape[3], H = dx.shape[2], W = dx.shape[3]
         let block = dyBlock == 0 ? 8 : dyBlock
@@ -319,7 +327,11 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
         Parallel.forEachChunk(count: N) { range, worker in
             for n in range {
                 var image = UnsafePointer(dyp + n * dyImage)
-                if dyBlock == 0 {
+                if dyBF16 {
+                    let widened = ws.buffer(worker: worker, slot: 4, count: dyImage)
+                    BFloat16.widen(BFloat16.pointer(dyp + n * dyImage / 2), into: widened, count: dyImage)
+                    image = UnsafePointer(widened)
+                } else if dyBlock == 0 {
                     let blocked = ws.buffer(worker: worker, slot: 4, count: dyImage)
                     blockChannels(image, blocked, channels: O, height: OH, width: OW)
                     image = UnsafePointer(blocked)
