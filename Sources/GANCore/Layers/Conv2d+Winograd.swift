@@ -15,6 +15,19 @@ import Foundation
 /// 64→64 on 16×16) 25–35% faster alone but slower in the model, where oneDNN's pass hands its activations to its
 /// neighbours in its blocked layout — so the tiles replace the patch GEMM only, never oneDNN.
 extension Conv2d {
+    /// The two kinds of tiles a `Conv2d` can run on, named as `bench --profile` prints them.
+    enum WinogradTiles: String {
+        case mirror = "F(2×2, 2×2), as its mirror transposed convolution"
+        case f2x2_3x3 = "F(2×2, 3×3)"
+    }
+
+    /// Which tiles a forward pass on an h×w input runs on, or nil for oneDNN or the patch GEMM.
+    func winogradTiles(inputHeight h: Int, inputWidth w: Int) -> WinogradTiles? {
+        if usesWinogradMirror(inputHeight: h, inputWidth: w) { return .mirror }
+        if usesWinograd3x3(inputHeight: h, inputWidth: w) { return .f2x2_3x3 }
+        return nil
+    }
+
     /// Whether a forward pass on an input of h×w runs on the mirror's Winograd tiles: float32 (in bfloat16 every
     /// convolution runs on oneDNN), a layer that would otherwise run on patch GEMMs, ≥ 64 input channels, and a
     /// mirror that reproduces this layer — kernel 2·stride, channels in multiples of 8, (h + 2·padding − k)

@@ -42,8 +42,8 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
     private var oneDNN: OneDNNConvolution?
     /// Whether the last forward ran on oneDNN (its backward then does too).
     private var forwardUsedOneDNN = false
-    /// Whether the last forward ran on Winograd tiles, the mirror's or F(2×2, 3×3) (its backward then does too).
-    private var forwardUsedWinograd = false
+    /// Which Winograd tiles the last forward ran on, if any (its backward then does too).
+    private var forwardTiles: WinogradTiles?
     /// The transposed convolution whose Winograd passes compute this layer's (`Conv2d+Winograd.swift`); it shares
     /// `weight`, so its weight gradient is this layer's.
     lazy var winogradMirror = ConvTranspose2d(weight: weight, bias: nil, stride: stride, padding: padding, outputPadding: 0)
@@ -153,7 +153,7 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
     /// How the last forward pass ran within its path, for `bench --profile`: oneDNN's "Winograd F(4×4, 3×3)" or "bf16",
     /// which Winograd tiles, or nil.
     public var lastKernelVariant: String? {
-        if forwardUsedWinograd { return kernelSize == 3 ? "F(2×2, 3×3)" : "F(2×2, 2×2), as its mirror transposed convolution" }
+        if let tiles = forwardTiles { return tiles.rawValue }
         guard forwardUsedOneDNN, let plan = oneDNN else { return nil }
         return plan.bf16 ? "bf16" : plan.winograd ? "Winograd F(4×4, 3×3)" : nil
     }
@@ -163,7 +163,7 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
     /// F(2×2, 3×3), `usesWinograd3x3`), oneDNN where `KernelSettings.convolution` picks it for this output size,
     /// else the patch GEMMs (the fallback wherever oneDNN is missing).
     public func kernelPath(inputHeight h: Int, inputWidth w: Int) -> ConvolutionPath {
-        if usesWinogradMirror(inputHeight: h, inputWidth: w) || usesWinograd3x3(inputHeight: h, inputWidth: w) { return .winograd }
+        if winogradTiles(inputHeight: h, inputWidth: w) != nil { return .winograd }
         let (oh, ow) = outputSize(h, w)
         return ConvolutionKernels.useOneDNN(outputPositions: oh * ow) ? .oneDNN : .patchGEMM
     }
@@ -185,16 +185,19 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
         let g = geometry(x), N = x.shape[0], O = outChannels, P = g.positions, K = g.patchSize
         let y = Tensor.reuse(output, shape: [N, O, g.gridHeight, g.gridWidth])
         output = y; input = x
-        forwardUsedWinograd = false
+        forwardTiles = nil
         if let plan = oneDNNPlan(for: x) {
             forwardUsedOneDNN = true
             plan.forward(x: x.data, weight: weight.value.data, bias: bias?.value.data, y: y.data)
             return y
         }
         forwardUsedOneDNN = false
-        if kernelPath(inputHeight: x.shape[2], inputWidth: x.shape[3]) == .winograd {
-            forwardUsedWinograd = true
-            if kernelSize == 3 { forwardWinograd3x3(x, y, filters: winograd3x3Filters()) } else { forwardWinogradMirror(x, y) }
+        if let tiles = winogradTiles(inputHeight: x.shape[2], inputWidth: x.shape[3]) {
+            forwardTiles = tiles
+            switch tiles {
+            case .f2x2_3x3: forwardWinograd3x3(x, y, filters: winograd3x3Filters())
+            case .mirror: forwardWinogradMirror(x, y)
+            }
             return y
         }
         kernelToPatchOrder(weight.value.data, patchWeight.data, rows: O, channels: inChannels, kernel: kernelSize)
@@ -229,11 +232,12 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
         // The image gradient of a first layer (≤ 3 input channels) by the direct kernel, not a 3-wide GEMM.
         let narrow = inputGradient && stride == 1 && inputLeakyReLUSlope == nil
             && NarrowConvolution.applies(resultChannels: inChannels, reducedChannels: outChannels)
-        if forwardUsedWinograd {
+        if let tiles = forwardTiles {
             let scratch = { () -> Tensor in let t = Tensor.reuse(self.winogradScratch, shape: x.shape); self.winogradScratch = t; return t }
-            if kernelSize == 3 {
+            switch tiles {
+            case .f2x2_3x3:
                 backwardWinograd3x3(x, dy, dx, weightGradients: weightGradients, filters: winograd3x3Filters(), scratch: scratch)
-            } else {
+            case .mirror:
                 backwardWinogradMirror(x, dy, dx, weightGradients: weightGradients, scratch: scratch)
             }
             return dx
