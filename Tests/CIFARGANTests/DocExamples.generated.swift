@@ -547,7 +547,7 @@ private func docExample51() throws {
     _ = y
 }
 
-// Sources/GANCore/Layers/Conditional.swift:114
+// Sources/GANCore/Layers/Conditional.swift:124
 private func docExample52() throws {
     let features = Tensor(shape: [2, 128])
     var rng = RandomGenerator(seed: 0)
@@ -561,7 +561,7 @@ private func docExample52() throws {
     _ = rng
 }
 
-// Sources/GANCore/Layers/Conv2d.swift:25
+// Sources/GANCore/Layers/Conv2d.swift:49
 private func docExample53() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
@@ -633,8 +633,10 @@ private func docExample58() throws {
     _ = y
 }
 
+// Sources/GANCore/Layers/NormalizationPasses+Blocked.swift:7: an example of internal API, not compiled here
+
 // Sources/GANCore/Layers/NormalizationPasses.swift:15
-private func docExample59() throws {
+private func docExample60() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let a = Tensor(shape: [2, 2])
     let y = Tensor(shape: [8, 192, 17, 17])
@@ -654,7 +656,7 @@ private func docExample59() throws {
 }
 
 // Sources/GANCore/Layers/Pooling.swift:3
-private func docExample60() throws {
+private func docExample61() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let pool = GlobalAvgPool2d()
     let features = pool.forward(x, training: true)   // [N, 128, 8, 8] → [N, 128]
@@ -664,7 +666,7 @@ private func docExample60() throws {
 }
 
 // Sources/GANCore/Layers/Pooling.swift:40
-private func docExample61() throws {
+private func docExample62() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let features = GlobalSumPool2d().forward(x, training: true)   // [N, 64, 8, 8] → [N, 64]
     _ = features
@@ -672,7 +674,7 @@ private func docExample61() throws {
 }
 
 // Sources/GANCore/Layers/Pooling.swift:65
-private func docExample62() throws {
+private func docExample63() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let down = AvgPool2x2().forward(x, training: true)   // [N, 64, 32, 32] → [N, 64, 16, 16]
     _ = down
@@ -680,7 +682,7 @@ private func docExample62() throws {
 }
 
 // Sources/GANCore/Layers/Pooling.swift:92
-private func docExample63() throws {
+private func docExample64() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let up = Upsample2x().forward(x, training: true)   // [N, 64, 8, 8] → [N, 64, 16, 16]
     _ = up
@@ -688,7 +690,7 @@ private func docExample63() throws {
 }
 
 // Sources/GANCore/Layers/Residual.swift:6
-private func docExample64() throws {
+private func docExample65() throws {
     var rng1 = RandomGenerator(seed: 0); let conv1 = Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, padding: 1, rng: &rng1)
     var rng2 = RandomGenerator(seed: 0); let conv2 = Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, padding: 1, rng: &rng2)
     let bn1 = BatchNorm(numFeatures: 8)
@@ -702,7 +704,7 @@ private func docExample64() throws {
 }
 
 // Sources/GANCore/Layers/Sequential.swift:6
-private func docExample65() throws {
+private func docExample66() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
     let net = Sequential([Linear(inFeatures: 2, outFeatures: 8, rng: &rng), LeakyReLU(0.2)])
@@ -714,7 +716,7 @@ private func docExample65() throws {
 }
 
 // Sources/GANCore/Layers/SpectralNorm.swift:3
-private func docExample66() throws {
+private func docExample67() throws {
     var rng = RandomGenerator(seed: 0)
     let layer: WeightedLayer = Linear(inFeatures: 4, outFeatures: 2, rng: &rng)
     let sn = SpectralNorm(layer, rng: &rng)
@@ -724,7 +726,7 @@ private func docExample66() throws {
 }
 
 // Sources/GANCore/Layers/SpectralNorm.swift:37
-private func docExample67() throws {
+private func docExample68() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
     let bias = Tensor(shape: [192])
@@ -738,7 +740,7 @@ private func docExample67() throws {
 }
 
 // Sources/GANCore/Tensors/LinearAlgebra.swift:10
-private func docExample68() throws {
+private func docExample69() throws {
     let (values, vectors) = try symmetricEigen([2, 1, 1, 2], n: 2)   // values [1, 3]
     _ = values
     _ = vectors
@@ -747,7 +749,7 @@ private func docExample68() throws {
 // Sources/GANCore/Tensors/Memory.swift:13: an example of internal API, not compiled here
 
 // Sources/GANCore/Tensors/Parallel.swift:12
-private func docExample70() throws {
+private func docExample71() throws {
     let batch = 64
     func process(sample: Int, scratch: Int) {}
     Parallel.forEachChunk(count: batch) { range, worker in for n in range { process(sample: n, scratch: worker) } }
@@ -756,14 +758,14 @@ private func docExample70() throws {
 }
 
 // Sources/GANCore/Tensors/Profiler.swift:5
-private func docExample71() throws {
+private func docExample72() throws {
     Profiler.enabled = true
 
     for row in Profiler.report() { print(row) }
 }
 
 // Sources/GANCore/Tensors/Random.swift:6
-private func docExample72() throws {
+private func docExample73() throws {
     var rng = RandomGenerator(seed: 42)
     let z = Tensor(shape: [64, 100]); rng.fillNormal(z)
     _ = rng
@@ -771,7 +773,7 @@ private func docExample72() throws {
 }
 
 // Sources/GANCore/Tensors/Tensor.swift:6
-private func docExample73() throws {
+private func docExample74() throws {
     let x = Tensor(shape: [2, 3], values: [1, 2, 3, 4, 5, 6])
     x[1 * 3 + 2] = 0      // flat index
     print(x.shape, x.toArray())
@@ -779,7 +781,7 @@ private func docExample73() throws {
 }
 
 // Sources/GANCore/Tensors/UserFacingError.swift:5
-private func docExample74() throws {
+private func docExample75() throws {
     let a = Tensor(shape: [2, 2])
     let run = URL(fileURLWithPath: "runs/cat")
     let config = RunConfig()
@@ -793,7 +795,7 @@ private func docExample74() throws {
 }
 
 // Sources/GANCore/Training/AdaptiveAugmentation.swift:12
-private func docExample75() throws {
+private func docExample76() throws {
     let a = Tensor(shape: [2, 2])
     let logits = Tensor(shape: [2, 1])
     let realLogits = Tensor(shape: [2, 1])
@@ -808,7 +810,7 @@ private func docExample75() throws {
 }
 
 // Sources/GANCore/Training/Augment.swift:11
-private func docExample76() throws {
+private func docExample77() throws {
     let images = Tensor(shape: [2, 3, 32, 32])
     let augment = DiffAugment(policy: [.color, .translation, .cutout], seed: 1)
     let seen = augment.forward(images, training: true)   // [N, C, H, W] → same shape
@@ -818,7 +820,7 @@ private func docExample76() throws {
 }
 
 // Sources/GANCore/Training/LeCam.swift:13
-private func docExample77() throws {
+private func docExample78() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let logits = Tensor(shape: [2, 1])
     let realLogits = Tensor(shape: [2, 1])
@@ -837,7 +839,7 @@ private func docExample77() throws {
 }
 
 // Sources/GANCore/Training/Losses.swift:6
-private func docExample78() throws {
+private func docExample79() throws {
     let logits = Tensor(shape: [2, 1])
     let targets = Tensor(shape: [2, 1])
     let loss = BCEWithLogitsLoss()
@@ -851,7 +853,7 @@ private func docExample78() throws {
 }
 
 // Sources/GANCore/Training/Losses.swift:40
-private func docExample79() throws {
+private func docExample80() throws {
     let logits = Tensor(shape: [2, 1])
     let indices: ArraySlice<Int> = [0, 1][...]
     let classes = [Int]()
@@ -867,7 +869,7 @@ private func docExample79() throws {
 }
 
 // Sources/GANCore/Training/Losses.swift:93
-private func docExample80() throws {
+private func docExample81() throws {
     let logits = Tensor(shape: [2, 1])
     let loss = HingeLoss()
     let value = loss.forward(logits, .real)
@@ -879,7 +881,7 @@ private func docExample80() throws {
 }
 
 // Sources/GANCore/Training/Optimizers.swift:18
-private func docExample81() throws {
+private func docExample82() throws {
     let net = Sequential([])
     let opt = Adam(parameters: net.parameters, lr: 2e-4, betas: (0.5, 0.999))
     opt.zeroGrad()

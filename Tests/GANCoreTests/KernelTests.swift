@@ -147,6 +147,59 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// conv → batch norm → activation → conv with both convolutions on oneDNN: the activation and its gradient pass
+    /// in oneDNN's blocked layout through the batch norm (`.blockedHandoffThroughNormalization`), transposed and
+    /// plain convolutions, batch norm and conditional batch norm, the gradient rule applied by the batch norm or by
+    /// the next convolution. Everything must equal the NCHW hand-over (`KernelSettings.blockedNormalization` off) to
+    /// float32 rounding — in bfloat16 too, where both convert the same values to bfloat16.
+    func testBlockedHandoffThroughNormalizationMatchesNCHW() throws {
+        try XCTSkipUnless(ConvolutionKernels.oneDNNAvailable && OneDNNConvolution.preferredChannelBlock > 0,
+                          "oneDNN with a blocked layout not available")
+        let saved = (KernelSettings.convolution, KernelSettings.precision, KernelSettings.blockedNormalization)
+        defer { (KernelSettings.convolution, KernelSettings.precision, KernelSettings.blockedNormalization) = saved }
+        KernelSettings.convolution = .onednn
+        let labels = ClassLabels(classes: 3)
+        labels.labels = [0, 2, 1, 1, 0, 2]
+        func make(_ r: inout RandomGenerator) -> Sequential {
+            Sequential([ConvTranspose2d(inChannels: 16, outChannels: 32, kernelSize: 4, stride: 2, padding: 1, rng: &r),
+                        ConditionalBatchNorm(numFeatures: 32, labels: labels), ReLU(inPlace: true),
+                        ConvTranspose2d(inChannels: 32, outChannels: 16, kernelSize: 4, stride: 2, padding: 1, rng: &r),
+                        BatchNorm(numFeatures: 16), LeakyReLU(0.2, inPlace: true),
+                        Conv2d(inChannels: 16, outChannels: 16, kernelSize: 3, padding: 1, rng: &r)])
+        }
+        let x = randomTensor([6, 16, 4, 4], &rng), dy = randomTensor([6, 16, 16, 16], &rng)
+        let precisions: [Precision] = Precision.resolve(.bf16).0 == .bf16 ? [.fp32, .bf16] : [.fp32]
+        for precision in precisions {
+            KernelSettings.precision = precision
+            var results: [[Tensor]] = []
+            for blocked in [true, false] {
+                KernelSettings.blockedNormalization = blocked
+                var r = RandomGenerator(seed: 12)
+                let g = make(&r)
+                let handoffs = g.plan.fusions.filter { if case .blockedHandoffThroughNormalization = $0 { return true }; return false }
+                XCTAssertEqual(handoffs, [.blockedHandoffThroughNormalization(producer: 0, normalization: 1, consumer: 3,
+                                                                             block: OneDNNConvolution.preferredChannelBlock),
+                                          .blockedHandoffThroughNormalization(producer: 3, normalization: 4, consumer: 6,
+                                                                             block: OneDNNConvolution.preferredChannelBlock)])
+                for (_, p) in g.namedParameters { p.grad.fill(0) }
+                let y = g.forward(x, training: true).clone()
+                let dx = g.backward(dy, weightGradients: true, inputGradient: true)!.clone()
+                results.append([y, dx] + g.namedParameters.map { $0.1.grad.clone() })
+                let eval = g.forward(x, training: false).clone()
+                results[results.count - 1].append(eval)
+            }
+            // A transposed convolution's bias gradient before a training-mode batch norm is Σ of a dx that sums to 0:
+            // rounding noise (~1e-5 here), compared absolutely. In bfloat16 a float32 value that moved by rounding can
+            // round to the neighbouring bfloat16: 1e-3.
+            let names = ["y", "dx"] + make(&rng).namedParameters.map { $0.0 } + ["eval y"]
+            let tolerance: Float = precision == .bf16 ? 1e-3 : 1e-4
+            for (i, name) in names.enumerated() {
+                assertClose(results[0][i], results[1][i], rtol: tolerance, atol: name.hasSuffix("bias") ? 2e-4 : tolerance / 10,
+                            "\(name) (\(precision.rawValue))")
+            }
+        }
+    }
+
     /// conv → in-place LeakyReLU → conv: the first writes the activation, the second applies its gradient rule;
     /// everything must equal the three layers run apart (both kernels, plain and spectrally normalised).
     func testLeakyReLUBetweenConvolutionsMatchesSeparateLayers() {

@@ -35,6 +35,11 @@ public enum KernelSettings {
     /// bfloat16 (`CIFAR_GAN_BF16_HANDOFF=0`: as float32, each converting on the way in, as before session 12).
     nonisolated(unsafe) public static var bf16Handoff: Bool = environment("CIFAR_GAN_BF16_HANDOFF") != "0"
 
+    /// Whether two oneDNN convolutions with a batch norm (and its activation) between them hand the activation and
+    /// its gradient over in oneDNN's blocked layout, the batch norm reading and writing it
+    /// (`.blockedHandoffThroughNormalization`; `CIFAR_GAN_BLOCKED_NORMS=0`: NCHW, as before session 12).
+    nonisolated(unsafe) public static var blockedNormalization: Bool = environment("CIFAR_GAN_BLOCKED_NORMS") != "0"
+
     /// Samples per oneDNN call (`CIFAR_GAN_ONEDNN_CHUNK` overrides both): 16 in float32, measured on the original
     /// models; 64 in bfloat16, where each call multiplies twice as fast, so what every call costs besides the products
     /// (converting the weights to bfloat16, starting the threads) weighs twice as much — 64 measured +11–23% for

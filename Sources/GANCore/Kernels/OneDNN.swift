@@ -65,7 +65,7 @@ public final class OneDNNConvolution {
     let inputBF16: Bool, outputBF16: Bool
 
     /// The channel block of oneDNN's preferred activation layout on this CPU, or 0.
-    static let preferredChannelBlock: Int = Int(onednn_preferred_channel_block())
+    public static let preferredChannelBlock: Int = Int(onednn_preferred_channel_block())
 
     /// Training primitives (forward and both backward passes); in bfloat16 unless `bf16` says otherwise, when
     /// `KernelSettings.precision` is `.bf16`.

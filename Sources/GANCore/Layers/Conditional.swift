@@ -44,6 +44,9 @@ public final class ConditionalBatchNorm: OutputLeakyReLUGradientFusing {
     /// The slope of a LeakyReLU applied to the output, and whether its gradient is applied here too (`FusionPlan`).
     public private(set) var fusedLeakyReLUSlope: Float?
     private var fusedGradientSlope: Float?
+    /// As `BatchNorm.handoff`: x, y and dx in oneDNN's blocked layout when the convolution before hands over in it.
+    var handoff: BlockedHandoff?
+    private var block = 0
 
     public init(numFeatures: Int, labels: ClassLabels) {
         self.numFeatures = numFeatures; labelSource = labels
@@ -64,7 +67,8 @@ public final class ConditionalBatchNorm: OutputLeakyReLUGradientFusing {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C)
         labels = labelSource.current(batch: N, "ConditionalBatchNorm")
-        norm.computeStatistics(x, training: training)
+        block = handoff?.activeBlock ?? 0
+        norm.computeStatistics(x, training: training, block: block)
         let table = Tensor.reuse(rows, shape: [2, N, C]); rows = table
         let gp = weight.value.data, bp = bias.value.data, rg = table.data, rb = table.data + N * C
         let blend = labelSource.blend
@@ -78,8 +82,13 @@ public final class ConditionalBatchNorm: OutputLeakyReLUGradientFusing {
             }
         }
         let y = Tensor.reuse(output, shape: x.shape); output = y; input = x
-        NormalizationPasses.forward(x: x.data, y: y.data, N: N, C: C, S: S, mean: norm.mean.data, invStd: norm.invStd.data,
-                                    affine: affine(N), slope: fusedLeakyReLUSlope)
+        if block > 0 {
+            NormalizationPasses.forwardBlocked(x: x.data, y: y.data, N: N, C: C, S: S, block: block, mean: norm.mean.data,
+                                               invStd: norm.invStd.data, affine: affine(N), slope: fusedLeakyReLUSlope)
+        } else {
+            NormalizationPasses.forward(x: x.data, y: y.data, N: N, C: C, S: S, mean: norm.mean.data, invStd: norm.invStd.data,
+                                        affine: affine(N), slope: fusedLeakyReLUSlope)
+        }
         return y
     }
 
@@ -92,7 +101,7 @@ public final class ConditionalBatchNorm: OutputLeakyReLUGradientFusing {
     public func backward(_ dy: Tensor, weightGradients: Bool, inputGradient: Bool) -> Tensor? {
         guard let x = input else { preconditionFailure("ConditionalBatchNorm.backward before forward") }
         let N = x.shape[0], C = numFeatures
-        let (sumDy, sumDyXhat) = norm.gradientSums(dy, x, affine: affine(N), slope: fusedGradientSlope)
+        let (sumDy, sumDyXhat) = norm.gradientSums(dy, x, affine: affine(N), slope: fusedGradientSlope, block: block)
         if weightGradients {
             let gw = weight.grad.data, gb = bias.grad.data
             for n in 0..<N {
@@ -101,7 +110,8 @@ public final class ConditionalBatchNorm: OutputLeakyReLUGradientFusing {
             }
         }
         guard inputGradient else { return nil }
-        return norm.inputGradient(dy, x, affine: affine(N), slope: fusedGradientSlope, sumDy: sumDy, sumDyXhat: sumDyXhat)
+        return norm.inputGradient(dy, x, affine: affine(N), slope: fusedGradientSlope, block: block,
+                                  sumDy: sumDy, sumDyXhat: sumDyXhat)
     }
 }
 

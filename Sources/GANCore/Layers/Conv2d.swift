@@ -1,18 +1,42 @@
 import CTranspose
 import Foundation
 
+/// A convolution that can take its input in oneDNN's blocked layout from a `BlockedHandoff` (`Conv2d`, and
+/// `ConvTranspose2d` on its oneDNN mirror).
+protocol BlockedLayoutConsumer: AnyObject {
+    /// Whether a forward pass on an input of this size runs on oneDNN.
+    func willUseOneDNN(inputHeight: Int, inputWidth: Int) -> Bool
+}
+
 /// The link between two convolutions that may pass an activation in oneDNN's blocked layout (see
-/// `Conv2d.outputHandoff`). The producer decides per forward pass and records it in `activeBlock` and `activeBF16`.
+/// `Conv2d.outputHandoff`), directly or through a batch norm (`normalization`) whose activation is fused both ways.
+/// The producer decides per forward pass and records it in `activeBlock` and `activeBF16`; the batch norm and the
+/// consumer read it.
 final class BlockedHandoff {
     /// 8 or 16: the channel block of oneDNN's preferred activation layout (nChw8c / nChw16c).
     let block: Int
-    weak var consumer: Conv2d?
+    weak var consumer: BlockedLayoutConsumer?
+    /// The batch norm between producer and consumer, if any (`.blockedHandoffThroughNormalization`).
+    weak var normalization: BatchNorm?
     /// The block in use for the current forward pass, 0 for NCHW.
     var activeBlock = 0
     /// Whether the activation and its gradient pass as bfloat16 (both layers multiply in bfloat16 anyway): the
-    /// producer writes y and the consumer dx in bfloat16, and neither converts its input.
+    /// producer writes y and the consumer dx in bfloat16, and neither converts its input. Never through a batch norm,
+    /// which reads float32.
     var activeBF16 = false
-    init(block: Int, consumer: Conv2d) { self.block = block; self.consumer = consumer }
+    init(block: Int, consumer: BlockedLayoutConsumer, normalization: BatchNorm? = nil) {
+        self.block = block; self.consumer = consumer; self.normalization = normalization
+    }
+
+    /// The block for a producer's output of `channels` channels and h×w positions: `block` when the consumer runs on
+    /// oneDNN for it and a batch norm between them (if any) normalises this process's batch alone (a synchronised
+    /// one sums NCHW statistics across ranks), else 0.
+    func blockFor(channels: Int, height h: Int, width w: Int) -> Int {
+        guard channels % block == 0, consumer?.willUseOneDNN(inputHeight: h, inputWidth: w) == true,
+              normalization == nil || (KernelSettings.blockedNormalization && normalization?.crossReplica == nil)
+        else { return 0 }
+        return block
+    }
 }
 
 /// 2-d convolution, `torch.nn.Conv2d` semantics: weight [out, in, k, k], bias [out].
@@ -26,7 +50,7 @@ final class BlockedHandoff {
 /// let conv = Conv2d(inChannels: 3, outChannels: 64, kernelSize: 3, stride: 1, padding: 1, rng: &rng)
 /// let y = conv.forward(x, training: true)   // [N, 3, 32, 32] → [N, 64, 32, 32]
 /// ```
-public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
+public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayoutConsumer {
     public let inChannels, outChannels, kernelSize, stride, padding: Int
     public let weight: Parameter
     public let bias: Parameter?
@@ -111,12 +135,9 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing {
             outputHandoff?.activeBlock = 0; outputHandoff?.activeBF16 = false
             return nil
         }
-        var outputBlock = 0
-        if let handoff = outputHandoff, outChannels % handoff.block == 0,
-           handoff.consumer?.willUseOneDNN(inputHeight: oh, inputWidth: ow) == true {
-            outputBlock = handoff.block
-        }
+        let outputBlock = outputHandoff?.blockFor(channels: outChannels, height: oh, width: ow) ?? 0
         let outputBF16 = outputBlock > 0 && KernelSettings.precision == .bf16 && KernelSettings.bf16Handoff
+            && outputHandoff?.normalization == nil
         outputHandoff?.activeBlock = outputBlock; outputHandoff?.activeBF16 = outputBF16
         if let plan = oneDNN, plan.shape == x.shape, plan.inputBlock == inputBlock, plan.outputBlock == outputBlock,
            plan.inputBF16 == inputBF16, plan.outputBF16 == outputBF16,

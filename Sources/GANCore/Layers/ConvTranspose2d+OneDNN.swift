@@ -19,13 +19,19 @@ extension ConvTranspose2d {
         return (oh + 2 * padding - kernelSize) % stride == 0 && (ow + 2 * padding - kernelSize) % stride == 0
     }
 
-    /// The mirror convolution's primitives for an input x [N, in, H, W], made when the shape or precision changes.
-    func mirrorPlan(for x: Tensor) -> OneDNNConvolution {
+    /// Whether a forward pass on an input of this size runs on oneDNN (its mirror), for a `BlockedHandoff`.
+    func willUseOneDNN(inputHeight h: Int, inputWidth w: Int) -> Bool { kernelPath(inputHeight: h, inputWidth: w) == .oneDNN }
+
+    /// The mirror convolution's primitives for an input x [N, in, H, W] with x in channel block `inputBlock` and y in
+    /// `outputBlock` (0: NCHW) — the mirror's y and x ports — made when the shape, layouts or precision change.
+    func mirrorPlan(for x: Tensor, inputBlock: Int, outputBlock: Int) -> OneDNNConvolution {
         let (oh, ow) = outputSize(x.shape[2], x.shape[3])
         let shape = [x.shape[0], outChannels, oh, ow]
-        if let plan = oneDNNMirror, plan.shape == shape, plan.bf16 == (KernelSettings.precision == .bf16) { return plan }
+        if let plan = oneDNNMirror, plan.shape == shape, plan.bf16 == (KernelSettings.precision == .bf16),
+           plan.inputBlock == outputBlock, plan.outputBlock == inputBlock { return plan }
         guard let plan = OneDNNConvolution(inputShape: shape, outChannels: inChannels, kernel: kernelSize, stride: stride,
-                                           padding: padding, leakyReLUSlope: nil) else {
+                                           padding: padding, leakyReLUSlope: nil,
+                                           inputBlock: outputBlock, outputBlock: inputBlock) else {
             // Precision.resolve allows bfloat16 only where oneDNN made such primitives when it was checked.
             preconditionFailure("oneDNN refused the mirror of ConvTranspose2d \(inChannels)→\(outChannels) for input \(x.shape)")
         }
@@ -33,12 +39,29 @@ extension ConvTranspose2d {
         return plan
     }
 
-    // x [N, Cin, H, W] → y [N, Cout, OH, OW]; with `bn` (eval) y = LeakyReLU(BN(conv(x) + b)) in one output pass
+    // x [N, Cin, H, W] → y [N, Cout, OH, OW]; with `bn` (eval) y = LeakyReLU(BN(conv(x) + b)) in one output pass. x
+    // and y may be in oneDNN's blocked layout (`inputHandoff`, `outputHandoff`): the bias pass walks either.
     func forwardOneDNN(_ x: Tensor, _ y: Tensor, foldingBatchNorm bn: BatchNorm?) {
-        mirrorPlan(for: x).backwardData(dy: x.data, weight: weight.value.data, dx: y.data)
+        let inputBlock = inputHandoff?.activeBlock ?? 0
+        // A folded batch norm (eval) passes y through unnormalised, so y must reach the consumer as the layers
+        // apart would hand it over: no hand-over then.
+        let outputBlock = bn != nil ? 0 : outputHandoff?.blockFor(channels: outChannels, height: y.shape[2], width: y.shape[3]) ?? 0
+        outputHandoff?.activeBlock = outputBlock
+        mirrorPlan(for: x, inputBlock: inputBlock, outputBlock: outputBlock).backwardData(dy: x.data, weight: weight.value.data, dx: y.data)
+        lastBlocks = (inputBlock, outputBlock)
         let slope = foldAffine(bn), scale = foldedScale.data, shift = foldedBias.data
-        let O = outChannels, plane = y.shape[2] * y.shape[3], yp = y.data
-        Parallel.forEachChunk(count: y.shape[0] * O) { range, _ in
+        let N = y.shape[0], O = outChannels, plane = y.shape[2] * y.shape[3], yp = y.data
+        if outputBlock > 0 {   // 8 channels of one position at a time, every B-th vector of a sample's block
+            NormalizationPasses.forEachGroup(N: N, C: O, S: plane, block: outputBlock) { _, c, offset in
+                let a = load8(scale, c), b = load8(shift, c), p = yp + offset, B = outputBlock
+                for s in 0..<plane {
+                    let v = load8(p, s &* B) * a + b
+                    store8(slope.map { leakyReLU(v, slope: $0) } ?? v, p, s &* B)
+                }
+            }
+            return
+        }
+        Parallel.forEachChunk(count: N * O) { range, _ in
             for row in range {
                 let o = row % O, p = yp + row * plane, a = scale[o], b = shift[o]
                 for i in 0..<plane { p[i] = p[i] * a + b }
@@ -47,20 +70,29 @@ extension ConvTranspose2d {
         }
     }
 
-    // dy [N, Cout, OH, OW] → dx [N, Cin, H, W]; dW += …; db += Σ dy
+    // dy [N, Cout, OH, OW] → dx [N, Cin, H, W]; dW += …; db += Σ dy (dy and dx in the forward pass's layouts)
     func backwardOneDNN(_ x: Tensor, _ dy: Tensor, _ dx: Tensor?, weightGradients: Bool) {
-        let plan = mirrorPlan(for: x)
+        let plan = mirrorPlan(for: x, inputBlock: lastBlocks.input, outputBlock: lastBlocks.output)
         if let dx { plan.forward(x: dy.data, weight: weight.value.data, bias: nil, y: dx.data) }
         guard weightGradients else { return }
         plan.backwardWeights(x: dy.data, dy: x.data, weightGrad: weight.grad.data, biasGrad: nil)
         guard let bias else { return }
-        let O = outChannels, plane = dy.shape[2] * dy.shape[3], N = dy.shape[0], dyp = dy.data, db = bias.grad.data
-        Parallel.forEachChunk(count: O) { range, _ in
-            for o in range {
-                var acc: Float = 0
-                for n in 0..<N { let p = dyp + (n * O + o) * plane; for i in 0..<plane { acc += p[i] } }
-                db[o] += acc
+        // Σ dy per (sample, channel), then over the samples in order (a fixed order, whatever the workers).
+        let N = dy.shape[0], O = outChannels, plane = dy.shape[2] * dy.shape[3], dyp = dy.data, B = lastBlocks.output
+        let sums = Tensor.reuse(biasSums, shape: [N * O]), sp = sums.data
+        biasSums = sums
+        if B > 0 {
+            NormalizationPasses.forEachGroup(N: N, C: O, S: plane, block: B) { n, c, offset in
+                var acc = SIMD8<Float>.zero
+                for s in 0..<plane { acc += load8(dyp + offset, s &* B) }
+                store8(acc, sp, n &* O &+ c)
+            }
+        } else {
+            Parallel.forEachChunk(count: N * O) { range, _ in
+                for row in range { sp[row] = vectorSum(dyp + row * plane, plane) }
             }
         }
+        let db = bias.grad.data
+        for o in 0..<O { var acc: Float = 0; for n in 0..<N { acc += sp[n * O + o] }; db[o] += acc }
     }
 }

@@ -24,7 +24,7 @@ func phaseRange(phase r: Int, stride s: Int, padding p: Int, size: Int) -> (firs
 /// let up = ConvTranspose2d(inChannels: 128, outChannels: 64, kernelSize: 4, stride: 2, padding: 1, rng: &rng)
 /// let y = up.forward(x, training: true)   // [N, 128, 8, 8] → [N, 64, 16, 16]
 /// ```
-public final class ConvTranspose2d: Layer {
+public final class ConvTranspose2d: Layer, BlockedLayoutConsumer {
     public let inChannels, outChannels, kernelSize, stride, padding, outputPadding: Int
     public let weight: Parameter
     public let bias: Parameter?
@@ -45,6 +45,15 @@ public final class ConvTranspose2d: Layer {
     var oneDNNMirror: OneDNNConvolution?
     /// Whether the last forward pass ran on oneDNN (its backward then does too).
     var forwardUsedOneDNN = false
+    /// Set by the model's `FusionPlan` where this layer's output reaches another convolution through a batch norm
+    /// (`.blockedHandoffThroughNormalization`) or its input comes from one that way: when the layers at both ends
+    /// run on oneDNN, the activation and its gradient stay in oneDNN's blocked layout (`ConvTranspose2d+OneDNN.swift`).
+    var outputHandoff: BlockedHandoff?
+    var inputHandoff: BlockedHandoff?
+    /// The layouts the last oneDNN forward pass read x and wrote y in (its backward writes dx and reads dy in them).
+    var lastBlocks = (input: 0, output: 0)
+    /// Per (sample, channel) sums of dy for the bias gradient on the oneDNN path.
+    var biasSums: Tensor?
     /// The phase kernels in `NarrowConvolution`'s layout, for an image layer (≤ 3 output channels).
     private var narrowWeightScratch: Tensor?
     /// The batch norm right after this layer, when the model's `FusionPlan` folds it in
@@ -115,6 +124,10 @@ public final class ConvTranspose2d: Layer {
         let folded = training ? nil : foldedBatchNorm   // eval only: training needs the batch's own statistics
         let path = kernelPath(inputHeight: x.shape[2], inputWidth: x.shape[3])
         forwardUsedOneDNN = path == .oneDNN
+        if path != .oneDNN {
+            precondition((inputHandoff?.activeBlock ?? 0) == 0, "ConvTranspose2d: input arrived in oneDNN's layout but this layer does not run on oneDNN")
+            outputHandoff?.activeBlock = 0
+        }
         switch path {
         case .oneDNN: forwardOneDNN(x, y, foldingBatchNorm: folded); return y
         case .winograd: forwardWinograd(x, y, foldingBatchNorm: folded); return y

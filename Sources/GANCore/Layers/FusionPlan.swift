@@ -29,6 +29,10 @@ public struct FusionPlan: Equatable, CustomStringConvertible {
         /// The convolutions around a LeakyReLU fused both ways hand the activation (and its gradient) over in
         /// oneDNN's channel-blocked layout (`block` channels) whenever both run on oneDNN for the input at hand.
         case blockedHandoff(producer: Int, consumer: Int, block: Int)
+        /// The same through a batch norm that writes the activation after it: producer → `normalization` →
+        /// activation → consumer, the batch norm reading and writing the blocked layout (G's conv → BN → ReLU →
+        /// conv). Not when the batch norm is synchronised across ranks, and not where the producer folds it (eval).
+        case blockedHandoffThroughNormalization(producer: Int, normalization: Int, consumer: Int, block: Int)
     }
 
     public let fusions: [Fusion]
@@ -73,6 +77,14 @@ public struct FusionPlan: Equatable, CustomStringConvertible {
             else { continue }
             fusions.append(.blockedHandoff(producer: i - 1, consumer: i + 1, block: block))
         }
+        // conv → batch norm → activation (written by the batch norm; its gradient applied by either neighbour) →
+        // conv: the same, through the batch norm.
+        for i in layers.indices where block > 0 && i + 3 < layers.count {
+            guard FusionPlan.blockedLayoutConvolution(in: layers[i]) != nil, activatedByProducer.contains(i + 2),
+                  layers[i + 1] is BatchNorm || layers[i + 1] is ConditionalBatchNorm,
+                  FusionPlan.blockedLayoutConvolution(in: layers[i + 3]) != nil else { continue }
+            fusions.append(.blockedHandoffThroughNormalization(producer: i, normalization: i + 1, consumer: i + 3, block: block))
+        }
         self.fusions = fusions
     }
 
@@ -101,6 +113,21 @@ public struct FusionPlan: Equatable, CustomStringConvertible {
                 let handoff = BlockedHandoff(block: block, consumer: second)
                 first.outputHandoff = handoff
                 second.inputHandoff = handoff
+            case let .blockedHandoffThroughNormalization(producer, normalization, consumer, block):
+                let norm = layers[normalization]
+                let handoff = BlockedHandoff(block: block, consumer: FusionPlan.blockedLayoutConvolution(in: layers[consumer])!,
+                                             normalization: (norm as? BatchNorm) ?? (norm as! ConditionalBatchNorm).norm)
+                switch FusionPlan.blockedLayoutConvolution(in: layers[producer])! {
+                case let conv as Conv2d: conv.outputHandoff = handoff
+                case let conv as ConvTranspose2d: conv.outputHandoff = handoff
+                default: preconditionFailure("FusionPlan: not a convolution")
+                }
+                switch FusionPlan.blockedLayoutConvolution(in: layers[consumer])! {
+                case let conv as Conv2d: conv.inputHandoff = handoff
+                case let conv as ConvTranspose2d: conv.inputHandoff = handoff
+                default: preconditionFailure("FusionPlan: not a convolution")
+                }
+                if let bn = norm as? BatchNorm { bn.handoff = handoff } else { (norm as! ConditionalBatchNorm).handoff = handoff }
             }
         }
     }
@@ -108,6 +135,13 @@ public struct FusionPlan: Equatable, CustomStringConvertible {
     /// The convolution a layer is, or wraps (spectral norm).
     static func convolution(in layer: Layer) -> Conv2d? {
         (layer as? Conv2d) ?? ((layer as? SpectralNorm)?.inner as? Conv2d)
+    }
+
+    /// The convolution, plain or transposed, a layer is or wraps: what can take part in a blocked hand-over through
+    /// a batch norm.
+    static func blockedLayoutConvolution(in layer: Layer) -> BlockedLayoutConsumer? {
+        (convolution(in: layer) as BlockedLayoutConsumer?) ?? (layer as? ConvTranspose2d)
+            ?? ((layer as? SpectralNorm)?.inner as? ConvTranspose2d)
     }
 
     public var description: String {
@@ -120,6 +154,8 @@ public struct FusionPlan: Equatable, CustomStringConvertible {
             case let .activationGradientIntoProducer(p, a): return "\(p)'s backward applies \(a)'s LeakyReLU gradient (\(a) passes dy on)"
             case let .batchNormIntoTransposedConvolution(c, b): return "\(c) folds batch norm \(b) in eval mode"
             case let .blockedHandoff(p, c, block): return "\(p) → \(c) in oneDNN's \(block)-channel blocked layout when both run on oneDNN"
+            case let .blockedHandoffThroughNormalization(p, n, c, block):
+                return "\(p) → \(n) → \(c) in oneDNN's \(block)-channel blocked layout when both convolutions run on oneDNN"
             }
         }.joined(separator: "; ")
     }

@@ -45,6 +45,12 @@ public final class BatchNorm: OutputLeakyReLUGradientFusing {
     private var perSampleSums: Tensor?
     /// The slope of the fused activation whose gradient this layer applies to dy (`fuseOutputLeakyReLUGradient`).
     private(set) var fusedGradientSlope: Float?
+    /// Set by the model's `FusionPlan` between two convolutions (`.blockedHandoffThroughNormalization`): when the
+    /// convolution before hands its output over in oneDNN's blocked layout, this layer reads x and writes y (and dx)
+    /// in that layout too.
+    var handoff: BlockedHandoff?
+    /// The layout of the last forward pass's x and y (0: NCHW, else the channel block).
+    private var block = 0
 
     public init(numFeatures: Int, eps: Float = 1e-5, momentum: Float = 0.1) {
         self.numFeatures = numFeatures; self.eps = eps; self.momentum = momentum
@@ -69,12 +75,18 @@ public final class BatchNorm: OutputLeakyReLUGradientFusing {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         passedThrough = !training && appliedByPreviousLayerInEval
         if passedThrough { wasTraining = false; return x }
-        computeStatistics(x, training: training)
+        block = handoff?.activeBlock ?? 0
+        computeStatistics(x, training: training, block: block)
         let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C)
         let y = Tensor.reuse(output, shape: x.shape)
         output = y; input = x
-        NormalizationPasses.forward(x: x.data, y: y.data, N: N, C: C, S: S, mean: mean.data, invStd: invStd.data,
-                                    affine: ownAffine, slope: fusedLeakyReLUSlope)
+        if block > 0 {
+            NormalizationPasses.forwardBlocked(x: x.data, y: y.data, N: N, C: C, S: S, block: block, mean: mean.data,
+                                               invStd: invStd.data, affine: ownAffine, slope: fusedLeakyReLUSlope)
+        } else {
+            NormalizationPasses.forward(x: x.data, y: y.data, N: N, C: C, S: S, mean: mean.data, invStd: invStd.data,
+                                        affine: ownAffine, slope: fusedLeakyReLUSlope)
+        }
         return y
     }
 
@@ -85,15 +97,27 @@ public final class BatchNorm: OutputLeakyReLUGradientFusing {
 
     /// μ and 1/σ of each channel into `mean` and `invStd`: the batch's (moving the running statistics, and
     /// counting the batch) in training mode, synchronised across `crossReplica`'s ranks; the running ones in eval
-    /// mode. `ConditionalBatchNorm` normalises with these too.
-    func computeStatistics(_ x: Tensor, training: Bool) {
+    /// mode. x is NCHW, or in oneDNN's layout with channel block `block` (never synchronised). `ConditionalBatchNorm`
+    /// normalises with these too.
+    func computeStatistics(_ x: Tensor, training: Bool, block: Int = 0) {
         precondition(x.shape.count >= 2 && x.shape[1] == numFeatures, "BatchNorm expects [N, \(numFeatures), …], got \(x.shape)")
         let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C), M = N * S
         precondition(!training || M > 1, "BatchNorm in training mode needs more than one value per channel, got input \(x.shape)")
         let xp = x.data, mp = mean.data, ip = invStd.data, rm = runningMean.data, rv = runningVar.data
         let eps = self.eps, mom = cumulative ? 1 / (numBatchesTracked[0] + 1) : momentum
         if training, let world = crossReplica {
+            precondition(block == 0, "BatchNorm: a synchronised batch norm takes NCHW input")
             synchroniseStatistics(x, world, momentum: mom)
+        } else if training && block > 0 {
+            // Σx per channel, then Σ(x − μ)² around μ (parked in `mean` until `statistics` sets it for good).
+            let sums = replicaSums
+            NormalizationPasses.channelSumsBlocked(x: xp, N: N, C: C, S: S, block: block, mean: nil, into: sums)
+            for c in 0..<C { mp[c] = Float(sums[c] / Double(M)) }
+            NormalizationPasses.channelSumsBlocked(x: xp, N: N, C: C, S: S, block: block, mean: mp, into: sums + C)
+            for c in 0..<C {
+                (mp[c], ip[c]) = Self.statistics(sum: sums[c], squaredDeviations: sums[C + c], count: M, eps: eps,
+                                                 momentum: mom, runningMean: rm + c, runningVar: rv + c)
+            }
         } else {
             Parallel.forEachChunk(count: C) { channels, _ in
                 for c in channels {
@@ -165,7 +189,7 @@ public final class BatchNorm: OutputLeakyReLUGradientFusing {
         guard let x = input else { preconditionFailure("BatchNorm.backward before forward") }
         precondition(!passedThrough, "BatchNorm.backward after an eval-mode forward that the layer before applied; run that pass in training mode")
         let N = x.shape[0], C = numFeatures
-        let (sumDy, sumDyXhat) = gradientSums(dy, x, affine: ownAffine, slope: fusedGradientSlope)
+        let (sumDy, sumDyXhat) = gradientSums(dy, x, affine: ownAffine, slope: fusedGradientSlope, block: block)
         if weightGradients {
             let gw = weight.grad.data, gb = bias.grad.data
             for c in 0..<C {
@@ -174,25 +198,31 @@ public final class BatchNorm: OutputLeakyReLUGradientFusing {
                 gw[c] += dot; gb[c] += s
             }
         }
-        return inputGradient ? self.inputGradient(dy, x, affine: ownAffine, slope: fusedGradientSlope,
+        return inputGradient ? self.inputGradient(dy, x, affine: ownAffine, slope: fusedGradientSlope, block: block,
                                                   sumDy: sumDy, sumDyXhat: sumDyXhat) : nil
     }
 
     /// Per (sample, channel): Σ dy′ and Σ dy′·x̂ over the positions, [N·C] each; dy′ is dy through the gradient of a
     /// LeakyReLU(`slope`) applied after the normalisation (nil: none).
-    func gradientSums(_ dy: Tensor, _ x: Tensor, affine: NormalizationPasses.Affine, slope: Float?)
+    func gradientSums(_ dy: Tensor, _ x: Tensor, affine: NormalizationPasses.Affine, slope: Float?, block: Int)
         -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
         let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C)
         let sums = Tensor.reuse(perSampleSums, shape: [2, N * C]); perSampleSums = sums
-        NormalizationPasses.gradientSums(dy: dy.data, x: x.data, N: N, C: C, S: S, mean: mean.data, invStd: invStd.data,
-                                         affine: affine, slope: slope, sumDy: sums.data,
-                                         sumDyXhat: sums.data + N * C)
+        if block > 0 {
+            NormalizationPasses.gradientSumsBlocked(dy: dy.data, x: x.data, N: N, C: C, S: S, block: block, mean: mean.data,
+                                                    invStd: invStd.data, affine: affine, slope: slope, sumDy: sums.data,
+                                                    sumDyXhat: sums.data + N * C)
+        } else {
+            NormalizationPasses.gradientSums(dy: dy.data, x: x.data, N: N, C: C, S: S, mean: mean.data, invStd: invStd.data,
+                                             affine: affine, slope: slope, sumDy: sums.data,
+                                             sumDyXhat: sums.data + N * C)
+        }
         return (sums.data, sums.data + N * C)
     }
 
     /// dx from `gradientSums`' sums: the centring terms a = Σ γ·Σdy′ / M and b = Σ γ·Σdy′x̂ / M per channel,
     /// summed over every rank's rows when synchronised; none after an eval-mode forward.
-    func inputGradient(_ dy: Tensor, _ x: Tensor, affine: NormalizationPasses.Affine, slope: Float?,
+    func inputGradient(_ dy: Tensor, _ x: Tensor, affine: NormalizationPasses.Affine, slope: Float?, block: Int,
                        sumDy: UnsafePointer<Float>, sumDyXhat: UnsafePointer<Float>) -> Tensor {
         let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C)
         let dx = Tensor.reuse(inputGrad, shape: x.shape); inputGrad = dx
@@ -210,9 +240,15 @@ public final class BatchNorm: OutputLeakyReLUGradientFusing {
             let total = Double(N * S * (crossReplica?.size ?? 1)), centre = centreTerms.data
             for c in 0..<2 * C { centre[c] = Float(sums[c] / total) }
         }
-        NormalizationPasses.inputGradient(dy: dy.data, x: x.data, dx: dx.data, N: N, C: C, S: S, mean: mean.data,
-                                          invStd: invStd.data, affine: affine, slope: slope,
-                                          centre: training ? (UnsafePointer(centreTerms.data), UnsafePointer(centreTerms.data + C)) : nil)
+        let centre = training ? (UnsafePointer(centreTerms.data), UnsafePointer(centreTerms.data + C)) : nil
+        if block > 0 {
+            NormalizationPasses.inputGradientBlocked(dy: dy.data, x: x.data, dx: dx.data, N: N, C: C, S: S, block: block,
+                                                     mean: mean.data, invStd: invStd.data, affine: affine, slope: slope,
+                                                     centre: centre)
+        } else {
+            NormalizationPasses.inputGradient(dy: dy.data, x: x.data, dx: dx.data, N: N, C: C, S: S, mean: mean.data,
+                                              invStd: invStd.data, affine: affine, slope: slope, centre: centre)
+        }
         return dx
     }
 }
