@@ -63,6 +63,24 @@ final class FusionPlanTests: XCTestCase {
         XCTAssertEqual(Sequential([BatchNorm(numFeatures: 8), ReLU(), Upsample2x()]).plan.fusions, [])
     }
 
+    /// A model built in bfloat16 (where oneDNN's float32 Winograd never runs) fuses a ReLU into the convolution
+    /// before it too, so that the residual models' conv → ReLU → conv pairs hand over like the standard CNN's.
+    func testReLUFusesIntoAConvolutionWhenBuiltInBFloat16() {
+        let saved = KernelSettings.precision
+        defer { KernelSettings.precision = saved }
+        func make(_ r: inout RandomGenerator) -> Sequential {
+            Sequential([Conv2d(inChannels: 16, outChannels: 16, kernelSize: 3, padding: 1, rng: &r), ReLU(inPlace: true),
+                        Conv2d(inChannels: 16, outChannels: 16, kernelSize: 3, padding: 1, rng: &r)])
+        }
+        KernelSettings.precision = .fp32
+        XCTAssertFalse(make(&rng).plan.fusions.contains(.activationIntoProducer(producer: 0, activation: 1, slope: 0)))
+        KernelSettings.precision = .bf16
+        let m = make(&rng)
+        XCTAssert(m.plan.fusions.contains(.activationIntoProducer(producer: 0, activation: 1, slope: 0)), m.plan.description)
+        XCTAssert(m.plan.fusions.contains(.activationGradientIntoConsumer(activation: 1, consumer: 2, slope: 0)))
+        XCTAssertEqual((m.layers[0] as! Conv2d).fusedLeakyReLUSlope, 0)
+    }
+
     /// An activation that is not in place keeps its input for someone else to read: nothing may fuse across it.
     func testOutOfPlaceActivationIsNotFused() {
         let d = Sequential([Conv2d(inChannels: 3, outChannels: 8, kernelSize: 3, rng: &rng), LeakyReLU(0.2),
