@@ -43,8 +43,8 @@ extension ConvTranspose2d {
     // and y may be in oneDNN's blocked layout (`inputHandoff`, `outputHandoff`): the bias pass walks either.
     func forwardOneDNN(_ x: Tensor, _ y: Tensor, foldingBatchNorm bn: BatchNorm?) {
         let inputBlock = inputHandoff?.activeBlock ?? 0
-        // A folded batch norm (eval) passes y through unnormalised, so y must reach the consumer as the layers
-        // apart would hand it over: no hand-over then.
+        // With a folded batch norm (eval: this pass applies it, the batch norm passes y on) y goes out in NCHW, the
+        // path the fold was measured on; the hand-over is for the batch norms that run themselves.
         let outputBlock = bn != nil ? 0 : outputHandoff?.blockFor(channels: outChannels, height: y.shape[2], width: y.shape[3]) ?? 0
         outputHandoff?.activeBlock = outputBlock
         mirrorPlan(for: x, inputBlock: inputBlock, outputBlock: outputBlock).backwardData(dy: x.data, weight: weight.value.data, dx: y.data)
