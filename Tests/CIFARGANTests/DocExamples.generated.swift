@@ -547,7 +547,7 @@ private func docExample51() throws {
     _ = y
 }
 
-// Sources/GANCore/Layers/Conditional.swift:124
+// Sources/GANCore/Layers/Conditional.swift:119
 private func docExample52() throws {
     let features = Tensor(shape: [2, 128])
     var rng = RandomGenerator(seed: 0)
@@ -561,7 +561,7 @@ private func docExample52() throws {
     _ = rng
 }
 
-// Sources/GANCore/Layers/Conv2d.swift:49
+// Sources/GANCore/Layers/Conv2d.swift:52
 private func docExample53() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)

@@ -82,13 +82,8 @@ public final class ConditionalBatchNorm: OutputLeakyReLUGradientFusing {
             }
         }
         let y = Tensor.reuse(output, shape: x.shape); output = y; input = x
-        if block > 0 {
-            NormalizationPasses.forwardBlocked(x: x.data, y: y.data, N: N, C: C, S: S, block: block, mean: norm.mean.data,
-                                               invStd: norm.invStd.data, affine: affine(N), slope: fusedLeakyReLUSlope)
-        } else {
-            NormalizationPasses.forward(x: x.data, y: y.data, N: N, C: C, S: S, mean: norm.mean.data, invStd: norm.invStd.data,
-                                        affine: affine(N), slope: fusedLeakyReLUSlope)
-        }
+        NormalizationPasses.forward(x: x.data, y: y.data, N: N, C: C, S: S, block: block, mean: norm.mean.data,
+                                    invStd: norm.invStd.data, affine: affine(N), slope: fusedLeakyReLUSlope)
         return y
     }
 

@@ -1,11 +1,14 @@
 import CTranspose
 import Foundation
 
-/// A convolution that can take its input in oneDNN's blocked layout from a `BlockedHandoff` (`Conv2d`, and
-/// `ConvTranspose2d` on its oneDNN mirror).
-protocol BlockedLayoutConsumer: AnyObject {
+/// A convolution that can hand its output over, or take its input, in oneDNN's blocked layout (`BlockedHandoff`):
+/// `Conv2d`, and `ConvTranspose2d` on its oneDNN mirror.
+protocol BlockedLayoutConvolution: AnyObject {
     /// Whether a forward pass on an input of this size runs on oneDNN.
     func willUseOneDNN(inputHeight: Int, inputWidth: Int) -> Bool
+    /// The links to the next and the previous convolution, set by the model's `FusionPlan`.
+    var outputHandoff: BlockedHandoff? { get set }
+    var inputHandoff: BlockedHandoff? { get set }
 }
 
 /// The link between two convolutions that may pass an activation in oneDNN's blocked layout (see
@@ -15,7 +18,7 @@ protocol BlockedLayoutConsumer: AnyObject {
 final class BlockedHandoff {
     /// 8 or 16: the channel block of oneDNN's preferred activation layout (nChw8c / nChw16c).
     let block: Int
-    weak var consumer: BlockedLayoutConsumer?
+    weak var consumer: BlockedLayoutConvolution?
     /// The batch norm between producer and consumer, if any (`.blockedHandoffThroughNormalization`).
     weak var normalization: BatchNorm?
     /// The block in use for the current forward pass, 0 for NCHW.
@@ -24,7 +27,7 @@ final class BlockedHandoff {
     /// producer writes y and the consumer dx in bfloat16, and neither converts its input. Never through a batch norm,
     /// which reads float32.
     var activeBF16 = false
-    init(block: Int, consumer: BlockedLayoutConsumer, normalization: BatchNorm? = nil) {
+    init(block: Int, consumer: BlockedLayoutConvolution, normalization: BatchNorm? = nil) {
         self.block = block; self.consumer = consumer; self.normalization = normalization
     }
 
@@ -50,7 +53,7 @@ final class BlockedHandoff {
 /// let conv = Conv2d(inChannels: 3, outChannels: 64, kernelSize: 3, stride: 1, padding: 1, rng: &rng)
 /// let y = conv.forward(x, training: true)   // [N, 3, 32, 32] → [N, 64, 32, 32]
 /// ```
-public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayoutConsumer {
+public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayoutConvolution {
     public let inChannels, outChannels, kernelSize, stride, padding: Int
     public let weight: Parameter
     public let bias: Parameter?

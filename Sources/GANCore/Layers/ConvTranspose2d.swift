@@ -24,7 +24,7 @@ func phaseRange(phase r: Int, stride s: Int, padding p: Int, size: Int) -> (firs
 /// let up = ConvTranspose2d(inChannels: 128, outChannels: 64, kernelSize: 4, stride: 2, padding: 1, rng: &rng)
 /// let y = up.forward(x, training: true)   // [N, 128, 8, 8] → [N, 64, 16, 16]
 /// ```
-public final class ConvTranspose2d: Layer, BlockedLayoutConsumer {
+public final class ConvTranspose2d: Layer, BlockedLayoutConvolution {
     public let inChannels, outChannels, kernelSize, stride, padding, outputPadding: Int
     public let weight: Parameter
     public let bias: Parameter?

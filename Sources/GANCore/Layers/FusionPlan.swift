@@ -110,24 +110,13 @@ public struct FusionPlan: Equatable, CustomStringConvertible {
                 (layers[convolution] as! ConvTranspose2d).foldedBatchNorm = bn
                 bn.appliedByPreviousLayerInEval = true
             case let .blockedHandoff(producer, consumer, block):
-                let first = FusionPlan.convolution(in: layers[producer])!, second = FusionPlan.convolution(in: layers[consumer])!
-                let handoff = BlockedHandoff(block: block, consumer: second)
-                first.outputHandoff = handoff
-                second.inputHandoff = handoff
+                let handoff = BlockedHandoff(block: block, consumer: FusionPlan.blockedLayoutConvolution(in: layers[consumer])!)
+                FusionPlan.link(layers[producer], layers[consumer], handoff)
             case let .blockedHandoffThroughNormalization(producer, normalization, consumer, block):
                 let norm = layers[normalization]
                 let handoff = BlockedHandoff(block: block, consumer: FusionPlan.blockedLayoutConvolution(in: layers[consumer])!,
                                              normalization: (norm as? BatchNorm) ?? (norm as! ConditionalBatchNorm).norm)
-                switch FusionPlan.blockedLayoutConvolution(in: layers[producer])! {
-                case let conv as Conv2d: conv.outputHandoff = handoff
-                case let conv as ConvTranspose2d: conv.outputHandoff = handoff
-                default: preconditionFailure("FusionPlan: not a convolution")
-                }
-                switch FusionPlan.blockedLayoutConvolution(in: layers[consumer])! {
-                case let conv as Conv2d: conv.inputHandoff = handoff
-                case let conv as ConvTranspose2d: conv.inputHandoff = handoff
-                default: preconditionFailure("FusionPlan: not a convolution")
-                }
+                FusionPlan.link(layers[producer], layers[consumer], handoff)
                 if let bn = norm as? BatchNorm { bn.handoff = handoff } else { (norm as! ConditionalBatchNorm).handoff = handoff }
             }
         }
@@ -138,11 +127,16 @@ public struct FusionPlan: Equatable, CustomStringConvertible {
         (layer as? Conv2d) ?? ((layer as? SpectralNorm)?.inner as? Conv2d)
     }
 
-    /// The convolution, plain or transposed, a layer is or wraps: what can take part in a blocked hand-over through
-    /// a batch norm.
-    static func blockedLayoutConvolution(in layer: Layer) -> BlockedLayoutConsumer? {
-        (convolution(in: layer) as BlockedLayoutConsumer?) ?? (layer as? ConvTranspose2d)
+    /// The convolution, plain or transposed, a layer is or wraps: what can take part in a blocked hand-over.
+    static func blockedLayoutConvolution(in layer: Layer) -> BlockedLayoutConvolution? {
+        (convolution(in: layer) as BlockedLayoutConvolution?) ?? (layer as? ConvTranspose2d)
             ?? ((layer as? SpectralNorm)?.inner as? ConvTranspose2d)
+    }
+
+    /// Joins the convolutions in (or wrapped by) `producer` and `consumer` by `handoff`.
+    private static func link(_ producer: Layer, _ consumer: Layer, _ handoff: BlockedHandoff) {
+        blockedLayoutConvolution(in: producer)!.outputHandoff = handoff
+        blockedLayoutConvolution(in: consumer)!.inputHandoff = handoff
     }
 
     public var description: String {

@@ -80,13 +80,8 @@ public final class BatchNorm: OutputLeakyReLUGradientFusing {
         let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C)
         let y = Tensor.reuse(output, shape: x.shape)
         output = y; input = x
-        if block > 0 {
-            NormalizationPasses.forwardBlocked(x: x.data, y: y.data, N: N, C: C, S: S, block: block, mean: mean.data,
-                                               invStd: invStd.data, affine: ownAffine, slope: fusedLeakyReLUSlope)
-        } else {
-            NormalizationPasses.forward(x: x.data, y: y.data, N: N, C: C, S: S, mean: mean.data, invStd: invStd.data,
-                                        affine: ownAffine, slope: fusedLeakyReLUSlope)
-        }
+        NormalizationPasses.forward(x: x.data, y: y.data, N: N, C: C, S: S, block: block, mean: mean.data,
+                                    invStd: invStd.data, affine: ownAffine, slope: fusedLeakyReLUSlope)
         return y
     }
 
@@ -208,15 +203,9 @@ public final class BatchNorm: OutputLeakyReLUGradientFusing {
         -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
         let N = x.shape[0], C = numFeatures, S = x.count / max(1, N * C)
         let sums = Tensor.reuse(perSampleSums, shape: [2, N * C]); perSampleSums = sums
-        if block > 0 {
-            NormalizationPasses.gradientSumsBlocked(dy: dy.data, x: x.data, N: N, C: C, S: S, block: block, mean: mean.data,
-                                                    invStd: invStd.data, affine: affine, slope: slope, sumDy: sums.data,
-                                                    sumDyXhat: sums.data + N * C)
-        } else {
-            NormalizationPasses.gradientSums(dy: dy.data, x: x.data, N: N, C: C, S: S, mean: mean.data, invStd: invStd.data,
-                                             affine: affine, slope: slope, sumDy: sums.data,
-                                             sumDyXhat: sums.data + N * C)
-        }
+        NormalizationPasses.gradientSums(dy: dy.data, x: x.data, N: N, C: C, S: S, block: block, mean: mean.data,
+                                         invStd: invStd.data, affine: affine, slope: slope, sumDy: sums.data,
+                                         sumDyXhat: sums.data + N * C)
         return (sums.data, sums.data + N * C)
     }
 
@@ -241,14 +230,8 @@ public final class BatchNorm: OutputLeakyReLUGradientFusing {
             for c in 0..<2 * C { centre[c] = Float(sums[c] / total) }
         }
         let centre = training ? (UnsafePointer(centreTerms.data), UnsafePointer(centreTerms.data + C)) : nil
-        if block > 0 {
-            NormalizationPasses.inputGradientBlocked(dy: dy.data, x: x.data, dx: dx.data, N: N, C: C, S: S, block: block,
-                                                     mean: mean.data, invStd: invStd.data, affine: affine, slope: slope,
-                                                     centre: centre)
-        } else {
-            NormalizationPasses.inputGradient(dy: dy.data, x: x.data, dx: dx.data, N: N, C: C, S: S, mean: mean.data,
-                                              invStd: invStd.data, affine: affine, slope: slope, centre: centre)
-        }
+        NormalizationPasses.inputGradient(dy: dy.data, x: x.data, dx: dx.data, N: N, C: C, S: S, block: block,
+                                          mean: mean.data, invStd: invStd.data, affine: affine, slope: slope, centre: centre)
         return dx
     }
 }

@@ -29,9 +29,13 @@ public enum NormalizationPasses {
         }
     }
 
-    // x [N, C, S] → y [N, C, S]: y = act(x·k + shift), k = γ/σ, shift = β − μ·k
-    public static func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, N: Int, C: Int, S: Int,
+    // x [N, C, S] → y [N, C, S]: y = act(x·k + shift), k = γ/σ, shift = β − μ·k. `block` > 0: x and y in oneDNN's
+    // blocked layout with that channel block (`NormalizationPasses+Blocked.swift`), as in the two passes below.
+    public static func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, N: Int, C: Int, S: Int, block: Int = 0,
                                mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>, affine: Affine, slope: Float?) {
+        if block > 0 {
+            return forwardBlocked(x: x, y: y, N: N, C: C, S: S, block: block, mean: mean, invStd: invStd, affine: affine, slope: slope)
+        }
         Parallel.forEachChunk(count: C) { channels, _ in
             for c in channels {
                 for n in 0..<N {
@@ -52,10 +56,14 @@ public enum NormalizationPasses {
     }
 
     // dy, x [N, C, S] → sumDy, sumDyXhat [N, C]: Σ_s dy′ and Σ_s dy′·x̂
-    public static func gradientSums(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, N: Int, C: Int, S: Int,
+    public static func gradientSums(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, N: Int, C: Int, S: Int, block: Int = 0,
                                     mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>, affine: Affine,
                                     slope: Float?, sumDy: UnsafeMutablePointer<Float>,
                                     sumDyXhat: UnsafeMutablePointer<Float>) {
+        if block > 0 {
+            return gradientSumsBlocked(dy: dy, x: x, N: N, C: C, S: S, block: block, mean: mean, invStd: invStd,
+                                       affine: affine, slope: slope, sumDy: sumDy, sumDyXhat: sumDyXhat)
+        }
         Parallel.forEachChunk(count: C) { channels, _ in
             for c in channels {
                 let mu = mean[c], m = SIMD8<Float>(repeating: mu)
@@ -85,9 +93,13 @@ public enum NormalizationPasses {
 
     // dy, x [N, C, S] → dx [N, C, S]: dx = (γ·dy′ − a − x̂·b)/σ, a = b = 0 when `centre` is nil (eval mode)
     public static func inputGradient(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
-                                     N: Int, C: Int, S: Int, mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>,
-                                     affine: Affine, slope: Float?,
+                                     N: Int, C: Int, S: Int, block: Int = 0, mean: UnsafePointer<Float>,
+                                     invStd: UnsafePointer<Float>, affine: Affine, slope: Float?,
                                      centre: (a: UnsafePointer<Float>, b: UnsafePointer<Float>)?) {
+        if block > 0 {
+            return inputGradientBlocked(dy: dy, x: x, dx: dx, N: N, C: C, S: S, block: block, mean: mean, invStd: invStd,
+                                        affine: affine, slope: slope, centre: centre)
+        }
         Parallel.forEachChunk(count: C) { channels, _ in
             for c in channels {
                 let mu = mean[c], istd = invStd[c]

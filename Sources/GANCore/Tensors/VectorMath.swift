@@ -35,18 +35,6 @@ func vectorSumOfSquaredDeviations(_ p: UnsafePointer<Float>, _ count: Int, from 
     return total
 }
 
-/// (Σ d[i], Σ d[i]·(x[i] − mean)) over 0..<count: the two sums of batch norm's backward pass.
-@inline(__always)
-func vectorSumAndCenteredDot(_ d: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int,
-                             mean: Float) -> (Float, Float) {
-    var s = SIMD8<Float>.zero, dot = SIMD8<Float>.zero, i = 0
-    let m = SIMD8<Float>(repeating: mean)
-    while i &+ 8 <= count { let dv = load8(d, i); s += dv; dot += dv * (load8(x, i) - m); i &+= 8 }
-    var total = s.sum(), totalDot = dot.sum()
-    while i < count { total += d[i]; totalDot += d[i] * (x[i] - mean); i &+= 1 }
-    return (total, totalDot)
-}
-
 /// tanh(x) to within 2·10⁻⁷ relative error (Cephes `tanhf`: an odd polynomial below |x| = 0.625, else
 /// 1 − 2/(e^{2|x|} + 1) with a polynomial exp), about 5× faster than libm's here and free of branches.
 @inline(__always)
