@@ -265,7 +265,10 @@ onednn_convolution *onednn_convolution_create_general(int batch, int in_channels
         TRY(D(dnnl_convolution_forward_desc_init)(&fd, training ? dnnl_forward_training : dnnl_forward_inference,
                                                  alg, &x_in, &w_in, &b_md, &y_any, strides, pad, pad));
         if (training) {
-            TRY(D(dnnl_convolution_backward_data_desc_init)(&bdd, alg, &x_any, &w_in, &y_in, strides, pad, pad));
+            // Backward-data transforms tiles of dy, one per output channel: with a 3-channel result (the last layer
+            // of G) that is all overhead — 84 µs per sample on Winograd against 45 directly for 32→3 at 32×32.
+            const dnnl_alg_kind_t data_alg = out_channels < 16 ? dnnl_convolution_direct : alg;
+            TRY(D(dnnl_convolution_backward_data_desc_init)(&bdd, data_alg, &x_any, &w_in, &y_in, strides, pad, pad));
             TRY(D(dnnl_convolution_backward_weights_desc_init)(&bwd, alg, &x_in, &w_any, &b_md, &y_in, strides, pad, pad));
         }
         if (D(dnnl_primitive_desc_create)(&fpd, &fd, attr, engine, NULL) != dnnl_success) { fpd = NULL; continue; }

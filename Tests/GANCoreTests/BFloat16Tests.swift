@@ -96,7 +96,7 @@ final class BFloat16Tests: XCTestCase {
     func testConvolutionsMultiplyBFloat16AndSumFloat32() throws {
         try withBF16 {
             // One bfloat16 oneDNN chunk and a remainder.
-            let n = KernelSettings.oneDNNChunk(bf16: true) + 2
+            let n = KernelSettings.oneDNNChunk + 2
             check("Conv2d 3→16 k3 s1", { Conv2d(inChannels: 3, outChannels: 16, kernelSize: 3, stride: 1, padding: 1, rng: &$0) },
                   input: [n, 3, 8, 8], float32Passes: ["dx"])
             check("Conv2d 16→32 k4 s2", { Conv2d(inChannels: 16, outChannels: 32, kernelSize: 4, stride: 2, padding: 1, rng: &$0) },
@@ -132,7 +132,7 @@ final class BFloat16Tests: XCTestCase {
             let layer = ConvTranspose2d(inChannels: 32, outChannels: 16, kernelSize: 4, stride: 2, padding: 1, rng: &r)
             XCTAssertEqual(layer.kernelPath(inputHeight: 4, inputWidth: 4), .oneDNN)
             check("ConvTranspose2d 32→16 k4 s2", { ConvTranspose2d(inChannels: 32, outChannels: 16, kernelSize: 4, stride: 2, padding: 1, rng: &$0) },
-                  input: [KernelSettings.oneDNNChunk(bf16: true) + 2, 32, 4, 4], float32Passes: ["db"])
+                  input: [KernelSettings.oneDNNChunk + 2, 32, 4, 4], float32Passes: ["db"])
             check("ConvTranspose2d 8→8 k3 s1", { ConvTranspose2d(inChannels: 8, outChannels: 8, kernelSize: 3, stride: 1, padding: 1, rng: &$0) },
                   input: [4, 8, 5, 5], float32Passes: ["db"])
             let odd = ConvTranspose2d(inChannels: 8, outChannels: 8, kernelSize: 3, stride: 2, padding: 1, outputPadding: 1, rng: &r)

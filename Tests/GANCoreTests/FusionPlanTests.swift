@@ -46,34 +46,44 @@ final class FusionPlanTests: XCTestCase {
             .activationIntoProducer(producer: 0, activation: 1, slope: 0),
             .activationIntoProducer(producer: 3, activation: 4, slope: 0),
             .activationGradientIntoConsumer(activation: 4, consumer: 5, slope: 0),
+            .activationIntoProducer(producer: 5, activation: 6, slope: 0),
             .activationGradientIntoConsumer(activation: 6, consumer: 7, slope: 0),
             .activationIntoProducer(producer: 8, activation: 9, slope: 0.2),
             .activationGradientIntoProducer(producer: 0, activation: 1),
             .activationGradientIntoProducer(producer: 8, activation: 9),
-        ])
+        ] + (ConvolutionKernels.oneDNNAvailable
+             ? [.blockedHandoff(producer: 5, consumer: 7, block: OneDNNConvolution.preferredChannelBlock)] : []))
         XCTAssert(g.plan.description.hasPrefix("0 writes ReLU of its output (1 passes it on)"), g.plan.description)
         let layers = g.layers
         XCTAssertEqual((layers[0] as! BatchNorm).fusedLeakyReLUSlope, 0)
         XCTAssertEqual((layers[3] as! ConditionalBatchNorm).fusedLeakyReLUSlope, 0)
-        XCTAssertNil((layers[5] as! Conv2d).fusedLeakyReLUSlope, "a ReLU does not fuse into a convolution's output")
+        XCTAssertEqual((layers[5] as! Conv2d).fusedLeakyReLUSlope, 0, "8 input channels: no Winograd, the ReLU fuses")
         XCTAssertEqual((layers[7] as! Conv2d).inputLeakyReLUSlope, 0)
         for i in [1, 4, 6] { XCTAssert((layers[i] as! ReLU).gradientAppliedByNeighbour, "ReLU \(i)") }
-        XCTAssert((layers[1] as! ReLU).inputArrivesActivated && !(layers[6] as! ReLU).inputArrivesActivated)
+        XCTAssert((layers[1] as! ReLU).inputArrivesActivated && (layers[6] as! ReLU).inputArrivesActivated)
         // Not in place: nothing fuses.
         XCTAssertEqual(Sequential([BatchNorm(numFeatures: 8), ReLU(), Upsample2x()]).plan.fusions, [])
     }
 
-    /// A model built in bfloat16 (where oneDNN's float32 Winograd never runs) fuses a ReLU into the convolution
-    /// before it too, so that the residual models' conv → ReLU → conv pairs hand over like the standard CNN's.
-    func testReLUFusesIntoAConvolutionWhenBuiltInBFloat16() {
-        let saved = KernelSettings.precision
-        defer { KernelSettings.precision = saved }
-        func make(_ r: inout RandomGenerator) -> Sequential {
-            Sequential([Conv2d(inChannels: 16, outChannels: 16, kernelSize: 3, padding: 1, rng: &r), ReLU(inPlace: true),
+    /// A ReLU fuses into the convolution before it unless that convolution asks oneDNN for float32 Winograd (3×3,
+    /// stride 1, ≥ 16 input channels), which takes no fused activation. A model built in bfloat16 (where that
+    /// Winograd never runs) fuses it always, so that the residual models' conv → ReLU → conv pairs hand over like
+    /// the standard CNN's.
+    func testReLUFusesIntoAConvolutionUnlessItAsksForWinograd() {
+        let saved = (KernelSettings.precision, KernelSettings.oneDNNWinograd)
+        defer { (KernelSettings.precision, KernelSettings.oneDNNWinograd) = saved }
+        KernelSettings.oneDNNWinograd = true
+        func make(_ r: inout RandomGenerator, inChannels: Int = 16) -> Sequential {
+            Sequential([Conv2d(inChannels: inChannels, outChannels: 16, kernelSize: 3, padding: 1, rng: &r), ReLU(inPlace: true),
                         Conv2d(inChannels: 16, outChannels: 16, kernelSize: 3, padding: 1, rng: &r)])
         }
         KernelSettings.precision = .fp32
-        XCTAssertFalse(make(&rng).plan.fusions.contains(.activationIntoProducer(producer: 0, activation: 1, slope: 0)))
+        let winograd = make(&rng)
+        XCTAssertFalse(winograd.plan.fusions.contains(.activationIntoProducer(producer: 0, activation: 1, slope: 0)))
+        XCTAssertFalse((winograd.layers[1] as! ReLU).inputArrivesActivated)
+        let image = make(&rng, inChannels: 3)   // the residual models' first convolution: direct, so the ReLU fuses
+        XCTAssert(image.plan.fusions.contains(.activationIntoProducer(producer: 0, activation: 1, slope: 0)), image.plan.description)
+        XCTAssertEqual((image.layers[0] as! Conv2d).fusedLeakyReLUSlope, 0)
         KernelSettings.precision = .bf16
         let m = make(&rng)
         XCTAssert(m.plan.fusions.contains(.activationIntoProducer(producer: 0, activation: 1, slope: 0)), m.plan.description)

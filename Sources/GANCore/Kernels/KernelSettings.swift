@@ -40,11 +40,12 @@ public enum KernelSettings {
     /// (`.blockedHandoffThroughNormalization`; `CIFAR_GAN_BLOCKED_NORMS=0`: NCHW, as before session 12).
     nonisolated(unsafe) public static var blockedNormalization: Bool = environment("CIFAR_GAN_BLOCKED_NORMS") != "0"
 
-    /// Samples per oneDNN call (`CIFAR_GAN_ONEDNN_CHUNK` overrides both): 16 in float32, measured on the original
-    /// models; 64 in bfloat16, where each call multiplies twice as fast, so what every call costs besides the products
-    /// (converting the weights to bfloat16, starting the threads) weighs twice as much — 64 measured +11–23% for
-    /// `cnn` and `original` in bfloat16 (docs/performance.md).
-    public static func oneDNNChunk(bf16: Bool) -> Int { chunkOverride ?? (bf16 ? 64 : 16) }
+    /// Samples per oneDNN call (`CIFAR_GAN_ONEDNN_CHUNK` overrides it): 64, in either precision. What each call
+    /// costs besides the products (reordering the weights, starting the threads) weighs less in larger calls, and
+    /// oneDNN's kernels split the work of small images (8×8, 16×16) better across a bigger batch: 64 measured
+    /// +11–23% over 16 for `cnn` and `original` in bfloat16 (session 10), and +12% for `cnn --conditional` and
+    /// `sngan` in float32 with the original models unchanged (session 13; docs/performance.md).
+    public static var oneDNNChunk: Int { chunkOverride ?? 64 }
     private static let chunkOverride: Int? = Int(environment("CIFAR_GAN_ONEDNN_CHUNK") ?? "")
 
     /// One line for `cifar-gan bench`: each switch, and what this machine makes of it.

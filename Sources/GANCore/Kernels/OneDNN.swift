@@ -34,7 +34,7 @@ public enum ConvolutionKernels: String, Sendable {
 }
 
 /// oneDNN's primitives for one input shape (batch, channels, size) of a convolution; recreated when the
-/// shape changes. The batch runs in chunks of `KernelSettings.oneDNNChunk(bf16:)` samples so that the copies in oneDNN's layouts
+/// shape changes. The batch runs in chunks of `KernelSettings.oneDNNChunk` samples so that the copies in oneDNN's layouts
 /// stay small (they are the size of one chunk's activations, shared by all layers) and warm in cache.
 ///
 /// Public for inference networks outside the layer library (pytorch-fid's Inception, with its 1×7 and 7×1
@@ -47,7 +47,7 @@ public enum ConvolutionKernels: String, Sendable {
 /// ```
 public final class OneDNNConvolution {
     public let shape: [Int]
-    private let full: OpaquePointer          // KernelSettings.oneDNNChunk(bf16:) samples (or the whole batch when smaller)
+    private let full: OpaquePointer          // KernelSettings.oneDNNChunk samples (or the whole batch when smaller)
     private let remainder: OpaquePointer?    // the last, shorter chunk
     private let chunk: Int, inputStride: Int, outputStride: Int
 
@@ -57,6 +57,15 @@ public final class OneDNNConvolution {
     public let winograd: Bool
     /// `KernelSettings.oneDNNWinograd` when these primitives were made (a layer remakes them when it changes).
     let winogradRequested: Bool
+
+    /// Whether a float32 convolution of this shape asks oneDNN for Winograd F(4×4, 3×3) (oneDNN still declines it
+    /// on AVX2, with a fused activation or in bfloat16). Not below 16 input channels: there the transforms of each
+    /// 6×6 tile cost more than the products they save — the residual models' first convolution (3→64 at 32×32)
+    /// measured 104 µs per sample forward and 71 for its weights' gradient on Winograd against 28 and 21 directly
+    /// (`ONEDNN_VERBOSE`, docs/performance.md "Session 13").
+    public static func asksForWinograd(inChannels: Int, kernelHeight: Int, kernelWidth: Int, stride: Int) -> Bool {
+        KernelSettings.oneDNNWinograd && kernelHeight == 3 && kernelWidth == 3 && stride == 1 && inChannels >= 16
+    }
 
     /// The layouts of x/dx and y/dy: 0 for NCHW, else oneDNN's channel block (see `BlockedHandoff`).
     let inputBlock: Int, outputBlock: Int
@@ -92,6 +101,8 @@ public final class OneDNNConvolution {
           inputBF16: Bool = false, outputBF16: Bool = false) {
         guard ConvolutionKernels.oneDNNAvailable, inputShape.count == 4, inputShape[0] > 0 else { return nil }
         let n = inputShape[0], c = inputShape[1], h = inputShape[2], w = inputShape[3]
+        let askWinograd = Self.asksForWinograd(inChannels: c, kernelHeight: kernelHeight, kernelWidth: kernelWidth,
+                                               stride: stride)
         func create(_ batch: Int) -> OpaquePointer? {
             onednn_convolution_create_general(Int32(batch), Int32(c), Int32(h), Int32(w), Int32(outChannels),
                                               Int32(kernelHeight), Int32(kernelWidth), Int32(stride),
@@ -99,11 +110,11 @@ public final class OneDNNConvolution {
                                               leakyReLUSlope == nil ? 0 : 1, leakyReLUSlope ?? 0,
                                               Int32(inputBlock), Int32(outputBlock),
                                               UInt32((training ? ONEDNN_TRAINING : 0) | (bf16 ? ONEDNN_BF16 : 0)
-                                                     | (KernelSettings.oneDNNWinograd ? ONEDNN_WINOGRAD : 0)
+                                                     | (askWinograd ? ONEDNN_WINOGRAD : 0)
                                                      | (inputBF16 ? ONEDNN_BF16_INPUT_HANDOFF : 0)
                                                      | (outputBF16 ? ONEDNN_BF16_OUTPUT_HANDOFF : 0)))
         }
-        chunk = min(n, max(1, KernelSettings.oneDNNChunk(bf16: bf16)))
+        chunk = min(n, max(1, KernelSettings.oneDNNChunk))
         guard let full = create(chunk) else { return nil }
         self.full = full
         if n % chunk != 0 {
