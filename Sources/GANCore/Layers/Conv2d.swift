@@ -63,6 +63,10 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayo
     let workspace = Workspace(slots: 5)
     /// The flipped weight in `NarrowConvolution`'s layout, for the image gradient of a first layer.
     private var narrowWeightScratch: Tensor?
+    /// The weight in `NarrowConvolution`'s layout, for the forward pass of a last layer (≤ 3 output channels).
+    private var narrowForwardWeightScratch: Tensor?
+    /// Whether the last forward ran on `NarrowConvolution`'s kernel (its backward runs on oneDNN).
+    private var forwardUsedNarrow = false
     /// The weight in patch order [out][k][k][in], refreshed every forward (the optimizer changes the weight).
     private let patchWeight: Tensor
     /// oneDNN's primitives for the last input shape, when this layer runs on oneDNN (`ConvolutionKernels`).
@@ -185,6 +189,7 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayo
     /// which Winograd tiles, or nil.
     public var lastKernelVariant: String? {
         if let tiles = forwardTiles { return tiles.rawValue }
+        if forwardUsedNarrow { return "direct 3-channel forward" }
         guard forwardUsedOneDNN, let plan = oneDNN else { return nil }
         return plan.bf16 ? "bf16" : plan.winograd ? "Winograd F(4×4, 3×3)" : nil
     }
@@ -217,8 +222,17 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayo
         let y = Tensor.reuse(output, shape: [N, O, g.gridHeight, g.gridWidth])
         output = y; input = x
         forwardTiles = nil
+        forwardUsedNarrow = false
         if let plan = oneDNNPlan(for: x) {
             forwardUsedOneDNN = true
+            // A last layer (≤ 3 output channels, the image) is a 3-wide product that oneDNN runs at a fraction of its
+            // speed: the direct kernel computes it, and the backward passes stay on oneDNN.
+            if stride == 1, fusedLeakyReLUSlope == nil, !plan.bf16, plan.inputBlock == 0, plan.outputBlock == 0,
+               NarrowConvolution.applies(resultChannels: outChannels, reducedChannels: inChannels) {
+                forwardUsedNarrow = true
+                forwardNarrow(x, y)
+                return y
+            }
             plan.forward(x: x.data, weight: weight.value.data, bias: bias?.value.data, y: y.data)
             return y
         }
@@ -336,6 +350,34 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayo
                                   into: weight.grad.data, bias: bias?.grad.data, biasCount: O)
         }
         return dx
+    }
+
+    /// y by `NarrowConvolution`'s kernel (stride 1, ≤ 3 output channels): y[o][i][j] = bias[o] + Σ_{c, a, b}
+    /// x[c][i − p + a][j − p + b] · w[o][c][a][b], each sample blocked into scratch with a border of p zeros.
+    private func forwardNarrow(_ x: Tensor, _ y: Tensor) {
+        let N = x.shape[0], C = inChannels, O = outChannels, k = kernelSize, p = padding, block = 8
+        let H = x.shape[2], W = x.shape[3], OH = y.shape[2], OW = y.shape[3]
+        // narrowWeight[cb][a][b][l/8][o][l%8] = w[o][cb·8 + l][a][b]
+        let narrowWeight = Tensor.reuse(narrowForwardWeightScratch, shape: [C * k * k * O])
+        narrowForwardWeightScratch = narrowWeight
+        let w = weight.value.data, nw = narrowWeight.data
+        for c in 0..<C { for a in 0..<k { for b in 0..<k { for o in 0..<O {
+            let tap = (((c / block) * k + a) * k + b) * block * O
+            nw[tap + narrowWeightIndex(channelInBlock: c % block, out: o, outs: O)] = w[((o * C + c) * k + a) * k + b]
+        } } } }
+        let xp = x.data, yp = y.data, bp = bias?.value.data, ws = workspace
+        let image = C * H * W, outImage = O * OH * OW, paddedImage = C * (H + 2 * p) * (W + 2 * p)
+        Parallel.forEachChunk(count: N) { range, worker in
+            let blocked = ws.buffer(worker: worker, slot: 4, count: paddedImage)
+            for n in range {
+                blockChannels(xp + n * image, blocked, channels: C, height: H, width: W, pad: p)
+                let out = yp + n * outImage
+                narrowConvolution(blocked, channels: C, block: block, height: H + 2 * p, width: W + 2 * p, weight: nw,
+                                  outs: O, kernel: k, offsetY: 0, offsetX: 0, out: out, outHeight: OH, outWidth: OW,
+                                  outPlane: OH * OW, outRow: OW, outColumn: 1)
+                if let bp { for o in 0..<O { let plane = out + o * OH * OW, b = bp[o]; for i in 0..<OH * OW { plane[i] += b } } }
+            }
+        }
     }
 
     /// dx by `NarrowConvolution`'s kernel (stride 1, ≤ 3 input channels): dx[c][y][x] = Σ_{o, a, b}
