@@ -48,6 +48,27 @@ final class TorchCheckpointTests: XCTestCase {
         }
     }
 
+    /// Deeply nested values (what libFuzzer found: a protocol number wrapped in ~30,000 one-element tuples) end in
+    /// an error naming the file, not a stack overflow while describing, walking or freeing them.
+    func testDeeplyNestedPicklesGiveErrors() throws {
+        let magic: [UInt8] = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e]
+        // PROTO 2, BININT2 1001, 30,000 × TUPLE1, STOP
+        let version: [UInt8] = [0x80, 0x02, 0x4d, 0xe9, 0x03] + Array(repeating: 0x85, count: 30_000) + [0x2e]
+        XCTAssertThrowsError(try TorchCheckpoint.decode(magic + version, file: "nested.pth")) {
+            XCTAssert("\($0)".contains("nested.pth") && "\($0)".contains("protocol a tuple of 1"), "\($0)")
+        }
+        // A state dict of dicts 1,000 deep: PROTO 2, then per level EMPTY_DICT, SHORT_BINUNICODE "a"; then NONE and
+        // 1,000 × SETITEM, STOP; then an empty storage-key list.
+        var dicts: [UInt8] = [0x80, 0x02]
+        for _ in 0..<1000 { dicts += [0x7d, 0x8c, 0x01, 0x61] }
+        dicts += [0x4e] + Array(repeating: 0x73, count: 1000) + [0x2e] + [0x80, 0x02, 0x5d, 0x2e]
+        var zipless = magic + [0x80, 0x02, 0x4d, 0xe9, 0x03, 0x2e] + [0x80, 0x02, 0x7d, 0x2e] + dicts
+        XCTAssertThrowsError(try TorchCheckpoint.decode(zipless, file: "deep.pth")) {
+            XCTAssert("\($0)".contains("deep.pth") && "\($0)".contains("64 levels"), "\($0)")
+        }
+        zipless.removeAll()
+    }
+
     /// A bounded random-mutation fuzzer: flipped bytes, truncations, forged lengths and spliced tails
     /// (1,500 mutants per file; `CIFAR_GAN_FUZZ_ITERATIONS` for long runs).
     func testMutatedFilesGiveErrorsNotCrashes() throws {

@@ -30,6 +30,26 @@ public struct Unpickler {
         case global(String)
         /// Whatever the caller's `reduce` or `persistentLoad` made.
         case object(AnyObject)
+
+        /// A short description for error messages that names a container by its kind and size only: a pickle can
+        /// nest tuples tens of thousands deep, and Swift's own description of such a value recurses until the stack
+        /// overflows (found by `fuzz/run`).
+        public var summary: String {
+            switch self {
+            case .none: return "None"
+            case .bool(let b): return b ? "True" : "False"
+            case .int(let i): return "\(i)"
+            case .float(let d): return "\(d)"
+            case .string(let s): return s.count <= 60 ? "'\(s)'" : "'\(s.prefix(60))…'"
+            case .bytes(let b): return "\(b.count) bytes"
+            case .bigInt(let b): return "a \(b.count)-byte integer"
+            case .tuple(let t): return "a tuple of \(t.count)"
+            case .list(let l): return "a list of \(l.items.count)"
+            case .dict(let d): return "a dict of \(d.items.count)"
+            case .global(let g): return g
+            case .object(let o): return "a \(type(of: o))"
+            }
+        }
     }
 
     public let file: String

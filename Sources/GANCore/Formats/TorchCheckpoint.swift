@@ -77,7 +77,7 @@ public enum TorchCheckpoint {
             throw FormatError(description: "\(file): not a legacy torch.save file (wrong magic number)")
         }
         let (version, p2) = try plain(p1)
-        guard case .int(1001) = version else { throw FormatError(description: "\(file): legacy torch.save protocol \(version), expected 1001") }
+        guard case .int(1001) = version else { throw FormatError(description: "\(file): legacy torch.save protocol \(version.summary), expected 1001") }
         let (_, p3) = try plain(p2)   // system info: little-endian and type sizes (the data below is read as little-endian)
         let (root, storages, p4) = try unpickle(bytes, file: file, start: p3)
         var pk = Unpickler(bytes: bytes, file: file, start: p4, allowedGlobals: [])
@@ -87,7 +87,7 @@ public enum TorchCheckpoint {
         var offsets: [String: Int] = [:]
         var p = pk.position
         for k in keyList.items {
-            guard case .string(let key) = k, let ref = storages[key] else { throw FormatError(description: "\(file): storage key \(k) names no storage of the state dict") }
+            guard case .string(let key) = k, let ref = storages[key] else { throw FormatError(description: "\(file): storage key \(k.summary) names no storage of the state dict") }
             guard p + 8 <= bytes.count else { throw FormatError(description: "\(file): truncated before storage \(key)") }
             let n = bytes[p..<(p + 8)].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             let width = storageTypes[ref.type]!.width
@@ -161,12 +161,14 @@ public enum TorchCheckpoint {
     static func tensors(_ root: Unpickler.Value, file: String, bytesOf: (StorageRef) throws -> [UInt8]) throws -> [String: SafeTensors.Entry] {
         var out: [String: SafeTensors.Entry] = [:]
         var cache: [String: [Float]] = [:]
-        func walk(_ v: Unpickler.Value, _ prefix: String) throws {
+        // A state dict nests a few levels (PyTorch's own: one); a forged one could nest deep enough to overflow the stack.
+        func walk(_ v: Unpickler.Value, _ prefix: String, depth: Int = 0) throws {
+            guard depth < 64 else { throw FormatError(description: "\(file): the state dict nests more than 64 levels deep") }
             switch v {
             case .dict(let d):
                 for (k, value) in d.items {
                     guard case .string(let key) = k else { throw FormatError(description: "\(file): a state-dict key that is not a string") }
-                    try walk(value, prefix.isEmpty ? key : "\(prefix).\(key)")
+                    try walk(value, prefix.isEmpty ? key : "\(prefix).\(key)", depth: depth + 1)
                 }
             case .object(let o):
                 guard let t = o as? TensorRef else { throw FormatError(description: "\(file): '\(prefix)' is a storage, not a tensor") }
