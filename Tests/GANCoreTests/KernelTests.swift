@@ -44,7 +44,7 @@ final class KernelTests: XCTestCase {
     }
 
     /// oneDNN and BLAS agree on a discriminator-sized layer whose batch does not divide into oneDNN's chunks,
-    /// and `auto` picks oneDNN only for convolutions with at least 64 output positions.
+    /// and `auto` picks oneDNN wherever it loads.
     func testOneDNNAgreesWithBLASOnModelShapes() throws {
         try XCTSkipUnless(ConvolutionKernels.oneDNNAvailable, "oneDNN not available: \(ConvolutionKernels.oneDNNUnavailableReason)")
         let saved = KernelSettings.convolution
@@ -64,8 +64,9 @@ final class KernelTests: XCTestCase {
             assertClose(results[1][i], results[0][i], rtol: 1e-4, atol: 1e-4, "oneDNN vs BLAS \(name)")
         }
         KernelSettings.convolution = .auto
-        XCTAssertTrue(ConvolutionKernels.useOneDNN(outputPositions: 64))
-        XCTAssertFalse(ConvolutionKernels.useOneDNN(outputPositions: 16))
+        XCTAssertTrue(ConvolutionKernels.useOneDNN, "auto: oneDNN wherever it loads")
+        KernelSettings.convolution = .blas
+        XCTAssertFalse(ConvolutionKernels.useOneDNN)
     }
 
     /// A convolution or batch norm followed by an in-place LeakyReLU inside a Sequential writes the activated

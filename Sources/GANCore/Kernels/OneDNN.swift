@@ -1,9 +1,10 @@
 import COneDNN
 import Foundation
 
-/// Which kernels run `Conv2d`: this package's patch-matrix GEMMs on BLAS, oneDNN's direct convolutions, or
-/// (`auto`, the default) oneDNN where it measured faster — convolutions with at least 64 output positions per
-/// image; on the 4×4 outputs of the original discriminator's last layer the BLAS kernels win.
+/// Which kernels run `Conv2d`: this package's patch-matrix GEMMs and Winograd tiles on BLAS, oneDNN's
+/// convolutions, or (`auto`, the default) oneDNN wherever it loads. (Until session 13 `auto` kept layers with
+/// fewer than 64 output positions on BLAS; with 64-sample oneDNN calls oneDNN measured 7–13% faster there too —
+/// the original discriminator's last layer, the standard CNN's D.10 and D.12; docs/performance.md.)
 ///
 /// oneDNN is used only where its library loads (Linux with `libdnnl2`; `scripts/install-deps` installs it);
 /// elsewhere every choice means BLAS. The choice in force is `KernelSettings.convolution`. Both kernels compute
@@ -21,14 +22,14 @@ public enum ConvolutionKernels: String, Sendable {
     /// Why oneDNN is not available, for messages.
     public static var oneDNNUnavailableReason: String { String(cString: onednn_unavailable_reason()) }
 
-    /// Whether a convolution with this many output positions per image runs on oneDNN.
-    public static func useOneDNN(outputPositions: Int) -> Bool {
+    /// Whether convolutions run on oneDNN.
+    public static var useOneDNN: Bool {
         // bfloat16 runs only on oneDNN (`Precision.resolve` allows it only where oneDNN loads).
         if KernelSettings.precision == .bf16 && oneDNNAvailable { return true }
         switch KernelSettings.convolution {
         case .blas: return false
         case .onednn: return oneDNNAvailable
-        case .auto: return oneDNNAvailable && outputPositions >= 64
+        case .auto: return oneDNNAvailable
         }
     }
 }

@@ -13,7 +13,9 @@ import Foundation
 /// The tiles' GEMMs do 9/16 of the direct products. Measured at batch 64 (docs/performance.md): in place of the
 /// patch GEMM (`--preset cnn`'s D.10, 128→128 on 8×8) 15% faster per pass in the model; in place of oneDNN (D.6,
 /// 64→64 on 16×16) 25–35% faster alone but slower in the model, where oneDNN's pass hands its activations to its
-/// neighbours in its blocked layout — so the tiles replace the patch GEMM only, never oneDNN.
+/// neighbours in its blocked layout — so the tiles replace the patch GEMM only, never oneDNN. (With 64-sample
+/// oneDNN calls oneDNN also beat the tiles on D.10 and D.12, so since session 13 the tiles run where oneDNN does
+/// not: machines without it, and `CIFAR_GAN_CONVOLUTION=blas`.)
 extension Conv2d {
     /// The two kinds of tiles a `Conv2d` can run on, named as `bench --profile` prints them.
     enum WinogradTiles: String {
@@ -34,7 +36,7 @@ extension Conv2d {
     /// divisible by the stride.
     func usesWinogradMirror(inputHeight h: Int, inputWidth w: Int) -> Bool {
         let (oh, ow) = outputSize(h, w)
-        guard KernelSettings.winograd, KernelSettings.precision == .fp32, !ConvolutionKernels.useOneDNN(outputPositions: oh * ow),
+        guard KernelSettings.winograd, KernelSettings.precision == .fp32, !ConvolutionKernels.useOneDNN,
               kernelSize == 2 * stride, inChannels >= 64,
               (h + 2 * padding - kernelSize) % stride == 0, (w + 2 * padding - kernelSize) % stride == 0 else { return false }
         return winogradMirror.usesWinograd(outputHeight: h, outputWidth: w)
@@ -76,13 +78,13 @@ extension Conv2d {
 
 /// A 3×3, stride-1, padding-1 convolution by Winograd F(2×2, 3×3) tiles (`Kernels/Winograd3x3.swift`: 16 products
 /// per 2×2 output tile instead of 36), where it would otherwise run on the patch GEMM — D.12 of `--preset cnn`
-/// (128→256 on 4×4), below oneDNN's 64 output positions. Like the 4×4 layers' tiles it does not replace oneDNN,
-/// whose blocked hand-over between D's layers the tiles' NCHW would end.
+/// (128→256 on 4×4) where oneDNN is missing or `KernelSettings.convolution` is `.blas`. Like the 4×4 layers' tiles
+/// it does not replace oneDNN, whose blocked hand-over between D's layers the tiles' NCHW would end.
 extension Conv2d {
     /// Float32, Winograd on, a layer that would run on the patch GEMM, 3×3 stride 1 padding 1, channels in
     /// multiples of 8.
     func usesWinograd3x3(inputHeight h: Int, inputWidth w: Int) -> Bool {
-        KernelSettings.winograd && KernelSettings.precision == .fp32 && !ConvolutionKernels.useOneDNN(outputPositions: h * w)
+        KernelSettings.winograd && KernelSettings.precision == .fp32 && !ConvolutionKernels.useOneDNN
             && kernelSize == 3 && stride == 1 && padding == 1 && inChannels % 8 == 0 && outChannels % 8 == 0
     }
 

@@ -44,9 +44,9 @@ final class BlockedHandoff {
 
 /// 2-d convolution, `torch.nn.Conv2d` semantics: weight [out, in, k, k], bias [out].
 ///
-/// Which kernel runs depends on the input size (`kernelPath`): oneDNN for outputs of ≥ 64 positions, Winograd
-/// tiles for 4×4 stride-2 and 3×3 stride-1 layers below that (`Conv2d+Winograd.swift`), else the reference-order
-/// path here: each core takes a slice of the batch; per group of samples it builds the patch matrix from
+/// Which kernel runs (`kernelPath`): oneDNN where it loads (`ConvolutionKernels`); elsewhere, or with
+/// `KernelSettings.convolution = .blas`, Winograd tiles for 4×4 stride-2 and 3×3 stride-1 layers on small images
+/// (`Conv2d+Winograd.swift`), else the reference-order path here: each core takes a slice of the batch; per group of samples it builds the patch matrix from
 /// channels-last copies of the images and runs one GEMM against the kernel in patch order.
 ///
 /// ```swift
@@ -201,7 +201,7 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayo
     public func kernelPath(inputHeight h: Int, inputWidth w: Int) -> ConvolutionPath {
         if winogradTiles(inputHeight: h, inputWidth: w) != nil { return .winograd }
         let (oh, ow) = outputSize(h, w)
-        return ConvolutionKernels.useOneDNN(outputPositions: oh * ow) ? .oneDNN : .patchGEMM
+        return ConvolutionKernels.useOneDNN ? .oneDNN : .patchGEMM
     }
 
     /// Builds the patch matrix of samples n..<n+nb into `rows` ([nb·P][K]), via a channels-last copy.
