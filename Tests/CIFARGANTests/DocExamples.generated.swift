@@ -428,12 +428,12 @@ private func docExample40() throws {
     _ = onThisCPU
 }
 
-// Sources/GANCore/Kernels/OneDNN.swift:12
+// Sources/GANCore/Kernels/OneDNN.swift:13
 private func docExample41() throws {
     KernelSettings.convolution = .blas
 }
 
-// Sources/GANCore/Kernels/OneDNN.swift:43
+// Sources/GANCore/Kernels/OneDNN.swift:44
 private func docExample42() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let weight = Tensor(shape: [192, 768, 1, 7])
