@@ -35,7 +35,6 @@ extension Conv2d {
     /// mirror that reproduces this layer — kernel 2·stride, channels in multiples of 8, (h + 2·padding − k)
     /// divisible by the stride.
     func usesWinogradMirror(inputHeight h: Int, inputWidth w: Int) -> Bool {
-        let (oh, ow) = outputSize(h, w)
         guard KernelSettings.winograd, KernelSettings.precision == .fp32, !ConvolutionKernels.useOneDNN,
               kernelSize == 2 * stride, inChannels >= 64,
               (h + 2 * padding - kernelSize) % stride == 0, (w + 2 * padding - kernelSize) % stride == 0 else { return false }

@@ -196,11 +196,10 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayo
 
     /// The forward kernel for an input of h×w: Winograd tiles in float32 where the layer would otherwise run on the
     /// patch GEMM (4×4 stride-2 layers as their mirror's tiles, `usesWinogradMirror`; 3×3 stride-1 layers by
-    /// F(2×2, 3×3), `usesWinograd3x3`), oneDNN where `KernelSettings.convolution` picks it for this output size,
+    /// F(2×2, 3×3), `usesWinograd3x3`) where oneDNN does not run, oneDNN where `KernelSettings.convolution` picks it,
     /// else the patch GEMMs (the fallback wherever oneDNN is missing).
     public func kernelPath(inputHeight h: Int, inputWidth w: Int) -> ConvolutionPath {
         if winogradTiles(inputHeight: h, inputWidth: w) != nil { return .winograd }
-        let (oh, ow) = outputSize(h, w)
         return ConvolutionKernels.useOneDNN ? .oneDNN : .patchGEMM
     }
 
