@@ -13,6 +13,16 @@ final class NarrowConvolutionTests: XCTestCase {
         try XCTSkipUnless(NarrowConvolution.available, "no AVX2/FMA: the layers keep their GEMM paths")
     }
 
+    /// Runs `body` with every convolution on oneDNN (skipped where oneDNN or the vector kernel is missing).
+    private func onOneDNN(_ body: () throws -> Void) throws {
+        try skipUnlessVectorized()
+        try XCTSkipUnless(ConvolutionKernels.oneDNNAvailable, "oneDNN not available: \(ConvolutionKernels.oneDNNUnavailableReason)")
+        let saved = KernelSettings.convolution
+        defer { KernelSettings.convolution = saved }
+        KernelSettings.convolution = .onednn
+        try body()
+    }
+
     func testVectorKernelMatchesReference() throws {
         try skipUnlessVectorized()
         // (channels, block, height, width, outs, kernel, offsetY, offsetX, outHeight, outWidth, rowStep, columnStep):
@@ -79,59 +89,53 @@ final class NarrowConvolutionTests: XCTestCase {
     /// The same when dy arrives in oneDNN's blocked layout: a first convolution that hands its output to the next
     /// one on oneDNN (the original discriminator's D.0 → D.2).
     func testConv2dInputGradientFromBlockedLayout() throws {
-        try skipUnlessVectorized()
-        try XCTSkipUnless(ConvolutionKernels.oneDNNAvailable, "oneDNN not available: \(ConvolutionKernels.oneDNNUnavailableReason)")
-        let saved = KernelSettings.convolution
-        defer { KernelSettings.convolution = saved }
-        KernelSettings.convolution = .onednn
-        func make(_ seed: UInt64) -> (Sequential, Conv2d) {
-            var r = RandomGenerator(seed: seed)
-            let first = Conv2d(inChannels: 3, outChannels: 16, kernelSize: 3, stride: 1, padding: 1, rng: &r)
-            let net = Sequential([first, LeakyReLU(0.2, inPlace: true),
-                                  Conv2d(inChannels: 16, outChannels: 16, kernelSize: 3, stride: 2, padding: 1, rng: &r)])
-            return (net, first)
+        try onOneDNN {
+            func make(_ seed: UInt64) -> (Sequential, Conv2d) {
+                var r = RandomGenerator(seed: seed)
+                let first = Conv2d(inChannels: 3, outChannels: 16, kernelSize: 3, stride: 1, padding: 1, rng: &r)
+                let net = Sequential([first, LeakyReLU(0.2, inPlace: true),
+                                      Conv2d(inChannels: 16, outChannels: 16, kernelSize: 3, stride: 2, padding: 1, rng: &r)])
+                return (net, first)
+            }
+            let (a, firstA) = make(9), (b, _) = make(9)
+            let x = randomTensor([19, 3, 16, 16], &rng)
+            let y = a.forward(x, training: true)
+            _ = b.forward(x, training: true)
+            XCTAssertTrue(firstA.handedOutputInBlockedLayout)
+            let dy = randomTensor(y.shape, &rng)
+            KernelSettings.narrow = true
+            let dx1 = a.backward(dy.clone(), weightGradients: false, inputGradient: true)!.clone()
+            KernelSettings.narrow = false
+            let dx2 = b.backward(dy.clone(), weightGradients: false, inputGradient: true)!
+            assertClose(dx1, dx2, rtol: 1e-4, atol: 1e-5, "dx through the blocked handoff")
         }
-        let (a, firstA) = make(9), (b, _) = make(9)
-        let x = randomTensor([19, 3, 16, 16], &rng)
-        let y = a.forward(x, training: true)
-        _ = b.forward(x, training: true)
-        XCTAssertTrue(firstA.handedOutputInBlockedLayout)
-        let dy = randomTensor(y.shape, &rng)
-        KernelSettings.narrow = true
-        let dx1 = a.backward(dy.clone(), weightGradients: false, inputGradient: true)!.clone()
-        KernelSettings.narrow = false
-        let dx2 = b.backward(dy.clone(), weightGradients: false, inputGradient: true)!
-        assertClose(dx1, dx2, rtol: 1e-4, atol: 1e-5, "dx through the blocked handoff")
     }
 
     /// A generator's last convolution (≤ 3 output channels, stride 1) where oneDNN runs the layer: the forward pass
     /// by the direct kernel against the naive kernel and oneDNN's, and the backward passes (on oneDNN) unchanged.
     func testConv2dForwardOfAnImageLayerMatchesNaive() throws {
-        try skipUnlessVectorized()
-        try XCTSkipUnless(ConvolutionKernels.oneDNNAvailable, "oneDNN not available: \(ConvolutionKernels.oneDNNUnavailableReason)")
-        let saved = KernelSettings.convolution
-        defer { KernelSettings.convolution = saved }
-        KernelSettings.convolution = .onednn
-        for (c, o, k, p, h) in [(32, 3, 3, 1, 16), (16, 3, 3, 1, 12), (8, 2, 5, 2, 9), (24, 1, 3, 0, 7), (8, 3, 1, 0, 5)] {
-            var r1 = RandomGenerator(seed: 5), r2 = RandomGenerator(seed: 5)
-            let narrow = Conv2d(inChannels: c, outChannels: o, kernelSize: k, stride: 1, padding: p, rng: &r1)
-            let onednn = Conv2d(inChannels: c, outChannels: o, kernelSize: k, stride: 1, padding: p, rng: &r2)
-            let x = randomTensor([3, c, h, h], &rng)
-            KernelSettings.narrow = true
-            let y1 = narrow.forward(x, training: true).clone()
-            XCTAssertEqual(narrow.lastKernelVariant, "direct 3-channel forward", "c\(c) o\(o) k\(k)")
-            KernelSettings.narrow = false
-            let y2 = onednn.forward(x, training: true)
-            XCTAssertNotEqual(onednn.lastKernelVariant, "direct 3-channel forward")
-            let naive = naiveConv2d(x: x, weight: narrow.weight.value, bias: narrow.bias?.value, stride: 1, padding: p)
-            assertClose(y1, naive, rtol: 1e-4, atol: 1e-5, "narrow, c\(c) o\(o) k\(k) p\(p)")
-            assertClose(y2, naive, rtol: 1e-4, atol: 1e-5, "oneDNN, c\(c) o\(o) k\(k) p\(p)")
-            let dy = randomTensor(y1.shape, &rng)
-            let dx1 = narrow.backward(dy, weightGradients: true, inputGradient: true)!.clone()
-            let dx2 = onednn.backward(dy, weightGradients: true, inputGradient: true)!
-            assertClose(dx1, dx2, rtol: 1e-5, atol: 1e-6, "dx c\(c) o\(o) k\(k)")
-            assertClose(narrow.weight.grad, onednn.weight.grad, rtol: 1e-5, atol: 1e-6, "dW c\(c) o\(o) k\(k)")
-            KernelSettings.narrow = true
+        try onOneDNN {
+            for (c, o, k, p, h) in [(32, 3, 3, 1, 16), (16, 3, 3, 1, 12), (8, 2, 5, 2, 9), (24, 1, 3, 0, 7), (8, 3, 1, 0, 5)] {
+                var r1 = RandomGenerator(seed: 5), r2 = RandomGenerator(seed: 5)
+                let narrow = Conv2d(inChannels: c, outChannels: o, kernelSize: k, stride: 1, padding: p, rng: &r1)
+                let onednn = Conv2d(inChannels: c, outChannels: o, kernelSize: k, stride: 1, padding: p, rng: &r2)
+                let x = randomTensor([3, c, h, h], &rng)
+                KernelSettings.narrow = true
+                let y1 = narrow.forward(x, training: true).clone()
+                XCTAssertEqual(narrow.lastKernelVariant, "direct 3-channel forward", "c\(c) o\(o) k\(k)")
+                KernelSettings.narrow = false
+                let y2 = onednn.forward(x, training: true)
+                XCTAssertNotEqual(onednn.lastKernelVariant, "direct 3-channel forward")
+                let naive = naiveConv2d(x: x, weight: narrow.weight.value, bias: narrow.bias?.value, stride: 1, padding: p)
+                assertClose(y1, naive, rtol: 1e-4, atol: 1e-5, "narrow, c\(c) o\(o) k\(k) p\(p)")
+                assertClose(y2, naive, rtol: 1e-4, atol: 1e-5, "oneDNN, c\(c) o\(o) k\(k) p\(p)")
+                let dy = randomTensor(y1.shape, &rng)
+                let dx1 = narrow.backward(dy, weightGradients: true, inputGradient: true)!.clone()
+                let dx2 = onednn.backward(dy, weightGradients: true, inputGradient: true)!
+                assertClose(dx1, dx2, rtol: 1e-5, atol: 1e-6, "dx c\(c) o\(o) k\(k)")
+                assertClose(narrow.weight.grad, onednn.weight.grad, rtol: 1e-5, atol: 1e-6, "dW c\(c) o\(o) k\(k)")
+                KernelSettings.narrow = true
+            }
         }
     }
 
