@@ -547,7 +547,7 @@ private func docExample51() throws {
     _ = y
 }
 
-// Sources/GANCore/Layers/Conditional.swift:119
+// Sources/GANCore/Layers/Conditional.swift:120
 private func docExample52() throws {
     let features = Tensor(shape: [2, 128])
     var rng = RandomGenerator(seed: 0)
@@ -623,7 +623,7 @@ private func docExample57() throws {
     _ = z
 }
 
-// Sources/GANCore/Layers/Normalization.swift:8
+// Sources/GANCore/Layers/Normalization.swift:17
 private func docExample58() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     let bn = BatchNorm(numFeatures: 128)

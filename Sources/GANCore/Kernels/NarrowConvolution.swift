@@ -49,3 +49,17 @@ func narrowConvolution(_ image: UnsafePointer<Float>, channels: Int, block: Int,
 func narrowWeightIndex(channelInBlock l: Int, out o: Int, outs: Int) -> Int {
     ((l / 8) * outs + o) * 8 + l % 8
 }
+
+/// Where W(c, a, b, o) — reduced channel c, tap (a, b) of a k×k kernel, output o — sits in the kernel's whole weight
+/// layout [channels/block][k][k][block/8][outs][8].
+@inline(__always)
+func narrowWeightOffset(channel c: Int, block: Int, tap a: Int, _ b: Int, kernel k: Int, out o: Int, outs: Int) -> Int {
+    (((c / block) * k + a) * k + b) * block * outs + narrowWeightIndex(channelInBlock: c % block, out: o, outs: outs)
+}
+
+/// out[o][i] += bias[o] over `outs` planes of `plane` values (the kernel leaves the bias to its callers).
+@inline(__always)
+func addNarrowBias(_ bias: UnsafePointer<Float>?, to out: UnsafeMutablePointer<Float>, outs: Int, plane: Int) {
+    guard let bias else { return }
+    for o in 0..<outs { let p = out + o * plane, b = bias[o]; for i in 0..<plane { p[i] += b } }
+}

@@ -29,7 +29,7 @@ public final class ClassLabels {
 /// let cbn = ConditionalBatchNorm(numFeatures: 128, labels: labels)
 /// let y = cbn.forward(x, training: true)   // [N, 128, H, W], labels.labels has N entries
 /// ```
-public final class ConditionalBatchNorm: OutputLeakyReLUGradientFusing {
+public final class ConditionalBatchNorm: OutputLeakyReLUGradientFusing, BlockedLayoutNormalization {
     public let numFeatures: Int
     public let labelSource: ClassLabels
     public let weight: Parameter
@@ -47,6 +47,7 @@ public final class ConditionalBatchNorm: OutputLeakyReLUGradientFusing {
     /// As `BatchNorm.handoff`: x, y and dx in oneDNN's blocked layout when the convolution before hands over in it.
     var handoff: BlockedHandoff?
     private var block = 0
+    var statisticsNorm: BatchNorm { norm }
 
     public init(numFeatures: Int, labels: ClassLabels) {
         self.numFeatures = numFeatures; labelSource = labels

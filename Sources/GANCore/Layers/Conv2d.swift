@@ -361,8 +361,7 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayo
         narrowForwardWeightScratch = narrowWeight
         let w = weight.value.data, nw = narrowWeight.data
         for c in 0..<C { for a in 0..<k { for b in 0..<k { for o in 0..<O {
-            let tap = (((c / block) * k + a) * k + b) * block * O
-            nw[tap + narrowWeightIndex(channelInBlock: c % block, out: o, outs: O)] = w[((o * C + c) * k + a) * k + b]
+            nw[narrowWeightOffset(channel: c, block: block, tap: a, b, kernel: k, out: o, outs: O)] = w[((o * C + c) * k + a) * k + b]
         } } } }
         let xp = x.data, yp = y.data, bp = bias?.value.data, ws = workspace
         let image = C * H * W, outImage = O * OH * OW, paddedImage = C * (H + 2 * p) * (W + 2 * p)
@@ -374,7 +373,7 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayo
                 narrowConvolution(blocked, channels: C, block: block, height: H + 2 * p, width: W + 2 * p, weight: nw,
                                   outs: O, kernel: k, offsetY: 0, offsetX: 0, out: out, outHeight: OH, outWidth: OW,
                                   outPlane: OH * OW, outRow: OW, outColumn: 1)
-                if let bp { for o in 0..<O { let plane = out + o * OH * OW, b = bp[o]; for i in 0..<OH * OW { plane[i] += b } } }
+                addNarrowBias(bp, to: out, outs: O, plane: OH * OW)
             }
         }
     }
@@ -391,13 +390,10 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayo
         let narrowWeight = Tensor.reuse(narrowWeightScratch, shape: [O * k * k * C])
         narrowWeightScratch = narrowWeight
         let w = weight.value.data, nw = narrowWeight.data
-        for o in 0..<O {
-            let cb = o / block, l = o % block
-            for a in 0..<k { for b in 0..<k { for c in 0..<C {
-                let tap = ((cb * k + a) * k + b) * block * C
-                nw[tap + narrowWeightIndex(channelInBlock: l, out: c, outs: C)] = w[((o * C + c) * k + k - 1 - a) * k + k - 1 - b]
-            } } }
-        }
+        for o in 0..<O { for a in 0..<k { for b in 0..<k { for c in 0..<C {
+            nw[narrowWeightOffset(channel: o, block: block, tap: a, b, kernel: k, out: c, outs: C)] =
+                w[((o * C + c) * k + k - 1 - a) * k + k - 1 - b]
+        } } } }
         let dyp = dy.data, dxp = dx.data, ws = workspace, offset = padding - (k - 1)
         let dyImage = O * OH * OW, dxImage = C * H * W
         Parallel.forEachChunk(count: N) { range, worker in

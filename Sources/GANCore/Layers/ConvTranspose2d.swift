@@ -291,8 +291,7 @@ public final class ConvTranspose2d: Layer, BlockedLayoutConvolution {
         for ry in 0..<s { for rx in 0..<s {
             let phase = nw + (ry * s + rx) * phaseSize
             for c in 0..<C { for a in 0..<T { for b in 0..<T { for o in 0..<O {
-                let tap = (((c / block) * T + a) * T + b) * block * O
-                phase[tap + narrowWeightIndex(channelInBlock: c % block, out: o, outs: O)] =
+                phase[narrowWeightOffset(channel: c, block: block, tap: a, b, kernel: T, out: o, outs: O)] =
                     w[((c * O + o) * k + ry + s * (T - 1 - a)) * k + rx + s * (T - 1 - b)]
             } } } }
         } }
@@ -323,7 +322,7 @@ public final class ConvTranspose2d: Layer, BlockedLayoutConvolution {
                                       out: out + phase.y0 * OW + phase.x0, outHeight: phase.ny, outWidth: phase.nx,
                                       outPlane: OH * OW, outRow: s * OW, outColumn: s)
                 }
-                if let bp { for o in 0..<O { let plane = out + o * OH * OW, b = bp[o]; for i in 0..<OH * OW { plane[i] += b } } }
+                addNarrowBias(bp, to: out, outs: O, plane: OH * OW)
             }
         }
     }

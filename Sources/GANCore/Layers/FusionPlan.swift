@@ -83,7 +83,7 @@ public struct FusionPlan: Equatable, CustomStringConvertible {
         // conv: the same, through the batch norm.
         for i in layers.indices where block > 0 && i + 3 < layers.count {
             guard FusionPlan.blockedLayoutConvolution(in: layers[i]) != nil, activatedByProducer.contains(i + 2),
-                  layers[i + 1] is BatchNorm || layers[i + 1] is ConditionalBatchNorm,
+                  layers[i + 1] is BlockedLayoutNormalization,
                   FusionPlan.blockedLayoutConvolution(in: layers[i + 3]) != nil else { continue }
             fusions.append(.blockedHandoffThroughNormalization(producer: i, normalization: i + 1, consumer: i + 3, block: block))
         }
@@ -114,11 +114,11 @@ public struct FusionPlan: Equatable, CustomStringConvertible {
                 let handoff = BlockedHandoff(block: block, consumer: FusionPlan.blockedLayoutConvolution(in: layers[consumer])!)
                 FusionPlan.link(layers[producer], layers[consumer], handoff)
             case let .blockedHandoffThroughNormalization(producer, normalization, consumer, block):
-                let norm = layers[normalization]
+                let norm = layers[normalization] as! BlockedLayoutNormalization
                 let handoff = BlockedHandoff(block: block, consumer: FusionPlan.blockedLayoutConvolution(in: layers[consumer])!,
-                                             normalization: (norm as? BatchNorm) ?? (norm as! ConditionalBatchNorm).norm)
+                                             normalization: norm.statisticsNorm)
                 FusionPlan.link(layers[producer], layers[consumer], handoff)
-                if let bn = norm as? BatchNorm { bn.handoff = handoff } else { (norm as! ConditionalBatchNorm).handoff = handoff }
+                norm.handoff = handoff
             }
         }
     }

@@ -1,3 +1,12 @@
+/// A batch norm that reads and writes oneDNN's blocked layout between two convolutions
+/// (`.blockedHandoffThroughNormalization`): `BatchNorm`, and `ConditionalBatchNorm` through its inner one.
+protocol BlockedLayoutNormalization: AnyObject {
+    /// Set by the model's `FusionPlan`; the convolution before decides the layout per forward pass.
+    var handoff: BlockedHandoff? { get set }
+    /// The batch norm whose statistics this layer normalises with (itself, or a conditional one's inner).
+    var statisticsNorm: BatchNorm { get }
+}
+
 /// Batch normalisation over the channel axis (axis 1) of [N, C] or [N, C, …] inputs:
 /// `torch.nn.BatchNorm1d` / `BatchNorm2d` semantics.
 ///
@@ -9,7 +18,7 @@
 /// let bn = BatchNorm(numFeatures: 128)
 /// let y = bn.forward(x, training: true)   // [N, 128, 4, 4] → same shape
 /// ```
-public final class BatchNorm: OutputLeakyReLUGradientFusing {
+public final class BatchNorm: OutputLeakyReLUGradientFusing, BlockedLayoutNormalization {
     public let numFeatures: Int
     public let eps: Float
     public var momentum: Float
@@ -51,6 +60,7 @@ public final class BatchNorm: OutputLeakyReLUGradientFusing {
     var handoff: BlockedHandoff?
     /// The layout of the last forward pass's x and y (0: NCHW, else the channel block).
     private var block = 0
+    var statisticsNorm: BatchNorm { self }
 
     public init(numFeatures: Int, eps: Float = 1e-5, momentum: Float = 0.1) {
         self.numFeatures = numFeatures; self.eps = eps; self.momentum = momentum

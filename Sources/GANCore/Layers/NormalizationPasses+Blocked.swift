@@ -21,17 +21,20 @@ extension NormalizationPasses {
         return (k, load8(affine.beta, i) - load8(mean, c) * k)
     }
 
-    /// Calls `body(n, c, offset)` for every sample n and 8-channel group c..<c+8, where `offset` is that group's
-    /// value at position 0 (position s at offset + s·B); the channel groups are split over the workers.
+    /// Where the 8 channels c..<c+8 of sample n start at position 0 (position s at offset + s·B); c a multiple of 8.
+    @inline(__always)
+    static func groupOffset(n: Int, c: Int, C: Int, S: Int, block B: Int) -> Int {
+        (n &* (C / B) &+ c / B) &* S &* B &+ c % B
+    }
+
+    /// Calls `body(n, c, offset)` for every sample n and 8-channel group c..<c+8, `offset` from `groupOffset`; the
+    /// channel groups are split over the workers.
     @inline(__always)
     static func forEachGroup(N: Int, C: Int, S: Int, block B: Int, _ body: (Int, Int, Int) -> Void) {
         Parallel.forEachChunk(count: C / 8) { groups, _ in
             for g in groups {
-                let c = g &* 8, cb = c / B, lane = c % B
-                for n in 0..<N {
-                    let row: Int = (n &* (C / B) &+ cb) &* S
-                    body(n, c, row &* B &+ lane)
-                }
+                let c = g &* 8
+                for n in 0..<N { body(n, c, groupOffset(n: n, c: c, C: C, S: S, block: B)) }
             }
         }
     }
@@ -41,13 +44,12 @@ extension NormalizationPasses {
                                    mean: UnsafePointer<Float>?, into sums: UnsafeMutablePointer<Double>) {
         Parallel.forEachChunk(count: C / 8) { groups, _ in
             for g in groups {
-                let c = g &* 8, cb = c / B, lane = c % B
+                let c = g &* 8
                 let m = mean.map { load8($0, c) } ?? .zero
                 var total = SIMD8<Double>.zero
                 for n in 0..<N {
                     var acc = SIMD8<Float>.zero
-                    let row: Int = (n &* (C / B) &+ cb) &* S
-                    let p = x + (row &* B &+ lane)
+                    let p = x + groupOffset(n: n, c: c, C: C, S: S, block: B)
                     for s in 0..<S {
                         let v = load8(p, s &* B)
                         if mean == nil { acc += v } else { let d = v - m; acc += d * d }
