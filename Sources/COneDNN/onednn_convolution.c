@@ -29,7 +29,7 @@
     X(dnnl_reorder_primitive_desc_create) X(dnnl_primitive_create) X(dnnl_primitive_execute) \
     X(dnnl_primitive_destroy) X(dnnl_primitive_attr_create) X(dnnl_primitive_attr_destroy) \
     X(dnnl_primitive_attr_set_post_ops) X(dnnl_post_ops_create) X(dnnl_post_ops_destroy) X(dnnl_post_ops_append_eltwise) \
-    X(dnnl_get_effective_cpu_isa)
+    X(dnnl_eltwise_forward_desc_init) X(dnnl_get_effective_cpu_isa)
 
 #define DECLARE(f) static __typeof__(&f) call_##f;
 ONEDNN_FUNCTIONS(DECLARE)
@@ -155,6 +155,8 @@ struct onednn_convolution {
     int out_height, out_width, winograd;
     size_t weight_count, bias_count;
     dnnl_primitive_t forward, backward_data, backward_weights;
+    // The LeakyReLU as its own pass over y, in place, where the forward is Winograd (which takes no post-op).
+    dnnl_primitive_t activation;
     dnnl_memory_t bias;  // plain [out], bound per call
     port fwd_x, fwd_w, fwd_y;
     port bd_dy, bd_w, bd_dx;
@@ -255,13 +257,20 @@ onednn_convolution *onednn_convolution_create_general(int batch, int in_channels
         TRY(D(dnnl_post_ops_append_eltwise)(post_ops, 1.0f, dnnl_eltwise_relu, negative_slope, 0.0f));
         TRY(D(dnnl_primitive_attr_set_post_ops)(attr, post_ops));
     }
-    // Winograd F(4×4, 3×3) where asked for and oneDNN has it (3×3, stride 1, float32, AVX-512, no post-op): 4× fewer
-    // products; else (or when any of the three passes lacks it) the direct algorithm.
+    // Winograd F(4×4, 3×3) where asked for and oneDNN has it (3×3, stride 1, float32, AVX-512): 4× fewer products;
+    // else (or when any of the three passes lacks it) the direct algorithm. oneDNN 2.6's Winograd takes no post-op,
+    // so a LeakyReLU then runs as a second pass over y (`activation`) — which keeps the activation fused from the
+    // caller's side, with y handed over in the blocked layout (the standard CNN's 3×3 D layers: 44.4 → 33.8 µs per
+    // sample forward for 32→64 at 16×16, docs/performance.md "Session 14").
     const int try_winograd = (options & ONEDNN_WINOGRAD) && kernel_height == 3 && kernel_width == 3 && stride == 1;
-    dnnl_alg_kind_t algorithms[2] = {try_winograd ? dnnl_convolution_winograd : dnnl_convolution_direct, dnnl_convolution_direct};
-    for (int a = 0; a < 2 && !fpd; a++) {
-        c->winograd = algorithms[a] == dnnl_convolution_winograd;
-        dnnl_alg_kind_t alg = algorithms[a];
+    struct { dnnl_alg_kind_t algorithm; int post_op; } attempts[3] = {
+        {dnnl_convolution_winograd, 1}, {dnnl_convolution_winograd, 0}, {dnnl_convolution_direct, 1}};
+    int separate_activation = 0;
+    for (int a = try_winograd ? 0 : 2; a < 3 && !fpd; a++) {
+        if (a == 1 && !attr) continue;  // the same attempt as the one before
+        c->winograd = attempts[a].algorithm == dnnl_convolution_winograd;
+        separate_activation = leaky_relu && !attempts[a].post_op;
+        dnnl_alg_kind_t alg = attempts[a].algorithm;
         TRY(D(dnnl_convolution_forward_desc_init)(&fd, training ? dnnl_forward_training : dnnl_forward_inference,
                                                  alg, &x_in, &w_in, &b_md, &y_any, strides, pad, pad));
         if (training) {
@@ -271,7 +280,9 @@ onednn_convolution *onednn_convolution_create_general(int batch, int in_channels
             TRY(D(dnnl_convolution_backward_data_desc_init)(&bdd, data_alg, &x_any, &w_in, &y_in, strides, pad, pad));
             TRY(D(dnnl_convolution_backward_weights_desc_init)(&bwd, alg, &x_in, &w_any, &b_md, &y_in, strides, pad, pad));
         }
-        if (D(dnnl_primitive_desc_create)(&fpd, &fd, attr, engine, NULL) != dnnl_success) { fpd = NULL; continue; }
+        if (D(dnnl_primitive_desc_create)(&fpd, &fd, attempts[a].post_op ? attr : NULL, engine, NULL) != dnnl_success) {
+            fpd = NULL; continue;
+        }
         if (training && (D(dnnl_primitive_desc_create)(&bdpd, &bdd, NULL, engine, fpd) != dnnl_success ||
                          D(dnnl_primitive_desc_create)(&bwpd, &bwd, NULL, engine, fpd) != dnnl_success)) {
             if (bdpd) D(dnnl_primitive_desc_destroy)(bdpd);
@@ -288,6 +299,18 @@ onednn_convolution *onednn_convolution_create_general(int batch, int in_channels
     TRY(port_init(&c->fwd_y, &y_user, MD(fpd, dnnl_query_dst_md), 1, SLOT_OUTPUT));
     TRY(D(dnnl_memory_create)(&c->bias, &b_md, engine, DNNL_MEMORY_NONE));
     TRY(D(dnnl_primitive_create)(&c->forward, fpd));
+    if (separate_activation) {
+        // In place on the primitive's own y (before any reorder into the caller's layout); inference: oneDNN
+        // keeps nothing for a backward pass, which GANCore's layers do themselves.
+        dnnl_eltwise_desc_t ed;
+        dnnl_primitive_desc_t epd;
+        TRY(D(dnnl_eltwise_forward_desc_init)(&ed, dnnl_forward_inference, dnnl_eltwise_relu,
+                                              MD(fpd, dnnl_query_dst_md), negative_slope, 0.0f));
+        TRY(D(dnnl_primitive_desc_create)(&epd, &ed, NULL, engine, NULL));
+        dnnl_status_t made = D(dnnl_primitive_create)(&c->activation, epd);
+        D(dnnl_primitive_desc_destroy)(epd);
+        TRY(made);
+    }
     if (!training) {   // inference only: no backward primitives, no gradient scratch
         D(dnnl_primitive_desc_destroy)(fpd);
         if (post_ops) D(dnnl_post_ops_destroy)(post_ops);
@@ -325,6 +348,7 @@ void onednn_convolution_destroy(onednn_convolution *c) {
     if (c->forward) D(dnnl_primitive_destroy)(c->forward);
     if (c->backward_data) D(dnnl_primitive_destroy)(c->backward_data);
     if (c->backward_weights) D(dnnl_primitive_destroy)(c->backward_weights);
+    if (c->activation) D(dnnl_primitive_destroy)(c->activation);
     port *ports[] = {&c->fwd_x, &c->fwd_w, &c->fwd_y, &c->bd_dy, &c->bd_w, &c->bd_dx, &c->bw_x, &c->bw_dy, &c->bw_dw};
     for (size_t i = 0; i < sizeof ports / sizeof *ports; i++) port_destroy(ports[i]);
     if (c->bias) D(dnnl_memory_destroy)(c->bias);
@@ -349,6 +373,10 @@ static int forward_unlocked(onednn_convolution *c, const float *x, const float *
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->fwd_x.inner}, {DNNL_ARG_WEIGHTS, c->fwd_w.inner},
                                {DNNL_ARG_BIAS, c->bias}, {DNNL_ARG_DST, c->fwd_y.inner}};
     CHECK(D(dnnl_primitive_execute)(c->forward, stream, 4, args));
+    if (c->activation) {
+        dnnl_exec_arg_t in_place[2] = {{DNNL_ARG_SRC, c->fwd_y.inner}, {DNNL_ARG_DST, c->fwd_y.inner}};
+        CHECK(D(dnnl_primitive_execute)(c->activation, stream, 2, in_place));
+    }
     CHECK(port_finish(&c->fwd_y));
     return (int)D(dnnl_stream_wait)(stream);
 }

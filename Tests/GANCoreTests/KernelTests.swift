@@ -275,6 +275,52 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// conv → in-place LeakyReLU or ReLU → conv with 3×3 stride-1 layers of ≥ 16 input channels, which ask oneDNN for
+    /// Winograd F(4×4, 3×3) in float32: oneDNN's Winograd takes no post-op, so the shim applies the activation in a
+    /// second pass over y. The fused pair must still run the same algorithm as the layers run apart (Winograd where
+    /// the CPU has it), hand over in the blocked layout, and give the same outputs and gradients.
+    func testWinogradConvolutionWithFusedActivationMatchesSeparateLayers() throws {
+        try XCTSkipUnless(ConvolutionKernels.oneDNNAvailable, "oneDNN not available: \(ConvolutionKernels.oneDNNUnavailableReason)")
+        let saved = (KernelSettings.convolution, KernelSettings.oneDNNWinograd, KernelSettings.precision)
+        defer { (KernelSettings.convolution, KernelSettings.oneDNNWinograd, KernelSettings.precision) = saved }
+        (KernelSettings.convolution, KernelSettings.oneDNNWinograd, KernelSettings.precision) = (.onednn, true, .fp32)
+        for slope: Float in [0.2, 0] {
+            func make(_ r: inout RandomGenerator) -> [Conv2d] {
+                [Conv2d(inChannels: 16, outChannels: 32, kernelSize: 3, stride: 1, padding: 1, rng: &r),
+                 Conv2d(inChannels: 32, outChannels: 16, kernelSize: 3, stride: 1, padding: 1, rng: &r)]
+            }
+            var r1 = RandomGenerator(seed: 8), r2 = RandomGenerator(seed: 8)
+            let f = make(&r1), apart = make(&r2)
+            let activation: Layer = slope == 0 ? ReLU(inPlace: true) : LeakyReLU(slope, inPlace: true)
+            let fused = Sequential([f[0], activation, f[1]])
+            let act = LeakyReLU(slope)
+            let n = KernelSettings.oneDNNChunk + 3   // a whole chunk and a remainder
+            let x = randomTensor([n, 16, 12, 12], &rng)
+            let y1 = fused.forward(x, training: true).clone()
+            let y2 = apart[1].forward(act.forward(apart[0].forward(x, training: true), training: true), training: true)
+            XCTAssertEqual(f[0].fusedLeakyReLUSlope, slope)
+            XCTAssertTrue(f[0].handedOutputInBlockedLayout, "slope \(slope)")
+            XCTAssertEqual(f[0].lastKernelVariant, apart[0].lastKernelVariant, "the same algorithm with the activation fused")
+            assertClose(y1, y2, rtol: 1e-5, atol: 1e-6, "forward, slope \(slope)")
+            let dy = randomTensor(y1.shape, &rng)
+            let dx1 = fused.backward(dy.clone(), weightGradients: true, inputGradient: true)!
+            let g = apart[1].backward(dy, weightGradients: true, inputGradient: true)!
+            let dx2 = apart[0].backward(act.backward(g, weightGradients: true, inputGradient: true)!, weightGradients: true, inputGradient: true)!
+            assertClose(dx1, dx2, rtol: 1e-5, atol: 1e-6, "dx, slope \(slope)")
+            for (i, (a, b)) in zip(f, apart).enumerated() {
+                assertClose(a.weight.grad, b.weight.grad, rtol: 1e-5, atol: 1e-6, "conv \(i) dW, slope \(slope)")
+                assertClose(a.bias!.grad, b.bias!.grad, rtol: 1e-5, atol: 1e-6, "conv \(i) db, slope \(slope)")
+            }
+        }
+        // On AVX-512 oneDNN has the float32 Winograd: then the fused layer must really run it.
+        if OneDNNConvolution.preferredChannelBlock == 16 {
+            let conv = Conv2d(inChannels: 16, outChannels: 16, kernelSize: 3, padding: 1, rng: &rng)
+            let m = Sequential([conv, LeakyReLU(0.2, inPlace: true), Conv2d(inChannels: 16, outChannels: 16, kernelSize: 3, padding: 1, rng: &rng)])
+            _ = m.forward(randomTensor([2, 16, 8, 8], &rng), training: true)
+            XCTAssertEqual(conv.lastKernelVariant, "Winograd F(4×4, 3×3)")
+        }
+    }
+
     func testFastTanhAgainstLibm() {
         var worst: Double = 0
         for i in -200_000...200_000 {

@@ -39,7 +39,8 @@ onednn_convolution *onednn_convolution_create(int batch, int in_channels, int he
 /// primitives too; with ONEDNN_BF16 each pass multiplies bfloat16 copies of its two inputs and accumulates and
 /// writes float32 (the caller's buffers stay float32; NULL where this oneDNN has no bfloat16 kernel for the CPU);
 /// ONEDNN_WINOGRAD asks for Winograd F(4×4, 3×3) on 3×3 stride-1 kernels, which oneDNN has for float32 on AVX-512
-/// without post-ops (elsewhere the direct algorithm runs: `onednn_convolution_is_winograd` says which).
+/// (elsewhere the direct algorithm runs: `onednn_convolution_is_winograd` says which); its LeakyReLU, if any, then
+/// runs as a second pass over y, since oneDNN's Winograd takes no post-op.
 ///
 /// ONEDNN_BF16_INPUT_HANDOFF / ONEDNN_BF16_OUTPUT_HANDOFF (with ONEDNN_BF16 and a blocked `input_block` /
 /// `output_block`): the caller's x and dx / y and dy are bfloat16 in that blocked layout (2 bytes a value, behind

@@ -170,13 +170,6 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayo
         return t
     }
 
-    /// Whether oneDNN would run this layer as Winograd F(4×4, 3×3) in float32 when it runs it at all (then no
-    /// activation fuses into its output; `FusionPlan`).
-    var asksForOneDNNWinograd: Bool {
-        OneDNNConvolution.asksForWinograd(inChannels: inChannels, kernelHeight: kernelSize, kernelWidth: kernelSize,
-                                          stride: stride)
-    }
-
     /// Whether a forward pass on an input of this size runs on oneDNN.
     func willUseOneDNN(inputHeight: Int, inputWidth: Int) -> Bool {
         kernelPath(inputHeight: inputHeight, inputWidth: inputWidth) == .oneDNN

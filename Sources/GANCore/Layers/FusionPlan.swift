@@ -44,13 +44,8 @@ public struct FusionPlan: Equatable, CustomStringConvertible {
         for i in layers.indices.dropLast() {
             let layer = layers[i], next = layers[i + 1]
             // Only in-place activations: then nothing else can read the pre-activation values or dy. A ReLU is a
-            // LeakyReLU of slope 0, except that in float32 it does not fuse into a convolution that asks for oneDNN's
-            // Winograd, which takes no fused activation (the residual models' 3×3 convolutions: 64.7 → 90.1 img/s
-            // for `--preset sngan`); the standard CNN's LeakyReLUs measured the same either way and stay fused.
-            // In bfloat16 no Winograd runs, so a model built then fuses it (and its convolutions hand over).
-            if let fusing = layer as? LeakyReLUFusing, fusing.canFuseLeakyReLU, let act = next as? FusableActivation, act.inPlace,
-               act is LeakyReLU || KernelSettings.precision == .bf16
-                || !(FusionPlan.convolution(in: layer)?.asksForOneDNNWinograd ?? false) {
+            // LeakyReLU of slope 0.
+            if let fusing = layer as? LeakyReLUFusing, fusing.canFuseLeakyReLU, let act = next as? FusableActivation, act.inPlace {
                 fusions.append(.activationIntoProducer(producer: i, activation: i + 1, slope: act.negativeSlope))
                 activatedByProducer.insert(i + 1)
             }
