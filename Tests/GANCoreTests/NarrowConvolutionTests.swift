@@ -139,6 +139,48 @@ final class NarrowConvolutionTests: XCTestCase {
         }
     }
 
+    /// An image layer whose input arrives from a convolution in oneDNN's blocked layout — float32, or bfloat16 when
+    /// both layers multiply in bfloat16 and hand over in bfloat16 — runs its forward on the direct kernel too, reading
+    /// that layout; outputs and gradients must equal the layers run apart (on the handed-over values: rounded to
+    /// bfloat16 where they pass as bfloat16).
+    func testImageLayerReadsABlockedHandoff() throws {
+        try onOneDNN {
+            let saved = (KernelSettings.precision, KernelSettings.bf16Handoff)
+            defer { (KernelSettings.precision, KernelSettings.bf16Handoff) = saved }
+            for (precision, bf16Handoff) in [(Precision.fp32, false), (.bf16, false), (.bf16, true)] {
+                (KernelSettings.precision, KernelSettings.bf16Handoff) = (precision, bf16Handoff)
+                func make(_ r: inout RandomGenerator) -> [Conv2d] {
+                    [Conv2d(inChannels: 8, outChannels: 32, kernelSize: 3, stride: 2, padding: 1, rng: &r),
+                     Conv2d(inChannels: 32, outChannels: 3, kernelSize: 3, stride: 1, padding: 1, rng: &r)]
+                }
+                var r1 = RandomGenerator(seed: 3), r2 = RandomGenerator(seed: 3)
+                let f = make(&r1), apart = make(&r2)
+                let fused = Sequential([f[0], LeakyReLU(0.2, inPlace: true), f[1]])
+                let act = LeakyReLU(0.2)
+                let x = randomTensor([5, 8, 18, 18], &rng)
+                let y1 = fused.forward(x, training: true).clone()
+                if precision == .bf16 && f[0].lastKernelVariant != "bf16" { continue }  // no bfloat16 kernel on this CPU
+                let what = "\(precision.rawValue)\(bf16Handoff ? ", bfloat16 hand-over" : "")"
+                XCTAssertTrue(f[0].handedOutputInBlockedLayout, what)
+                XCTAssertEqual(f[0].handedOutputInBFloat16, bf16Handoff, what)
+                XCTAssertEqual(f[1].lastKernelVariant, "direct 3-channel forward", what)
+                let mid = act.forward(apart[0].forward(x, training: true), training: true)
+                if bf16Handoff { for i in 0..<mid.count { mid[i] = BFloat16.float(BFloat16.bits(mid[i])) } }
+                let y2 = apart[1].forward(mid, training: true)
+                assertClose(y1, y2, rtol: 1e-4, atol: 1e-5, "forward, \(what)")
+                let dy = randomTensor(y1.shape, &rng)
+                let dx1 = fused.backward(dy.clone(), weightGradients: true, inputGradient: true)!
+                let g = apart[1].backward(dy, weightGradients: true, inputGradient: true)!
+                let dx2 = apart[0].backward(act.backward(g, weightGradients: true, inputGradient: true)!,
+                                            weightGradients: true, inputGradient: true)!
+                // dx passes back as bfloat16 too with a bfloat16 hand-over
+                let tolerance: Float = bf16Handoff ? 2e-2 : 1e-4
+                assertClose(dx1, dx2, rtol: tolerance, atol: tolerance, "dx, \(what)")
+                assertClose(f[1].weight.grad, apart[1].weight.grad, rtol: 1e-4, atol: 1e-4, "image layer dW, \(what)")
+            }
+        }
+    }
+
     /// A generator's image layer by output phases against the naive kernel and the GEMM path.
     func testConvTranspose2dForwardMatchesNaive() throws {
         try skipUnlessVectorized()

@@ -218,11 +218,12 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayo
         if let plan = oneDNNPlan(for: x) {
             forwardUsedOneDNN = true
             // A last layer (≤ 3 output channels, the image) is a 3-wide product that oneDNN runs at a fraction of its
-            // speed: the direct kernel computes it, and the backward passes stay on oneDNN.
-            if stride == 1, fusedLeakyReLUSlope == nil, !plan.bf16, plan.inputBlock == 0, plan.outputBlock == 0,
+            // speed, in bfloat16 too: the direct kernel computes it in float32, reading x in whatever layout the
+            // previous layer handed over, and the backward passes stay on oneDNN.
+            if stride == 1, fusedLeakyReLUSlope == nil, plan.outputBlock == 0,
                NarrowConvolution.applies(resultChannels: outChannels, reducedChannels: inChannels) {
                 forwardUsedNarrow = true
-                forwardNarrow(x, y)
+                forwardNarrow(x, inputBlock: plan.inputBlock, inputBF16: plan.inputBF16, y)
                 return y
             }
             plan.forward(x: x.data, weight: weight.value.data, bias: bias?.value.data, y: y.data)
@@ -345,11 +346,14 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayo
     }
 
     /// y by `NarrowConvolution`'s kernel (stride 1, ≤ 3 output channels): y[o][i][j] = bias[o] + Σ_{c, a, b}
-    /// x[c][i − p + a][j − p + b] · w[o][c][a][b], each sample blocked into scratch with a border of p zeros.
-    private func forwardNarrow(_ x: Tensor, _ y: Tensor) {
-        let N = x.shape[0], C = inChannels, O = outChannels, k = kernelSize, p = padding, block = 8
+    /// x[c][i − p + a][j − p + b] · w[o][c][a][b]. x is NCHW (`inputBlock` 0: each sample is blocked into scratch
+    /// with a border of p zeros) or already in oneDNN's blocked layout with that channel block (the kernel then
+    /// skips the border itself), in float32 or (`inputBF16`, widened into scratch first) bfloat16.
+    private func forwardNarrow(_ x: Tensor, inputBlock: Int, inputBF16: Bool, _ y: Tensor) {
+        let N = x.shape[0], C = inChannels, O = outChannels, k = kernelSize, p = padding
+        let block = inputBlock == 0 ? 8 : inputBlock
         let H = x.shape[2], W = x.shape[3], OH = y.shape[2], OW = y.shape[3]
-        // narrowWeight[cb][a][b][l/8][o][l%8] = w[o][cb·8 + l][a][b]
+        // narrowWeight[cb][a][b][l/8][o][l%8] = w[o][cb·block + l][a][b]
         let narrowWeight = Tensor.reuse(narrowForwardWeightScratch, shape: [C * k * k * O])
         narrowForwardWeightScratch = narrowWeight
         let w = weight.value.data, nw = narrowWeight.data
@@ -359,13 +363,25 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayo
         let xp = x.data, yp = y.data, bp = bias?.value.data, ws = workspace
         let image = C * H * W, outImage = O * OH * OW, paddedImage = C * (H + 2 * p) * (W + 2 * p)
         Parallel.forEachChunk(count: N) { range, worker in
-            let blocked = ws.buffer(worker: worker, slot: 4, count: paddedImage)
             for n in range {
-                blockChannels(xp + n * image, blocked, channels: C, height: H, width: W, pad: p)
                 let out = yp + n * outImage
-                narrowConvolution(blocked, channels: C, block: block, height: H + 2 * p, width: W + 2 * p, weight: nw,
-                                  outs: O, kernel: k, offsetY: 0, offsetX: 0, out: out, outHeight: OH, outWidth: OW,
-                                  outPlane: OH * OW, outRow: OW, outColumn: 1)
+                if inputBlock == 0 {
+                    let blocked = ws.buffer(worker: worker, slot: 4, count: paddedImage)
+                    blockChannels(xp + n * image, blocked, channels: C, height: H, width: W, pad: p)
+                    narrowConvolution(blocked, channels: C, block: block, height: H + 2 * p, width: W + 2 * p, weight: nw,
+                                      outs: O, kernel: k, offsetY: 0, offsetX: 0, out: out, outHeight: OH, outWidth: OW,
+                                      outPlane: OH * OW, outRow: OW, outColumn: 1)
+                } else {
+                    var blocked = UnsafePointer(xp + n * image)
+                    if inputBF16 {
+                        let widened = ws.buffer(worker: worker, slot: 4, count: image)
+                        BFloat16.widen(BFloat16.pointer(xp + n * image / 2), into: widened, count: image)
+                        blocked = UnsafePointer(widened)
+                    }
+                    narrowConvolution(blocked, channels: C, block: block, height: H, width: W, weight: nw,
+                                      outs: O, kernel: k, offsetY: -p, offsetX: -p, out: out, outHeight: OH, outWidth: OW,
+                                      outPlane: OH * OW, outRow: OW, outColumn: 1)
+                }
                 addNarrowBias(bp, to: out, outs: O, plane: OH * OW)
             }
         }
