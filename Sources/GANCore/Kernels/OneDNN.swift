@@ -60,10 +60,10 @@ public final class OneDNNConvolution {
     let winogradRequested: Bool
 
     /// Whether a float32 convolution of this shape asks oneDNN for Winograd F(4×4, 3×3) (oneDNN still declines it
-    /// on AVX2 or in bfloat16; a fused activation then runs as a second pass over y in the shim). Not below 16 input channels: there the transforms of each
-    /// 6×6 tile cost more than the products they save — the residual models' first convolution (3→64 at 32×32)
-    /// measured 104 µs per sample forward and 71 for its weights' gradient on Winograd against 28 and 21 directly
-    /// (`ONEDNN_VERBOSE`, docs/performance.md "Session 13").
+    /// on AVX2 or in bfloat16; a fused activation then runs as a second pass over y in the shim). Not below 16 input
+    /// channels: there the transforms of each 6×6 tile cost more than the products they save — the residual models'
+    /// first convolution (3→64 at 32×32) measured 104 µs per sample forward and 71 for its weights' gradient on
+    /// Winograd against 28 and 21 directly (`ONEDNN_VERBOSE`, docs/performance.md "Session 13").
     public static func asksForWinograd(inChannels: Int, kernelHeight: Int, kernelWidth: Int, stride: Int) -> Bool {
         KernelSettings.oneDNNWinograd && kernelHeight == 3 && kernelWidth == 3 && stride == 1 && inChannels >= 16
     }
