@@ -40,12 +40,15 @@ public enum KernelSettings {
     /// (`.blockedHandoffThroughNormalization`; `CIFAR_GAN_BLOCKED_NORMS=0`: NCHW, as before session 12).
     nonisolated(unsafe) public static var blockedNormalization: Bool = environment("CIFAR_GAN_BLOCKED_NORMS") != "0"
 
-    /// Samples per oneDNN call (`CIFAR_GAN_ONEDNN_CHUNK` overrides it): 64, in either precision. What each call
-    /// costs besides the products (reordering the weights, starting the threads) weighs less in larger calls, and
-    /// oneDNN's kernels split the work of small images (8×8, 16×16) better across a bigger batch: 64 measured
-    /// +11–23% over 16 for `cnn` and `original` in bfloat16 (session 10), and +12% for `cnn --conditional` and
-    /// `sngan` in float32 with the original models unchanged (session 13; docs/performance.md).
-    public static var oneDNNChunk: Int { chunkOverride ?? 64 }
+    /// Samples per oneDNN call (`CIFAR_GAN_ONEDNN_CHUNK` overrides it): 128, in either precision — a whole batch
+    /// up to 128, and a generated batch of 256 in two calls. What each call costs besides the products (reordering
+    /// the weights, starting the threads) weighs less in larger calls, and oneDNN's kernels split the work of small
+    /// images (8×8, 16×16) better across a bigger batch: 64 measured +11–23% over 16 for `cnn` and `original` in
+    /// bfloat16 (session 10) and +12% for `cnn --conditional` and `sngan` in float32 (session 13); 128 over 64, at
+    /// batch 128 in float32, +4 to +27% for `cnn --conditional` and −3 to +14% for `original` over 3–4 rounds each,
+    /// for 23 MB more memory (the original models: 253 → 276 MB, under the 300 MB goal; session 14,
+    /// docs/performance.md).
+    public static var oneDNNChunk: Int { chunkOverride ?? 128 }
     private static let chunkOverride: Int? = Int(environment("CIFAR_GAN_ONEDNN_CHUNK") ?? "")
 
     /// One line for `cifar-gan bench`: each switch, and what this machine makes of it.
