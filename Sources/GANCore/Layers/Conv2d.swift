@@ -46,8 +46,9 @@ final class BlockedHandoff {
 ///
 /// Which kernel runs (`kernelPath`): oneDNN where it loads (`ConvolutionKernels`); elsewhere, or with
 /// `KernelSettings.convolution = .blas`, Winograd tiles for 4×4 stride-2 and 3×3 stride-1 layers on small images
-/// (`Conv2d+Winograd.swift`), else the reference-order path here: each core takes a slice of the batch; per group of samples it builds the patch matrix from
-/// channels-last copies of the images and runs one GEMM against the kernel in patch order.
+/// (`Conv2d+Winograd.swift`), else the reference-order path here: each core takes a slice of the batch; per group
+/// of samples it builds the patch matrix from channels-last copies of the images and runs one GEMM against the
+/// kernel in patch order.
 ///
 /// ```swift
 /// let conv = Conv2d(inChannels: 3, outChannels: 64, kernelSize: 3, stride: 1, padding: 1, rng: &rng)
@@ -364,24 +365,21 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayo
         let image = C * H * W, outImage = O * OH * OW, paddedImage = C * (H + 2 * p) * (W + 2 * p)
         Parallel.forEachChunk(count: N) { range, worker in
             for n in range {
-                let out = yp + n * outImage
+                // The blocked image the kernel reads, its size, and where output (0, 0)'s window starts in it.
+                var blocked = UnsafePointer(xp + n * image), height = H, width = W, offset = -p
                 if inputBlock == 0 {
-                    let blocked = ws.buffer(worker: worker, slot: 4, count: paddedImage)
-                    blockChannels(xp + n * image, blocked, channels: C, height: H, width: W, pad: p)
-                    narrowConvolution(blocked, channels: C, block: block, height: H + 2 * p, width: W + 2 * p, weight: nw,
-                                      outs: O, kernel: k, offsetY: 0, offsetX: 0, out: out, outHeight: OH, outWidth: OW,
-                                      outPlane: OH * OW, outRow: OW, outColumn: 1)
-                } else {
-                    var blocked = UnsafePointer(xp + n * image)
-                    if inputBF16 {
-                        let widened = ws.buffer(worker: worker, slot: 4, count: image)
-                        BFloat16.widen(BFloat16.pointer(xp + n * image / 2), into: widened, count: image)
-                        blocked = UnsafePointer(widened)
-                    }
-                    narrowConvolution(blocked, channels: C, block: block, height: H, width: W, weight: nw,
-                                      outs: O, kernel: k, offsetY: -p, offsetX: -p, out: out, outHeight: OH, outWidth: OW,
-                                      outPlane: OH * OW, outRow: OW, outColumn: 1)
+                    let scratch = ws.buffer(worker: worker, slot: 4, count: paddedImage)
+                    blockChannels(xp + n * image, scratch, channels: C, height: H, width: W, pad: p)
+                    (blocked, height, width, offset) = (UnsafePointer(scratch), H + 2 * p, W + 2 * p, 0)
+                } else if inputBF16 {
+                    let widened = ws.buffer(worker: worker, slot: 4, count: image)
+                    BFloat16.widen(BFloat16.pointer(xp + n * image / 2), into: widened, count: image)
+                    blocked = UnsafePointer(widened)
                 }
+                let out = yp + n * outImage
+                narrowConvolution(blocked, channels: C, block: block, height: height, width: width, weight: nw,
+                                  outs: O, kernel: k, offsetY: offset, offsetX: offset, out: out, outHeight: OH, outWidth: OW,
+                                  outPlane: OH * OW, outRow: OW, outColumn: 1)
                 addNarrowBias(bp, to: out, outs: O, plane: OH * OW)
             }
         }
