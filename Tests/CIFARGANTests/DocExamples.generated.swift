@@ -561,7 +561,7 @@ private func docExample52() throws {
     _ = rng
 }
 
-// Sources/GANCore/Layers/Conv2d.swift:52
+// Sources/GANCore/Layers/Conv2d.swift:53
 private func docExample53() throws {
     let x = Tensor(shape: [2, 3, 32, 32])
     var rng = RandomGenerator(seed: 0)
