@@ -37,11 +37,13 @@ let package = Package(
         .target(name: "CNarrowConvolution"),
         // Matrix transposes for layout changes (AVX2 8×8 blocks, chosen at run time); see its header.
         .target(name: "CTranspose"),
+        // The tile transforms of Winograd F(2×2, 2×2) (AVX-512 or AVX2, chosen at run time); see its header.
+        .target(name: "CWinograd"),
         // Passes over bfloat16 activations outside oneDNN (AVX-512, chosen at run time); see its header.
         .target(name: "CBFloat16"),
         .target(
             name: "GANCore",
-            dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux])), "COneDNN", "CMPI", "CNarrowConvolution", "CTranspose", "CBFloat16"],
+            dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux])), "COneDNN", "CMPI", "CNarrowConvolution", "CTranspose", "CWinograd", "CBFloat16"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .target(
@@ -55,7 +57,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GANCoreTests",
-            dependencies: ["GANCore", "CIFARGAN", "CNarrowConvolution", "CTranspose", "CBFloat16"],
+            dependencies: ["GANCore", "CIFARGAN", "CNarrowConvolution", "CTranspose", "CWinograd", "CBFloat16"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

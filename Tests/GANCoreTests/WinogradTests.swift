@@ -1,5 +1,6 @@
 import XCTest
 import GANCore
+import CWinograd
 
 /// `ConvTranspose2d` by Winograd tiles (4×4 kernels, stride 2, ≥ 32 output channels, channels in multiples of 8)
 /// against the naive kernel and against the same layer with `KernelSettings.winograd` off (phase GEMMs, patch GEMMs).
@@ -168,5 +169,57 @@ final class WinogradTests: XCTestCase {
         let conv = Conv2d(inChannels: 8, outChannels: 8, kernelSize: 3, stride: 1, padding: 1, rng: &rng)
         gradientCheck(conv, input: randomTensor([2, 8, 3, 3], &rng), "Conv2d 3×3 by F(2×2, 3×3) tiles")
         XCTAssertEqual(conv.lastKernelPath, .winograd)
+    }
+
+    /// `CWinograd`'s tile transforms (AVX-512 or AVX2 on this CPU) against their plain-loop references, bit for bit:
+    /// input, output (with and without bias and LeakyReLU) and gradient tiles on planes with partial tiles (odd sizes),
+    /// a phase's strided pixels, origins before the plane (zero padding), and channel counts with an 8-channel rest.
+    func testTileTransformsMatchTheirReference() {
+        defer { _ = winograd_tiles_cap_isa(2) }
+        var levels = Set<Int32>()
+        for cap in [2, 1] as [Int32] {   // AVX-512 and AVX2, where the CPU has them
+            let level = winograd_tiles_cap_isa(cap)
+            if level > 0 && levels.insert(level).inserted { compareTileTransformsWithReference() }
+        }
+        print("tile transforms compared at kernel levels \(levels.sorted()) (2 AVX-512, 1 AVX2)")
+    }
+
+    private func compareTileTransformsWithReference() {
+        for C in [8, 16, 24, 72] {
+            for (rows, columns, step) in [(4, 4, 1), (5, 3, 1), (7, 7, 2), (1, 1, 1)] {
+                // A channels-last image of (rows·step)×(columns·step) pixels; the plane takes every step-th one.
+                let image = randomTensor([rows * step * columns * step * C], &rng)
+                let plane = winograd_plane(base: image.data, row_step: step * columns * step * C, column_step: step * C,
+                                           rows: rows, columns: columns)
+                let zeros = Tensor(shape: [C])
+                let tilesY = (rows + 2) / 2, tilesX = (columns + 2) / 2, tiles = 3 + tilesY * tilesX   // 3 tiles before: firstTile
+                let what = "C\(C) \(rows)×\(columns) step \(step)"
+                func compare(_ count: Int, _ name: String, _ run: (UnsafeMutablePointer<Float>, Bool) -> Void) {
+                    let fast = randomTensor([count], &rng), reference = fast.clone()   // untouched entries must stay equal too
+                    run(fast.data, true); run(reference.data, false)
+                    let a = fast.toArray(), b = reference.toArray()
+                    let first = a.indices.first { a[$0] != b[$0] }
+                    XCTAssertNil(first, "\(name), \(what): first difference at \(first ?? 0), \(a[first ?? 0]) against \(b[first ?? 0])")
+                }
+                compare(9 * tiles * C, "input tiles") { out, vector in
+                    (vector ? winograd_f2_input_tiles : winograd_f2_input_tiles_reference)(
+                        plane, C, -1, -1, tilesY, tilesX, zeros.data, out, 3, C, tiles * C)
+                }
+                compare(9 * tiles * C, "gradient tiles") { out, vector in
+                    (vector ? winograd_f2_gradient_tiles : winograd_f2_gradient_tiles_reference)(
+                        plane, C, tilesY, tilesX, zeros.data, out, 3, C, tiles * C)
+                }
+                let m = randomTensor([9 * tiles * C], &rng), bias = randomTensor([C], &rng)
+                for (useBias, slope) in [(false, nil), (true, Float(0.2)), (true, nil), (false, Float(0))] as [(Bool, Float?)] {
+                    compare(image.count, "output tiles, bias \(useBias), slope \(slope.map { "\($0)" } ?? "none")") { out, vector in
+                        let target = winograd_plane(base: out, row_step: plane.row_step, column_step: plane.column_step,
+                                                    rows: rows, columns: columns)
+                        (vector ? winograd_f2_output_tiles : winograd_f2_output_tiles_reference)(
+                            m.data, C, (rows + 1) / 2, (columns + 1) / 2, 3, C, tiles * C, useBias ? bias.data : nil,
+                            slope == nil ? 0 : 1, slope ?? 0, target)
+                    }
+                }
+            }
+        }
     }
 }

@@ -159,3 +159,55 @@ func winograd3x3AddFilterGradients(_ du: UnsafePointer<Float>, outs O: Int, ins 
         }
     } }
 }
+
+/// The output pass of F(2×2, 3×3) (F(2×2, 2×2)'s runs in `CWinograd`, in the same order): for tile (ty, tx) and each 8 channels c, `reduce` turns the tile's
+/// products (read from s = m + tile·tileStride + c onwards) into its 2×2 values (y00, y01, y10, y11); + bias, then
+/// LeakyReLU with `slope`, stored to the plane's pixels (2·ty + a, 2·tx + b) that exist.
+@inline(__always)
+func writeOutputTiles(_ m: UnsafePointer<Float>, channels C: Int, tilesY: Int, tilesX: Int, firstTile: Int, tileStride: Int,
+                      bias: UnsafePointer<Float>?, slope: Float?, into plane: WinogradPlane,
+                      _ reduce: (UnsafePointer<Float>) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)) {
+    let out = UnsafeMutablePointer(mutating: plane.base)
+    for ty in 0..<tilesY {
+        let r = 2 &* ty, secondRow = r &+ 1 < plane.rows
+        for tx in 0..<tilesX {
+            let q = 2 &* tx, secondColumn = q &+ 1 < plane.columns
+            let t = m + (firstTile &+ ty &* tilesX &+ tx) &* tileStride
+            let d0 = out + (r &* plane.rowStep &+ q &* plane.columnStep)
+            var c = 0
+            while c < C {
+                var (y00, y01, y10, y11) = reduce(t + c)
+                if let bias { let b = load8(bias, c); y00 += b; y01 += b; y10 += b; y11 += b }
+                if let slope {
+                    y00 = leakyReLU(y00, slope: slope); y01 = leakyReLU(y01, slope: slope)
+                    y10 = leakyReLU(y10, slope: slope); y11 = leakyReLU(y11, slope: slope)
+                }
+                store8(y00, d0, c)
+                if secondColumn { store8(y01, d0 + plane.columnStep, c) }
+                if secondRow {
+                    store8(y10, d0 + plane.rowStep, c)
+                    if secondColumn { store8(y11, d0 + (plane.rowStep &+ plane.columnStep), c) }
+                }
+                c &+= 8
+            }
+        }
+    }
+}
+
+/// For each 2×2 tile (ty, tx) of a plane's gradient: its four pixels (zero where the plane ends) and the address of
+/// its row in a tile matrix (out + tile·tileStride), for F(2×2, 3×3)'s A.
+@inline(__always)
+func forEachGradientTile(_ plane: WinogradPlane, tilesY: Int, tilesX: Int, zeros: UnsafePointer<Float>,
+                         out: UnsafeMutablePointer<Float>, firstTile: Int, tileStride: Int,
+                         _ body: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
+                                  UnsafeMutablePointer<Float>) -> Void) {
+    for ty in 0..<tilesY {
+        let r = 2 &* ty
+        for tx in 0..<tilesX {
+            let q = 2 &* tx
+            body(plane.pixel(r, q, zeros: zeros), plane.pixel(r, q &+ 1, zeros: zeros),
+                 plane.pixel(r &+ 1, q, zeros: zeros), plane.pixel(r &+ 1, q &+ 1, zeros: zeros),
+                 out + (firstTile &+ ty &* tilesX &+ tx) &* tileStride)
+        }
+    }
+}
