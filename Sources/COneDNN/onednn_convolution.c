@@ -36,7 +36,8 @@ ONEDNN_FUNCTIONS(DECLARE)
 #define D(f) call_##f
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
-static int load_threads = 0;
+// Set by the first onednn_available call; other entry points load with these defaults if they come first.
+static int load_threads = 0, load_shared_team = 1;
 static int loaded = 0;
 static char reason[256] = "";
 static dnnl_engine_t engine;
@@ -48,9 +49,10 @@ static void load(void) {
     if (load_threads > 0 && !getenv("OMP_NUM_THREADS")) {
         char n[16]; snprintf(n, sizeof n, "%d", load_threads); setenv("OMP_NUM_THREADS", n, 0);
     }
-    // Between oneDNN calls GANCore's own workers use the cores; OpenMP's default of spinning after each
-    // parallel region would take them away (measured: 13% slower training).
-    setenv("OMP_WAIT_POLICY", "passive", 0);
+    // When GANCore's workers are other threads (Dispatch's), they use the cores between oneDNN calls, and OpenMP's
+    // default of spinning after each parallel region would take them away (measured: 13% slower training). On one
+    // shared team that spinning is what keeps the threads ready for the next region: libgomp's default stays.
+    if (!load_shared_team) setenv("OMP_WAIT_POLICY", "passive", 0);
     void *lib = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
     if (!lib) { snprintf(reason, sizeof reason, "cannot load libdnnl.so.2: %s", dlerror()); return; }
 #define LOOKUP(f) if (!(call_##f = (__typeof__(&f))dlsym(lib, #f))) { snprintf(reason, sizeof reason, "libdnnl.so.2 lacks %s", #f); return; }
@@ -62,16 +64,52 @@ static void load(void) {
     loaded = 1;
 }
 
-int onednn_available(int threads) {
-    load_threads = threads;
+static int ensure_loaded(void) {
     pthread_once(&load_once, load);
     return loaded;
 }
 
+int onednn_available(int threads, int shared_team) {
+    load_threads = threads;
+    load_shared_team = shared_team;
+    return ensure_loaded();
+}
+
 const char *onednn_unavailable_reason(void) { return reason; }
 
+// libgomp's entry points, found in the copy libdnnl.so.2 brought in (RTLD_NOLOAD: only if it is already there).
+static void (*gomp_parallel)(void (*)(void *), void *, unsigned, unsigned);
+static int (*omp_thread_num)(void);
+static int (*omp_team_size)(void);
+static pthread_once_t gomp_once = PTHREAD_ONCE_INIT;
+
+static void load_gomp(void) {
+    void *lib = dlopen("libgomp.so.1", RTLD_NOW | RTLD_NOLOAD);
+    if (!lib) return;
+    omp_thread_num = (int (*)(void))dlsym(lib, "omp_get_thread_num");
+    omp_team_size = (int (*)(void))dlsym(lib, "omp_get_num_threads");
+    if (omp_thread_num && omp_team_size)
+        gomp_parallel = (void (*)(void (*)(void *), void *, unsigned, unsigned))dlsym(lib, "GOMP_parallel");
+}
+
+struct parallel_job { onednn_parallel_body body; void *context; int workers; };
+
+static void parallel_trampoline(void *data) {
+    const struct parallel_job *job = data;
+    for (int w = omp_thread_num(), n = omp_team_size(); w < job->workers; w += n) job->body(job->context, w);
+}
+
+int onednn_parallel_for(int workers, onednn_parallel_body body, void *context) {
+    if (!loaded) return 0;
+    pthread_once(&gomp_once, load_gomp);
+    if (!gomp_parallel) return 0;
+    struct parallel_job job = { body, context, workers };
+    gomp_parallel(parallel_trampoline, &job, (unsigned)workers, 0);
+    return 1;
+}
+
 int onednn_native_bf16(void) {
-    if (!onednn_available(0)) return 0;
+    if (!ensure_loaded()) return 0;
     // The ISA values nest (each includes the bits of those below it), so a mask test asks "at least".
     return (D(dnnl_get_effective_cpu_isa)() & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
 }
@@ -172,7 +210,7 @@ static dnnl_format_tag_t activation_tag(int block) {
 }
 
 int onednn_preferred_channel_block(void) {
-    if (!onednn_available(0)) return 0;
+    if (!ensure_loaded()) return 0;
     // Ask for the layout of a typical discriminator convolution's output (64 → 64 channels, 3×3, 16×16).
     dnnl_dims_t x_dims = {16, 64, 16, 16}, w_dims = {64, 64, 3, 3}, b_dims = {64}, strides = {1, 1}, pad = {1, 1};
     dnnl_memory_desc_t x_any, w_any, b_md, y_any;
@@ -210,7 +248,7 @@ onednn_convolution *onednn_convolution_create_general(int batch, int in_channels
                                                       int padding_height, int padding_width,
                                                       int leaky_relu, float negative_slope,
                                                       int input_block, int output_block, unsigned options) {
-    if (!onednn_available(0)) return NULL;
+    if (!ensure_loaded()) return NULL;
     const int training = (options & ONEDNN_TRAINING) != 0, bf16 = (options & ONEDNN_BF16) != 0;
     const int x_bf16 = (options & ONEDNN_BF16_INPUT_HANDOFF) != 0, y_bf16 = (options & ONEDNN_BF16_OUTPUT_HANDOFF) != 0;
     dnnl_format_tag_t x_tag = activation_tag(input_block), y_tag = activation_tag(output_block);
@@ -432,7 +470,8 @@ int onednn_convolution_backward_weights(onednn_convolution *c, const float *x, c
 
 #else  // no oneDNN headers at build time: every entry reports "unavailable"
 
-int onednn_available(int threads) { (void)threads; return 0; }
+int onednn_available(int threads, int shared_team) { (void)threads; (void)shared_team; return 0; }
+int onednn_parallel_for(int workers, onednn_parallel_body body, void *context) { (void)workers; (void)body; (void)context; return 0; }
 const char *onednn_unavailable_reason(void) { return "built without oneDNN 2.x headers (install libdnnl-dev 2.x and rebuild)"; }
 onednn_convolution *onednn_convolution_create(int b, int i, int h, int w, int o, int k, int s, int p, int l, float a,
                                               int xb, int yb) {

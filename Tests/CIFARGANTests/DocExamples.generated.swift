@@ -748,7 +748,7 @@ private func docExample69() throws {
 
 // Sources/GANCore/Tensors/Memory.swift:13: an example of internal API, not compiled here
 
-// Sources/GANCore/Tensors/Parallel.swift:12
+// Sources/GANCore/Tensors/Parallel.swift:18
 private func docExample71() throws {
     let batch = 64
     func process(sample: Int, scratch: Int) {}

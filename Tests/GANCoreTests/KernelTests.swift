@@ -321,6 +321,29 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// `Parallel.forEachChunk` on oneDNN's OpenMP team and on Dispatch's pool: every index once, each slice on its own
+    /// worker index, and the pool it says it used (OpenMP wherever oneDNN loaded, unless switched off).
+    func testParallelChunksCoverEveryIndexOnceOnEitherPool() throws {
+        try XCTSkipIf(Parallel.workerCount < 2, "one worker: nothing runs in parallel")
+        let saved = Parallel.sharesOpenMPTeam
+        defer { Parallel.sharesOpenMPTeam = saved }
+        _ = ConvolutionKernels.oneDNNAvailable   // loads oneDNN (and its team) where installed; before that, Dispatch's pool
+        for shared in [true, false] {
+            Parallel.sharesOpenMPTeam = shared
+            for count in [2, 7, 1001] {
+                let visits = Tensor(shape: [count]), owners = Tensor(shape: [count]), v = visits.data, o = owners.data
+                Parallel.forEachChunk(count: count) { range, worker in
+                    for i in range { v[i] += 1; o[i] = Float(worker) }
+                }
+                XCTAssertEqual(visits.toArray(), [Float](repeating: 1, count: count), "shared \(shared), count \(count)")
+                let workers = owners.toArray()
+                XCTAssertEqual(workers, workers.sorted(), "slices are contiguous and in worker order")
+                XCTAssertEqual(Set(workers).count, min(count, Parallel.workerCount), "shared \(shared), count \(count)")
+                XCTAssertEqual(Parallel.lastPool, shared && ConvolutionKernels.oneDNNAvailable ? "OpenMP" : "Dispatch")
+            }
+        }
+    }
+
     func testFastTanhAgainstLibm() {
         var worst: Double = 0
         for i in -200_000...200_000 {

@@ -12,8 +12,10 @@ extern "C" {
 #endif
 
 /// 1 when oneDNN could be loaded (first call loads it), else 0. `threads` sets OpenMP's thread count
-/// when the environment does not (OMP_NUM_THREADS).
-int onednn_available(int threads);
+/// when the environment does not (OMP_NUM_THREADS). `shared_team`: whether GANCore's own loops will run on
+/// OpenMP's team too (`onednn_parallel_for`); if not, its threads are told to sleep between regions
+/// (OMP_WAIT_POLICY=passive, unless the environment says otherwise), since other threads need the cores then.
+int onednn_available(int threads, int shared_team);
 
 /// Why the last `onednn_available` returned 0, or "" — for diagnostics.
 const char *onednn_unavailable_reason(void);
@@ -54,6 +56,12 @@ onednn_convolution *onednn_convolution_create_general(int batch, int in_channels
                                                       int input_block, int output_block, unsigned options);
 /// 1 when oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX), 0 otherwise (or without oneDNN).
 int onednn_native_bf16(void);
+
+/// Runs body(context, w) for w < workers on oneDNN's own OpenMP thread team (libgomp's GOMP_parallel), so that
+/// GANCore's parallel loops and oneDNN's primitives share one set of threads. 0 (and nothing run) where oneDNN
+/// or its libgomp is not loaded.
+typedef void (*onednn_parallel_body)(void *context, int worker);
+int onednn_parallel_for(int workers, onednn_parallel_body body, void *context);
 /// The channel block (8 or 16) of the layout oneDNN picks for activations on this CPU, or 0 if it picks none.
 int onednn_preferred_channel_block(void);
 void onednn_convolution_destroy(onednn_convolution *conv);

@@ -61,9 +61,11 @@ public enum KernelSettings {
         let tiles = winograd ? "on (CIFAR_GAN_WINOGRAD=0 turns it off)" : "off (CIFAR_GAN_WINOGRAD=0)"
         let oneDNNTiles = oneDNNWinograd ? "where oneDNN has it (CIFAR_GAN_ONEDNN_WINOGRAD=0 turns it off)" : "off (CIFAR_GAN_ONEDNN_WINOGRAD=0)"
         let bf16 = Precision.bf16UnavailableReason.map { "not here: \($0)" } ?? "available"
+        let pool = Parallel.sharesOpenMPTeam && ConvolutionKernels.oneDNNAvailable
+            ? "oneDNN's OpenMP team (CIFAR_GAN_OPENMP=0: Dispatch's pool)" : "Dispatch's pool"
         return "convolution kernels: \(kernels); direct 3-channel kernel: \(direct); Winograd transposed convolutions: \(tiles); "
             + "oneDNN Winograd for 3×3 stride-1 convolutions: \(oneDNNTiles); "
-            + "precision: \(precision.rawValue) (bfloat16 \(bf16))"
+            + "precision: \(precision.rawValue) (bfloat16 \(bf16)); parallel loops: \(pool)"
     }
 
     private static func environment(_ name: String) -> String? { ProcessInfo.processInfo.environment[name] }

@@ -17,7 +17,7 @@ public enum ConvolutionKernels: String, Sendable {
     case blas, onednn, auto
 
     /// Whether oneDNN could be loaded on this machine.
-    public static let oneDNNAvailable: Bool = onednn_available(Int32(Parallel.workerCount)) != 0
+    public static let oneDNNAvailable: Bool = onednn_available(Int32(Parallel.workerCount), Parallel.sharesOpenMPTeam ? 1 : 0) != 0
 
     /// Why oneDNN is not available, for messages.
     public static var oneDNNUnavailableReason: String { String(cString: onednn_unavailable_reason()) }
