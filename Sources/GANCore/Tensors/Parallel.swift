@@ -10,9 +10,9 @@ import Foundation
 /// The workers are the threads of oneDNN's OpenMP team where oneDNN is loaded (`onednn_parallel_for`), so that
 /// GANCore's loops and oneDNN's convolutions take turns on one set of threads, which wait for the next parallel
 /// region by spinning briefly (libgomp's default) instead of sleeping; elsewhere, and with `CIFAR_GAN_OPENMP=0`,
-/// Dispatch's pool (`concurrentPerform`), beside which oneDNN's team sleeps between its calls. One team measured
-/// 14–17% faster training of `cnn --conditional` (docs/performance.md, session 15): two pools woke each other's
-/// threads hundreds of times per iteration. BLAS runs single-threaded inside each worker (`configureBLASThreads`),
+/// Dispatch's pool (`concurrentPerform`), beside which oneDNN's team sleeps between its calls. One team trained
+/// 6% (`original`) to 17% (`cnn --conditional`) faster, best of four rounds (docs/performance.md, session 15): two
+/// pools woke each other's threads hundreds of times per iteration. BLAS runs single-threaded inside each worker (`configureBLASThreads`),
 /// so the number of busy threads never exceeds the number of cores.
 ///
 /// ```swift
