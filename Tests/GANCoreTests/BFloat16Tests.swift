@@ -140,6 +140,37 @@ final class BFloat16Tests: XCTestCase {
         }
     }
 
+    /// A generator's pattern in bfloat16 — transposed convolution → batch norm → ReLU, twice, then the image layer:
+    /// in training the transposed layers run on oneDNN's bfloat16 mirror (their activations handed over blocked), in
+    /// eval mode on float32 Winograd tiles that fold each batch norm (faster for generation, session 15), so the
+    /// eval output equals float32's own eval output to float32 rounding (the image layer's forward is float32 too).
+    func testEvalFoldsBatchNormsOnFloat32TilesInBFloat16() throws {
+        func make() -> Sequential {
+            var r = RandomGenerator(seed: 8)
+            return Sequential([ConvTranspose2d(inChannels: 16, outChannels: 32, kernelSize: 4, stride: 2, padding: 1, rng: &r),
+                               BatchNorm(numFeatures: 32), ReLU(inPlace: true),
+                               ConvTranspose2d(inChannels: 32, outChannels: 32, kernelSize: 4, stride: 2, padding: 1, rng: &r),
+                               BatchNorm(numFeatures: 32), ReLU(inPlace: true),
+                               Conv2d(inChannels: 32, outChannels: 3, kernelSize: 3, padding: 1, rng: &r)])
+        }
+        let x = randomTensor([6, 16, 4, 4], &rng)
+        let savedPrecision = KernelSettings.precision
+        KernelSettings.precision = .fp32
+        let float32 = make().forward(x, training: false).clone()
+        KernelSettings.precision = savedPrecision
+        try withBF16 {
+            let g = make(), layers = [g.layers[0] as! ConvTranspose2d, g.layers[3] as! ConvTranspose2d]
+            let eval = g.forward(x, training: false).clone()
+            XCTAssertEqual(layers.map { $0.lastKernelPath }, [.winograd, .winograd], "eval: float32 tiles folding the batch norms")
+            assertClose(eval, float32, rtol: 1e-5, atol: 1e-6, "eval in bfloat16 mode against float32")
+            _ = g.forward(x, training: true)
+            XCTAssertEqual(layers.map { $0.lastKernelPath }, [.oneDNN, .oneDNN], "training: bfloat16 mirror")
+            let again = g.forward(x, training: false)
+            XCTAssertEqual(layers.map { $0.lastKernelPath }, [.winograd, .winograd], "eval after training")
+            XCTAssertTrue((0..<again.count).allSatisfy { again[$0].isFinite })
+        }
+    }
+
     /// conv → in-place LeakyReLU → conv: the LeakyReLU fused into the first convolution's output and the second's
     /// dx, the activation handed over in oneDNN's blocked layout, in bfloat16. Against float32 with the input and
     /// weights rounded to bfloat16, so that the first layer's pre-activations agree to float32 rounding and the

@@ -4,8 +4,8 @@ import Foundation
 /// A convolution that can hand its output over, or take its input, in oneDNN's blocked layout (`BlockedHandoff`):
 /// `Conv2d`, and `ConvTranspose2d` on its oneDNN mirror.
 protocol BlockedLayoutConvolution: AnyObject {
-    /// Whether a forward pass on an input of this size runs on oneDNN.
-    func willUseOneDNN(inputHeight: Int, inputWidth: Int) -> Bool
+    /// Whether a forward pass (in training or eval mode) on an input of this size runs on oneDNN.
+    func willUseOneDNN(inputHeight: Int, inputWidth: Int, training: Bool) -> Bool
     /// The links to the next and the previous convolution, set by the model's `FusionPlan`.
     var outputHandoff: BlockedHandoff? { get set }
     var inputHandoff: BlockedHandoff? { get set }
@@ -34,8 +34,8 @@ final class BlockedHandoff {
     /// The block for a producer's output of `channels` channels and h×w positions: `block` when the consumer runs on
     /// oneDNN for it and a batch norm between them (if any) normalises this process's batch alone (a synchronised
     /// one sums NCHW statistics across ranks), else 0.
-    func blockFor(channels: Int, height h: Int, width w: Int) -> Int {
-        guard channels % block == 0, consumer?.willUseOneDNN(inputHeight: h, inputWidth: w) == true,
+    func blockFor(channels: Int, height h: Int, width w: Int, training: Bool) -> Int {
+        guard channels % block == 0, consumer?.willUseOneDNN(inputHeight: h, inputWidth: w, training: training) == true,
               normalization == nil || (KernelSettings.blockedNormalization && normalization?.crossReplica == nil)
         else { return 0 }
         return block
@@ -135,15 +135,15 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayo
     }
 
     /// oneDNN's primitives for this input shape, or nil to run the BLAS kernels.
-    private func oneDNNPlan(for x: Tensor) -> OneDNNConvolution? {
+    private func oneDNNPlan(for x: Tensor, training: Bool) -> OneDNNConvolution? {
         let (oh, ow) = outputSize(x.shape[2], x.shape[3])
         let inputBlock = inputHandoff?.activeBlock ?? 0, inputBF16 = inputHandoff?.activeBF16 ?? false
-        guard willUseOneDNN(inputHeight: x.shape[2], inputWidth: x.shape[3]) else {
+        guard willUseOneDNN(inputHeight: x.shape[2], inputWidth: x.shape[3], training: training) else {
             precondition(inputBlock == 0, "Conv2d: input arrived in oneDNN's layout but this layer runs on BLAS")
             outputHandoff?.activeBlock = 0; outputHandoff?.activeBF16 = false
             return nil
         }
-        let outputBlock = outputHandoff?.blockFor(channels: outChannels, height: oh, width: ow) ?? 0
+        let outputBlock = outputHandoff?.blockFor(channels: outChannels, height: oh, width: ow, training: training) ?? 0
         let outputBF16 = outputBlock > 0 && KernelSettings.precision == .bf16 && KernelSettings.bf16Handoff
             && outputHandoff?.normalization == nil
         outputHandoff?.activeBlock = outputBlock; outputHandoff?.activeBF16 = outputBF16
@@ -172,7 +172,7 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayo
     }
 
     /// Whether a forward pass on an input of this size runs on oneDNN.
-    func willUseOneDNN(inputHeight: Int, inputWidth: Int) -> Bool {
+    func willUseOneDNN(inputHeight: Int, inputWidth: Int, training: Bool = true) -> Bool {
         kernelPath(inputHeight: inputHeight, inputWidth: inputWidth) == .oneDNN
     }
 
@@ -216,7 +216,7 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayo
         output = y; input = x
         forwardTiles = nil
         forwardUsedNarrow = false
-        if let plan = oneDNNPlan(for: x) {
+        if let plan = oneDNNPlan(for: x, training: training) {
             forwardUsedOneDNN = true
             // A last layer (≤ 3 output channels, the image) is a 3-wide product that oneDNN runs at a fraction of its
             // speed, in bfloat16 too: the direct kernel computes it in float32, reading x in whatever layout the

@@ -19,8 +19,11 @@ extension ConvTranspose2d {
         return (oh + 2 * padding - kernelSize) % stride == 0 && (ow + 2 * padding - kernelSize) % stride == 0
     }
 
-    /// Whether a forward pass on an input of this size runs on oneDNN (its mirror), for a `BlockedHandoff`.
-    func willUseOneDNN(inputHeight h: Int, inputWidth w: Int) -> Bool { kernelPath(inputHeight: h, inputWidth: w) == .oneDNN }
+    /// Whether a forward pass (in training or eval mode) on an input of this size runs on oneDNN (its mirror), for a
+    /// `BlockedHandoff`.
+    func willUseOneDNN(inputHeight h: Int, inputWidth w: Int, training: Bool) -> Bool {
+        kernelPath(inputHeight: h, inputWidth: w, training: training) == .oneDNN
+    }
 
     /// The mirror convolution's primitives for an input x [N, in, H, W] with x in channel block `inputBlock` and y in
     /// `outputBlock` (0: NCHW) — the mirror's y and x ports — made when the shape, layouts or precision change.
@@ -41,11 +44,12 @@ extension ConvTranspose2d {
 
     // x [N, Cin, H, W] → y [N, Cout, OH, OW]; with `bn` (eval) y = LeakyReLU(BN(conv(x) + b)) in one output pass. x
     // and y may be in oneDNN's blocked layout (`inputHandoff`, `outputHandoff`): the bias pass walks either.
-    func forwardOneDNN(_ x: Tensor, _ y: Tensor, foldingBatchNorm bn: BatchNorm?) {
+    func forwardOneDNN(_ x: Tensor, _ y: Tensor, training: Bool, foldingBatchNorm bn: BatchNorm?) {
         let inputBlock = inputHandoff?.activeBlock ?? 0
         // With a folded batch norm (eval: this pass applies it, the batch norm passes y on) y goes out in NCHW, the
         // path the fold was measured on; the hand-over is for the batch norms that run themselves.
-        let outputBlock = bn != nil ? 0 : outputHandoff?.blockFor(channels: outChannels, height: y.shape[2], width: y.shape[3]) ?? 0
+        let outputBlock = bn != nil ? 0
+            : outputHandoff?.blockFor(channels: outChannels, height: y.shape[2], width: y.shape[3], training: training) ?? 0
         outputHandoff?.activeBlock = outputBlock
         mirrorPlan(for: x, inputBlock: inputBlock, outputBlock: outputBlock).backwardData(dy: x.data, weight: weight.value.data, dx: y.data)
         lastBlocks = (inputBlock, outputBlock)

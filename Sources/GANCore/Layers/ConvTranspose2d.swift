@@ -121,15 +121,16 @@ public final class ConvTranspose2d: Layer, BlockedLayoutConvolution {
         let g = geometry(x), N = x.shape[0], C = inChannels, P = g.positions, K = g.patchSize
         let y = Tensor.reuse(output, shape: [N, outChannels, g.height, g.width])
         output = y; input = x
+        lastForwardTraining = training
         let folded = training ? nil : foldedBatchNorm   // eval only: training needs the batch's own statistics
-        let path = kernelPath(inputHeight: x.shape[2], inputWidth: x.shape[3])
+        let path = kernelPath(inputHeight: x.shape[2], inputWidth: x.shape[3], training: training)
         forwardUsedOneDNN = path == .oneDNN
         if path != .oneDNN {
             precondition((inputHandoff?.activeBlock ?? 0) == 0, "ConvTranspose2d: input arrived in oneDNN's layout but this layer does not run on oneDNN")
             outputHandoff?.activeBlock = 0
         }
         switch path {
-        case .oneDNN: forwardOneDNN(x, y, foldingBatchNorm: folded); return y
+        case .oneDNN: forwardOneDNN(x, y, training: training, foldingBatchNorm: folded); return y
         case .winograd: forwardWinograd(x, y, foldingBatchNorm: folded); return y
         case .phaseGEMM: forwardByPhases(x, y, foldingBatchNorm: folded); return y
         case .narrow: forwardNarrow(x, y); return y
@@ -160,14 +161,18 @@ public final class ConvTranspose2d: Layer, BlockedLayoutConvolution {
     }
 
     /// The kernel path of the last forward pass (nil before the first), for `bench --profile`.
-    public var lastKernelPath: ConvolutionPath? { input.map { kernelPath(inputHeight: $0.shape[2], inputWidth: $0.shape[3]) } }
+    public var lastKernelPath: ConvolutionPath? {
+        input.map { kernelPath(inputHeight: $0.shape[2], inputWidth: $0.shape[3], training: lastForwardTraining) }
+    }
+    /// Whether the last forward pass ran in training mode (the path can depend on it, see `kernelPath`).
+    private var lastForwardTraining = true
 
     /// The forward kernel for an input of h×w: oneDNN's mirror convolution where asked for everywhere
     /// (`CIFAR_GAN_CONVOLUTION=onednn`); the direct kernel for an image layer; oneDNN's mirror in bfloat16; else
     /// Winograd tiles (`hasWinogradShape`), phase GEMMs for wide outputs whose kernel the stride divides
     /// (`usesPhases`), or one GEMM and row2im. Every path but the direct kernel and the GEMM with row2im folds a
     /// batch norm, which `FusionPlan` checks through `foldsBatchNorm`.
-    public func kernelPath(inputHeight h: Int, inputWidth w: Int) -> ConvolutionPath {
+    public func kernelPath(inputHeight h: Int, inputWidth w: Int, training: Bool = true) -> ConvolutionPath {
         let (oh, ow) = outputSize(h, w)
         let mirror = hasOneDNNMirror(inputHeight: h, inputWidth: w)
         if mirror && KernelSettings.convolution == .onednn { return .oneDNN }
@@ -175,8 +180,11 @@ public final class ConvTranspose2d: Layer, BlockedLayoutConvolution {
             && NarrowConvolution.applies(resultChannels: outChannels, reducedChannels: inChannels) { return .narrow }
         // In bfloat16 the Winograd tiles give way too: with 64-sample oneDNN chunks the mirror measured faster in
         // training (G.7 of the original models 19–23 → 14–15 ms forward, `cnn` 280–289 → 313–325 img/s;
-        // docs/performance.md). The direct 3-channel kernel stays float32 (measured as fast, session 9).
-        if mirror && KernelSettings.precision == .bf16 { return .oneDNN }
+        // docs/performance.md). The direct 3-channel kernel stays float32 (measured as fast, session 9). In eval mode a
+        // layer that folds the batch norm after it keeps the tiles: their output pass applies it, which generated
+        // faster than bfloat16's products plus the batch norm's own pass (`original`, `cnn`; session 15).
+        let foldsInEval = !training && foldedBatchNorm != nil && usesWinograd(outputHeight: oh, outputWidth: ow)
+        if mirror && KernelSettings.precision == .bf16 && !foldsInEval { return .oneDNN }
         if usesWinograd(outputHeight: oh, outputWidth: ow) { return .winograd }
         // A Winograd-shaped layer with the tiles switched off takes phase GEMMs, which fold a batch norm.
         return foldsBatchNorm ? .phaseGEMM : .patchGEMM
