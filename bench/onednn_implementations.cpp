@@ -6,6 +6,7 @@
 //     OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive /tmp/onednn_implementations
 //
 // The reference implementation (`ref:any`) is listed last and is ~300× slower; it is skipped.
+#include "onednn_probe_fill.h"
 #include <oneapi/dnnl/dnnl.hpp>
 #include <chrono>
 #include <cstdint>
@@ -31,10 +32,8 @@ static void shape(const char *name, int n, int c, int h, int o, int k, int s, in
     do {
         if (std::strncmp(pd.impl_info_str(), "ref", 3) == 0) continue;
         memory xm(pd.src_desc(), eng), dym(pd.diff_dst_desc(), eng), dwm(pd.diff_weights_desc(), eng), dbm(b, eng);
-        for (memory *m : {&xm, &dym}) {  // bfloat16 values between 0.5 and 1 (untouched pages would all be one zero page)
-            auto *v = static_cast<uint16_t *>(m->get_data_handle());
-            for (size_t i = 0, count = m->get_desc().get_size() / 2; i < count; i++) v[i] = 0x3f00 + (i * 2654435761u >> 20) % 128;
-        }
+        fill_probe_values(xm);
+        fill_probe_values(dym);
         convolution_backward_weights prim(pd);
         double best = 1e9;
         for (int r = 0; r < 20; r++) {

@@ -5,6 +5,7 @@
 //
 //     g++ -O2 bench/onednn_matmul_bf16.cpp -o /tmp/onednn_matmul_bf16 -ldnnl
 //     OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive /tmp/onednn_matmul_bf16
+#include "onednn_probe_fill.h"
 #include <oneapi/dnnl/dnnl.hpp>
 #include <chrono>
 #include <cstdint>
@@ -25,10 +26,8 @@ static void run(const char *name, long M, long K, long N, bool transA, int sampl
     attr.set_post_ops(po);
     matmul::primitive_desc pd(matmul::desc(a, b, c), attr, eng);
     memory am(a, eng), bm(b, eng), cm(c, eng);
-    for (memory *m : {&am, &bm}) {   // bfloat16 values between 0.5 and 1 (untouched pages would all be one zero page)
-        auto *v = static_cast<uint16_t *>(m->get_data_handle());
-        for (size_t i = 0, n = m->get_desc().get_size() / 2; i < n; i++) v[i] = 0x3f00 + (i * 2654435761u >> 20) % 128;
-    }
+    fill_probe_values(am);
+    fill_probe_values(bm);
     std::memset(cm.get_data_handle(), 0, c.get_size());
     matmul prim(pd);
     double best = 1e9;

@@ -5,11 +5,11 @@
 //
 //     g++ -O2 bench/winograd_gemm_bf16.cpp -o /tmp/winograd_gemm_bf16 -ldnnl
 //     OMP_NUM_THREADS=2 /tmp/winograd_gemm_bf16
+#include "onednn_probe_fill.h"
 #include <oneapi/dnnl/dnnl.hpp>
+#include <algorithm>
 #include <chrono>
-#include <cstdint>
 #include <cstdio>
-#include <cstring>
 
 using namespace dnnl;
 using dt = memory::data_type;
@@ -21,16 +21,8 @@ static double run(long batch, long M, long K, long N, dt type) {
     memory::desc c({batch, M, N}, dt::f32, memory::format_tag::abc);
     matmul::primitive_desc pd(matmul::desc(a, b, c), eng);
     memory am(a, eng), bm(b, eng), cm(c, eng);
-    for (memory *m : {&am, &bm}) {   // values between 0.5 and 1 in either type
-        size_t bytes = m->get_desc().get_size();
-        if (type == dt::bf16) {
-            auto *v = static_cast<uint16_t *>(m->get_data_handle());
-            for (size_t i = 0; i < bytes / 2; i++) v[i] = 0x3f00 + (i * 2654435761u >> 20) % 128;
-        } else {
-            auto *v = static_cast<float *>(m->get_data_handle());
-            for (size_t i = 0; i < bytes / 4; i++) v[i] = 0.5f + (i * 2654435761u >> 20) % 128 / 256.0f;
-        }
-    }
+    fill_probe_values(am);
+    fill_probe_values(bm);
     matmul prim(pd);
     double best = 1e9;
     for (int r = 0; r < 20; r++) {

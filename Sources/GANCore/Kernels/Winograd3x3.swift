@@ -160,9 +160,10 @@ func winograd3x3AddFilterGradients(_ du: UnsafePointer<Float>, outs O: Int, ins 
     } }
 }
 
-/// The output pass of F(2×2, 3×3) (F(2×2, 2×2)'s runs in `CWinograd`, in the same order): for tile (ty, tx) and each 8 channels c, `reduce` turns the tile's
-/// products (read from s = m + tile·tileStride + c onwards) into its 2×2 values (y00, y01, y10, y11); + bias, then
-/// LeakyReLU with `slope`, stored to the plane's pixels (2·ty + a, 2·tx + b) that exist.
+/// The output pass of F(2×2, 3×3) (F(2×2, 2×2)'s runs in `CWinograd`, in the same order): for tile (ty, tx) and each
+/// 8 channels c, `reduce` turns the tile's products (read from s = m + tile·tileStride + c onwards) into its 2×2
+/// values (y00, y01, y10, y11); + bias, then LeakyReLU with `slope`, stored to the plane's pixels (2·ty + a, 2·tx + b)
+/// that exist.
 @inline(__always)
 func writeOutputTiles(_ m: UnsafePointer<Float>, channels C: Int, tilesY: Int, tilesX: Int, firstTile: Int, tileStride: Int,
                       bias: UnsafePointer<Float>?, slope: Float?, into plane: WinogradPlane,

@@ -171,8 +171,9 @@ public final class Conv2d: LeakyReLUFusing, LeakyReLUGradientFusing, BlockedLayo
         return t
     }
 
-    /// Whether a forward pass on an input of this size runs on oneDNN.
-    func willUseOneDNN(inputHeight: Int, inputWidth: Int, training: Bool = true) -> Bool {
+    /// Whether a forward pass on an input of this size runs on oneDNN (in either mode: a `Conv2d`'s path does not
+    /// depend on it).
+    func willUseOneDNN(inputHeight: Int, inputWidth: Int, training: Bool) -> Bool {
         kernelPath(inputHeight: inputHeight, inputWidth: inputWidth) == .oneDNN
     }
 

@@ -183,9 +183,10 @@ public final class ConvTranspose2d: Layer, BlockedLayoutConvolution {
         // docs/performance.md). The direct 3-channel kernel stays float32 (measured as fast, session 9). In eval mode a
         // layer that folds the batch norm after it keeps the tiles: their output pass applies it, which generated
         // faster than bfloat16's products plus the batch norm's own pass (`original`, `cnn`; session 15).
-        let foldsInEval = !training && foldedBatchNorm != nil && usesWinograd(outputHeight: oh, outputWidth: ow)
+        let tiles = usesWinograd(outputHeight: oh, outputWidth: ow)
+        let foldsInEval = !training && foldedBatchNorm != nil && tiles
         if mirror && KernelSettings.precision == .bf16 && !foldsInEval { return .oneDNN }
-        if usesWinograd(outputHeight: oh, outputWidth: ow) { return .winograd }
+        if tiles { return .winograd }
         // A Winograd-shaped layer with the tiles switched off takes phase GEMMs, which fold a batch norm.
         return foldsBatchNorm ? .phaseGEMM : .patchGEMM
     }

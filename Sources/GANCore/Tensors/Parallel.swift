@@ -12,8 +12,8 @@ import Foundation
 /// region by spinning briefly (libgomp's default) instead of sleeping; elsewhere, and with `CIFAR_GAN_OPENMP=0`,
 /// Dispatch's pool (`concurrentPerform`), beside which oneDNN's team sleeps between its calls. One team trained
 /// 6% (`original`) to 17% (`cnn --conditional`) faster, best of four rounds (docs/performance.md, session 15): two
-/// pools woke each other's threads hundreds of times per iteration. BLAS runs single-threaded inside each worker (`configureBLASThreads`),
-/// so the number of busy threads never exceeds the number of cores.
+/// pools woke each other's threads hundreds of times per iteration. BLAS runs single-threaded inside each worker
+/// (`configureBLASThreads`), so the number of busy threads never exceeds the number of cores.
 ///
 /// ```swift
 /// Parallel.forEachChunk(count: batch) { range, worker in for n in range { process(sample: n, scratch: worker) } }
